@@ -1,0 +1,150 @@
+"""Trainer configuration: every DQN hyperparameter, validated before any work starts.
+
+Names follow Stable-Baselines3 / rl-baselines3-zoo so that their tuned settings carry over.
+The defaults are rl-zoo's tuned CartPole-v1 settings. This module imports no TensorFlow,
+so the sweep driver can validate thousands of configs cheaply.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import re
+from typing import Any
+
+from pydantic import ConfigDict, Field, ValidationError, field_validator
+from pydantic.dataclasses import dataclass
+
+DEVICES_PATTERN = re.compile(r"^(auto|cpu|cpu:[1-9][0-9]*|gpu|gpu:[1-9][0-9]*)$")
+DEVICE_NAME_PATTERN = re.compile(r"^/?(job:[^/]+/)?(device:)?(cpu|gpu|CPU|GPU):[0-9]+$")
+DEVICES_ALLOWED = (
+    "'auto', 'cpu', 'cpu:N' (N logical CPU devices), 'gpu', 'gpu:N' (the first N GPUs) "
+    "or a list of device names such as ['/gpu:0', '/gpu:1']"
+)
+
+
+class ConfigError(ValueError):
+    """A config value is invalid; the message names the field, the value and what is allowed."""
+
+
+@dataclass(frozen=True, config=ConfigDict(extra="forbid"))
+class TrainConfig:
+    """All hyperparameters of one DQN training run (SB3 names; rl-zoo CartPole-v1 defaults).
+
+    Step counts are environment transitions, as in SB3: `train_freq` and `gradient_steps` say
+    "every `train_freq` steps of the vector env, take `gradient_steps` gradient steps";
+    `target_update_interval` counts transitions; the target net stays fixed during a train call.
+    """
+
+    env_id: str = "CartPole-v1"
+    total_timesteps: int = Field(50_000, gt=0)
+    n_envs: int = Field(1, ge=1, le=4096)
+    learning_rate: float = Field(2.3e-3, gt=0, le=1)
+    gamma: float = Field(0.99, ge=0, le=1)
+    batch_size: int = Field(64, ge=1)
+    buffer_size: int = Field(100_000, ge=1)
+    learning_starts: int = Field(1_000, ge=0)
+    train_freq: int = Field(256, ge=1)
+    gradient_steps: int = Field(128, ge=1)
+    target_update_interval: int = Field(10, ge=1)
+    tau: float = Field(1.0, gt=0, le=1)
+    exploration_fraction: float = Field(0.16, ge=0, le=1)
+    exploration_initial_eps: float = Field(1.0, ge=0, le=1)
+    exploration_final_eps: float = Field(0.04, ge=0, le=1)
+    net_arch: tuple[int, ...] = (256, 256)
+    double_dqn: bool = False
+    dueling: bool = False
+    max_grad_norm: float = Field(10.0, gt=0)
+    eval_freq: int = Field(5_000, ge=0)
+    n_eval_episodes: int = Field(10, ge=1, le=1000)
+    seed: int = Field(0, ge=0, lt=2**31)
+    devices: str | tuple[str, ...] = "auto"
+
+    @field_validator("net_arch")
+    @classmethod
+    def _positive_layers(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if any(units < 1 for units in value):
+            raise ValueError("every layer size must be a positive integer")
+        return value
+
+    @field_validator("devices")
+    @classmethod
+    def _known_devices(cls, value: str | tuple[str, ...]) -> str | tuple[str, ...]:
+        if isinstance(value, str):
+            if not DEVICES_PATTERN.match(value):
+                raise ValueError(f"allowed: {DEVICES_ALLOWED}")
+        elif not value or not all(DEVICE_NAME_PATTERN.match(name) for name in value):
+            raise ValueError(f"allowed: {DEVICES_ALLOWED}")
+        return value
+
+    @field_validator("env_id")
+    @classmethod
+    def _registered_env(cls, value: str) -> str:
+        import gymnasium  # light, and only the registry is read
+
+        try:
+            gymnasium.spec(value)
+        except gymnasium.error.Error:
+            close = difflib.get_close_matches(value, gymnasium.registry.keys(), n=3)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            raise ValueError(f"not a registered gymnasium environment{hint}") from None
+        return value
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        """Build a config from plain data, raising ConfigError naming every bad field."""
+        known = field_names()
+        unknown = [key for key in values if key not in known]
+        if unknown:
+            problems = []
+            for key in unknown:
+                close = difflib.get_close_matches(key, known, n=1)
+                hint = f" (did you mean '{close[0]}'?)" if close else ""
+                problems.append(f"{key}: unknown field{hint}")
+            raise ConfigError(
+                "invalid trainer config: " + "; ".join(problems) + f". Allowed fields: {', '.join(known)}"
+            )
+        normalised = {k: (tuple(v) if isinstance(v, list) else v) for k, v in values.items()}
+        try:
+            return cls(**normalised)
+        except ValidationError as error:
+            raise ConfigError(format_validation_error(error, values)) from None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain, JSON-ready data (tuples become lists) that `from_dict` accepts back."""
+        out = dataclasses.asdict(self)
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in out.items()}
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        return TrainConfig.from_dict({**self.to_dict(), **changes})
+
+    def check_consistency(self) -> None:
+        """Cross-field rules that single-field validation cannot express."""
+        if self.exploration_final_eps > self.exploration_initial_eps:
+            raise ConfigError(
+                f"exploration_final_eps = {self.exploration_final_eps} must be <= "
+                f"exploration_initial_eps = {self.exploration_initial_eps}"
+            )
+
+
+def field_names() -> list[str]:
+    return [f.name for f in dataclasses.fields(TrainConfig)]
+
+
+def format_validation_error(error: ValidationError, values: dict[str, Any]) -> str:
+    """One line per bad field: `field = value: what is allowed`."""
+    problems = []
+    for item in error.errors():
+        field = str(item["loc"][0]) if item["loc"] else "config"
+        shown = values.get(field, item.get("input"))
+        message = item["msg"].removeprefix("Value error, ")
+        problems.append(f"{field} = {shown!r}: {message}")
+    return "invalid trainer config: " + "; ".join(problems)
+
+
+def parse_config(values: dict[str, Any] | TrainConfig) -> TrainConfig:
+    """Accept a TrainConfig or a dict; always return a fully checked TrainConfig."""
+    config = values if isinstance(values, TrainConfig) else TrainConfig.from_dict(values)
+    config.check_consistency()
+    return config
+

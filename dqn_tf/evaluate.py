@@ -1,0 +1,38 @@
+"""Greedy evaluation on separate envs: one vector env, one episode per sub-env, all at once."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from dqn_tf.envs import make_vector_env
+from dqn_tf.policy import GreedyPolicy
+
+
+class Evaluator:
+    def __init__(self, env_id: str, n_episodes: int, seed: int):
+        self.env = make_vector_env(env_id, n_episodes)
+        self.seed = seed
+        self.count = 0
+
+    def run(self, policy: GreedyPolicy) -> dict[str, float]:
+        """Returns mean/std/min/max over `n_episodes` greedy episodes, fresh seeds each time."""
+        seed = int(np.random.SeedSequence([self.seed, self.count]).generate_state(1)[0] >> 1)
+        self.count += 1
+        obs, _ = self.env.reset(seed=seed)
+        n = self.env.num_envs
+        returns = np.zeros(n)
+        running = np.ones(n, dtype=bool)
+        while running.any():
+            obs, rewards, terminated, truncated, _ = self.env.step(policy.greedy(obs.astype(np.float32)))
+            returns += np.where(running, rewards, 0.0)
+            running &= ~(terminated | truncated)
+        return {
+            "mean_return": float(returns.mean()),
+            "std_return": float(returns.std()),
+            "min_return": float(returns.min()),
+            "max_return": float(returns.max()),
+            "episodes": n,
+        }
+
+    def close(self) -> None:
+        self.env.close()
