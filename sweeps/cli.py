@@ -102,6 +102,147 @@ def train(
     progress.summary(result, output / "result.json")
 
 
+# --- sweeps ------------------------------------------------------------------------------
+# Heavy imports (optuna, distributed, pandas) stay inside the commands so `train` starts fast.
+
+RunDir = Annotated[Path, typer.Argument(help="Run folder written by `dqn-sweep run` (runs/<study>).")]
+StorageOption = Annotated[
+    Optional[str],
+    typer.Option("--storage", help="Storage URL to read instead of the one the run folder recorded."),
+]
+StudyOption = Annotated[Optional[str], typer.Option("--study", help="Study name (with --storage).")]
+
+
+@app.command()
+def run(
+    study_file: Annotated[Path, typer.Argument(help="Study file (YAML), e.g. studies/cartpole.yaml.")],
+    scheduler: Annotated[
+        Optional[str], typer.Option(help="Dask scheduler address (tcp://HOST:8786); default: a local cluster.")
+    ] = None,
+    storage: Annotated[
+        Optional[str],
+        typer.Option(help="Optuna storage: sqlite:///F.db, postgresql://..., mysql://..., redis://..., "
+                     "or a journal file. Default: OUTPUT/journal.log."),
+    ] = None,
+    n_trials: Annotated[Optional[int], typer.Option(help="Finished trials to reach (overrides budget.n_trials).")] = None,
+    parallel: Annotated[Optional[int], typer.Option(help="Seed-runs in flight (overrides parallel).")] = None,
+    output: Annotated[Optional[Path], typer.Option(help="Run folder. Default: runs/<study>.")] = None,
+    entry: Annotated[str, typer.Option(hidden=True, help="module:function trainer (tests only).")] = "",
+) -> None:
+    """Run a sweep, or continue it: rerunning on the same study picks up where it stopped."""
+    from sweeps.cluster import ClusterError
+    from sweeps.monitor import SweepMonitor
+    from sweeps.session import run_sweep
+    from sweeps.spec import SpecError, load_spec
+    from sweeps.storage import StorageError
+    from sweeps.tasks import ENTRY
+
+    overrides = {}
+    if n_trials is not None:
+        overrides["budget.n_trials"] = n_trials
+    if parallel is not None:
+        overrides["parallel"] = parallel
+    try:
+        spec = load_spec(study_file, overrides)
+    except SpecError as error:
+        raise fail(str(error)) from None
+    run_dir = output or Path("runs") / spec.study
+    try:
+        with SweepMonitor(spec.parallel) as monitor:
+            study, tally = run_sweep(
+                spec, run_dir, storage_url=storage, scheduler=scheduler, monitor=monitor,
+                echo=monitor.log, entry=entry or ENTRY,
+            )
+    except (StorageError, ClusterError) as error:
+        raise fail(str(error)) from None
+    except KeyboardInterrupt:
+        typer.echo(f"interrupted; resume with: dqn-sweep run {study_file}", err=True)
+        raise typer.Exit(code=130) from None
+    best = f"best {tally.best_value:.2f} (trial {tally.best_trial})" if tally.best_value is not None else "no complete trial"
+    typer.echo(f"{spec.study}: {tally.finished} trials finished, {tally.failed} failed this run; {best}; tables in {run_dir}")
+
+
+def open_run(run_dir: Path, storage: Optional[str], study: Optional[str]):
+    from sweeps.session import load_run
+    from sweeps.spec import SpecError
+    from sweeps.storage import StorageError
+
+    try:
+        return load_run(run_dir, storage, study)
+    except (StorageError, SpecError) as error:
+        raise fail(str(error)) from None
+
+
+@app.command()
+def status(run_dir: RunDir, storage: StorageOption = None, study: StudyOption = None) -> None:
+    """Trials by state, the best so far, and why trials failed."""
+    import json
+    from collections import Counter
+
+    optuna_study, _ = open_run(run_dir, storage, study)
+    trials = optuna_study.get_trials(deepcopy=False)
+    counts = Counter(t.state.name for t in trials)
+    typer.echo(f"study {optuna_study.study_name}: {len(trials)} trials: "
+               + ", ".join(f"{n} {s.lower()}" for s, n in sorted(counts.items())))
+    complete = [t for t in trials if t.value is not None and t.state.name == "COMPLETE"]
+    if complete:
+        best = max(complete, key=lambda t: t.value)
+        typer.echo(f"best: trial {best.number} value {best.value:.3f} params {json.dumps(best.params)}")
+    for trial in trials:
+        if trial.state.name == "FAIL":
+            reason = (trial.user_attrs.get("fail_reason") or "unknown").splitlines()[0]
+            typer.echo(f"failed: trial {trial.number}: {reason}")
+
+
+@app.command()
+def best(
+    run_dir: RunDir,
+    output: Annotated[Optional[Path], typer.Option(help="Write the YAML here instead of stdout.")] = None,
+    storage: StorageOption = None,
+    study: StudyOption = None,
+) -> None:
+    """The best trial's full trainer config as YAML, ready for `dqn-sweep train --config FILE`."""
+    from sweeps.search import params_to_config
+
+    optuna_study, spec = open_run(run_dir, storage, study)
+    complete = [t for t in optuna_study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
+    if not complete:
+        raise fail(f"{run_dir}: no COMPLETE trial yet")
+    trial = max(complete, key=lambda t: t.value)
+    config = {**spec.base_config(), **params_to_config(trial.params, spec), "seed": spec.seed_list[0]}
+    header = f"# dqn-sweep best: study {spec.study}, trial {trial.number}, objective {trial.value:.4f}\n"
+    text = header + yaml.safe_dump({"study": spec.study, "trial": trial.number, "value": trial.value,
+                                    "config": config}, sort_keys=False)
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        output.write_text(text)
+        typer.echo(f"wrote {output}; train it with: dqn-sweep train --config {output}")
+
+
+@app.command()
+def export(
+    run_dir: RunDir,
+    format_: Annotated[str, typer.Option("--format", help="parquet or csv.")] = "csv",
+    output: Annotated[Optional[Path], typer.Option(help="Folder for the tables. Default: RUN_DIR/export.")] = None,
+    storage: StorageOption = None,
+    study: StudyOption = None,
+) -> None:
+    """Write trials (fresh from the study's storage), evals and episodes tables as csv or parquet."""
+    from sweeps.results import load, trials_frame
+
+    if format_ not in ("parquet", "csv"):
+        raise fail(f"--format {format_!r}: allowed: parquet, csv")
+    optuna_study, _ = open_run(run_dir, storage, study)
+    tables = {**load(run_dir), "trials": trials_frame(optuna_study)}
+    folder = output or run_dir / "export"
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, frame in tables.items():
+        path = folder / f"{name}.{format_}"
+        frame.to_parquet(path, index=False) if format_ == "parquet" else frame.to_csv(path, index=False)
+        typer.echo(f"wrote {path} ({len(frame)} rows)")
+
+
 def main() -> None:
     app()
 

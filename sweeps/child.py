@@ -1,0 +1,93 @@
+"""`python -m sweeps.child`: one training run in its own process (the only place TF loads).
+
+Protocol: the parent writes one JSON request line to stdin ({"config", "entry",
+"checkpoint_dir"}), then may write "stop" lines. The child writes JSON lines to its stdout
+pipe: {"type": "started", "import_seconds"}, {"type": "event", "event"}, then either
+{"type": "result", "result"} or {"type": "error", "kind", "message"}. Anything else the
+trainer or TensorFlow prints goes to stderr, so it cannot corrupt the protocol.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import sys
+import threading
+import time
+import traceback
+from typing import Any, Callable, TextIO
+
+
+def send(stream: TextIO, message: dict[str, Any]) -> None:
+    stream.write(json.dumps(message, default=_plain) + "\n")
+    stream.flush()
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars and arrays become plain numbers and lists."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def resolve(entry: str) -> Callable[..., Any]:
+    module, _, name = entry.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def watch_stdin(stop: threading.Event, reason: list[str]) -> None:
+    """Stop on a "stop" line, or when the parent goes away (stdin closes)."""
+    for line in sys.stdin:
+        if line.strip().startswith("stop"):
+            reason.append(line.strip().partition(" ")[2] or "pruned")
+            stop.set()
+            return
+    reason.append("parent gone")
+    stop.set()
+
+
+def main() -> int:
+    protocol = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    request = json.loads(sys.stdin.readline())
+    stop, reason = threading.Event(), []
+    threading.Thread(target=watch_stdin, args=(stop, reason), daemon=True).start()
+
+    started = time.perf_counter()
+    from dqn_tf.config import ConfigError, parse_config
+    from dqn_tf.result import TrainingDiverged
+
+    try:
+        trainer = resolve(request.get("entry") or "dqn_tf.train:train")
+        config = parse_config(request["config"])
+    except ConfigError as error:
+        send(protocol, {"type": "error", "kind": "config", "message": str(error)})
+        return 1
+    send(protocol, {"type": "started", "import_seconds": time.perf_counter() - started})
+
+    def on_event(event: dict[str, Any]) -> str | None:
+        send(protocol, {"type": "event", "event": event})
+        return reason[0] if stop.is_set() else None
+
+    try:
+        result = trainer(config, on_event=on_event, checkpoint_dir=request.get("checkpoint_dir"))
+    except TrainingDiverged as error:
+        send(protocol, {"type": "error", "kind": "diverged", "message": str(error)})
+        return 1
+    except ConfigError as error:
+        send(protocol, {"type": "error", "kind": "config", "message": str(error)})
+        return 1
+    except Exception as error:  # any trainer bug fails this trial only
+        traceback.print_exc()
+        send(protocol, {"type": "error", "kind": type(error).__name__, "message": str(error)})
+        return 1
+    send(protocol, {"type": "result", "result": result.to_dict()})
+    return 0
+
+
+if __name__ == "__main__":
+    code = main()
+    sys.stderr.flush()
+    os._exit(code)  # skip TensorFlow's slow interpreter teardown; everything is already sent

@@ -1,0 +1,73 @@
+"""The Dask cluster a sweep runs on: an embedded LocalCluster, or an existing scheduler."""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import shutil
+import subprocess
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from distributed import Client, LocalCluster
+
+CONNECT_TIMEOUT_S = 10
+
+
+class ClusterError(RuntimeError):
+    """The scheduler cannot be reached or the cluster cannot run the study."""
+
+
+def local_gpu_count() -> int:
+    """GPUs this machine offers: `CUDA_VISIBLE_DEVICES` if set, else `nvidia-smi -L`."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        return len([d for d in visible.split(",") if d.strip()])
+    if shutil.which("nvidia-smi") is None:
+        return 0
+    try:
+        listing = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return 0
+    return sum(1 for line in listing.stdout.splitlines() if line.startswith("GPU "))
+
+
+@contextmanager
+def connect(
+    scheduler: str | None, parallel: int, gpus_per_trial: int, echo: Callable[[str], None]
+) -> Iterator[Client]:
+    """A client on `scheduler`, or on a LocalCluster on 127.0.0.1 sized to `parallel`.
+
+    CPU trials get one single-threaded worker process each. GPU trials share one worker
+    process with `parallel` threads, so that its single GPU-id pool hands out distinct ids.
+    """
+    if scheduler:
+        try:
+            client = Client(scheduler, timeout=CONNECT_TIMEOUT_S)
+        except (OSError, TimeoutError) as error:
+            raise ClusterError(
+                f"cannot reach the Dask scheduler at {scheduler} within {CONNECT_TIMEOUT_S} s ({error})"
+            ) from None
+        with client:
+            echo(f"connected to scheduler {scheduler} ({len(client.scheduler_info()['workers'])} workers)")
+            yield client
+        return
+    dashboard = importlib.util.find_spec("bokeh") is not None
+    kwargs = dict(
+        host="127.0.0.1",
+        processes=True,
+        dashboard_address="127.0.0.1:0" if dashboard else None,
+        silence_logs=logging.ERROR,
+    )
+    if gpus_per_trial:
+        gpus = local_gpu_count()
+        if gpus < gpus_per_trial:
+            raise ClusterError(f"resources.gpus = {gpus_per_trial} but this machine has {gpus} GPU(s)")
+        cluster = LocalCluster(n_workers=1, threads_per_worker=parallel, resources={"GPU": gpus}, **kwargs)
+    else:
+        cluster = LocalCluster(n_workers=parallel, threads_per_worker=1, **kwargs)
+    with cluster, Client(cluster) as client:
+        link = client.dashboard_link if dashboard else "not available (pip install 'bokeh>=3.1')"
+        echo(f"local cluster: {len(cluster.workers)} worker(s) on 127.0.0.1; dashboard: {link}")
+        yield client

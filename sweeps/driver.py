@@ -1,0 +1,380 @@
+"""The sweep driver: Optuna ask/tell in the client, seed-runs in flight on Dask.
+
+Asks a trial, turns it into one trainer config per seed, keeps `parallel` seed-runs in flight
+and refills on every completion (no batch barriers). Eval events stream back from the runs;
+the across-seed value at each evaluation step is reported, and a trial the pruner rejects is
+told to stop through a named `distributed.Event`. When all seeds of a trial are back it is told
+COMPLETE (aggregated objective), PRUNED, or FAIL with the reason in user attr `fail_reason`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import queue
+import time
+import uuid
+from collections import deque
+from pathlib import Path
+from typing import Any, Protocol
+
+import optuna
+from distributed import Client, Event, as_completed
+from optuna.trial import TrialState
+
+from sweeps import search
+from sweeps.results import ResultsWriter
+from sweeps.spec import StudySpec, grid_size
+from sweeps.tasks import ENTRY, run_seed
+
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+class Monitor(Protocol):
+    """What the driver tells a progress display (see `sweeps.monitor`)."""
+
+    def update(self, tally: Tally) -> None: ...
+
+    def log(self, line: str) -> None: ...
+
+
+@dataclasses.dataclass
+class Tally:
+    """Counts of this sweep, for the progress display and the final report."""
+
+    n_trials: int | None
+    timeout: float | None
+    finished_before: int = 0
+    completed: int = 0
+    pruned: int = 0
+    failed: int = 0
+    running: int = 0
+    best_value: float | None = None
+    best_trial: int | None = None
+    started: float = dataclasses.field(default_factory=time.monotonic)
+    trial_seconds: list[float] = dataclasses.field(default_factory=list)
+
+    @property
+    def finished(self) -> int:
+        return self.finished_before + self.completed + self.pruned
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    def remaining_seconds(self, parallel: int) -> float | None:
+        """Rough: mean trial time x trials left / trials in parallel (or the timeout left)."""
+        estimates = []
+        if self.n_trials is not None and self.trial_seconds:
+            left = max(0, self.n_trials - self.finished)
+            mean = sum(self.trial_seconds) / len(self.trial_seconds)
+            estimates.append(mean * left / max(1, parallel))
+        if self.timeout is not None:
+            estimates.append(max(0.0, self.timeout - self.elapsed))
+        return min(estimates) if estimates else None
+
+
+@dataclasses.dataclass
+class TrialRun:
+    """Driver-side state of one trial while its seed-runs are in flight."""
+
+    trial: optuna.Trial
+    seeds: list[int]
+    stop: Event
+    started: float = dataclasses.field(default_factory=time.monotonic)
+    evals: dict[int, list[dict[str, Any]]] = dataclasses.field(default_factory=dict)
+    outcomes: dict[int, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    dropped: set[int] = dataclasses.field(default_factory=set)
+    reported: set[int] = dataclasses.field(default_factory=set)
+    pruned: bool = False
+    fail_reason: str | None = None
+
+    @property
+    def settled(self) -> bool:
+        return len(self.outcomes) + len(self.dropped) == len(self.seeds)
+
+
+class Driver:
+    """One sweep session over `study`; `run()` returns the tally when the budget is spent."""
+
+    def __init__(
+        self,
+        spec: StudySpec,
+        study: optuna.Study,
+        client: Client,
+        run_dir: Path,
+        *,
+        monitor: Monitor | None = None,
+        entry: str = ENTRY,
+    ):
+        self.spec, self.study, self.client = spec, study, client
+        self.parallel = spec.parallel
+        self.n_trials = spec.budget.n_trials
+        if spec.sampler.name == "grid" and self.n_trials is not None:
+            self.n_trials = min(self.n_trials, grid_size(spec))
+        self.max_failed = spec.budget.max_failed if spec.budget.max_failed is not None else (self.n_trials or 100)
+        self.monitor = monitor
+        self.entry = entry
+        self.writer = ResultsWriter(run_dir)
+        self.topic = f"dqn-sweep-{uuid.uuid4().hex[:12]}"
+        self.inbox: queue.Queue[tuple[str, Any]] = queue.Queue()
+        self.runs: dict[int, TrialRun] = {}
+        self.pending: deque[tuple[int, int, dict[str, Any]]] = deque()
+        self.futures: dict[Any, tuple[int, int]] = {}
+        self.tally = Tally(self.n_trials, spec.budget.timeout)
+        self.stopping: str | None = None
+
+    # -- the loop -----------------------------------------------------------------------
+    def run(self) -> Tally:
+        self.recover_lost_trials()
+        earlier = self.study.get_trials(deepcopy=False)
+        self.tally.finished_before = sum(t.state in FINISHED for t in earlier)
+        complete = [t for t in earlier if t.state == TrialState.COMPLETE]
+        if complete:
+            best = max(complete, key=lambda t: t.value)
+            self.tally.best_value, self.tally.best_trial = best.value, best.number
+        self.client.subscribe_topic(self.topic, lambda event: self.inbox.put(("event", event[1])))
+        completions = as_completed()
+        try:
+            while True:
+                self.fill(completions)
+                if not self.futures:
+                    break
+                self.wait_and_handle(completions)
+        except KeyboardInterrupt:
+            self.interrupt()
+            raise
+        finally:
+            self.client.unsubscribe_topic(self.topic)
+            self.writer.write_trials(self.study)
+        return self.tally
+
+    def fill(self, completions: as_completed) -> None:
+        """Submit seed-runs until `parallel` are in flight or the budget allows no more."""
+        while len(self.futures) < self.parallel:
+            if not self.pending and not self.ask():
+                return
+            number, seed, config = self.pending.popleft()
+            future = self.client.submit(run_seed, self.payload(number, seed, config), pure=False, **self.task_resources())
+            future.add_done_callback(lambda _: self.inbox.put(("done", None)))
+            self.futures[future] = (number, seed)
+            completions.add(future)
+        self.show()
+
+    def wait_and_handle(self, completions: as_completed) -> None:
+        """Block until an event or a completion arrives, then handle everything ready."""
+        kind, message = self.inbox.get()
+        while True:
+            if kind == "event":
+                self.on_event(message)
+            try:
+                kind, message = self.inbox.get_nowait()
+            except queue.Empty:
+                break
+        if completions.has_ready():
+            for future in completions.next_batch(block=False):
+                self.on_done(future)
+
+    # -- asking ---------------------------------------------------------------------------
+    def can_ask(self) -> bool:
+        if self.stopping:
+            return False
+        if self.spec.budget.timeout is not None and self.tally.elapsed >= self.spec.budget.timeout:
+            self.stopping = f"timeout of {self.spec.budget.timeout:g} s reached"
+        elif self.tally.failed > self.max_failed:
+            self.stopping = f"{self.tally.failed} trials failed (budget.max_failed = {self.max_failed})"
+        elif self.n_trials is not None and self.tally.finished + len(self.active()) >= self.n_trials:
+            return False
+        if self.stopping:
+            self.say(f"no new trials: {self.stopping}")
+            return False
+        return True
+
+    def active(self) -> list[TrialRun]:
+        return [run for run in self.runs.values() if run.fail_reason is None]
+
+    def ask(self) -> bool:
+        """Ask Optuna for the next trial and queue one seed-run per seed."""
+        if not self.can_ask():
+            return False
+        trial = self.study.ask()
+        try:
+            params = search.suggest(trial, self.spec)
+        except (ValueError, TypeError) as error:
+            self.study.tell(trial, state=TrialState.FAIL)
+            trial.set_user_attr("fail_reason", f"suggest: {error}")
+            self.tally.failed += 1
+            return self.ask()
+        configs = search.seed_configs(self.spec, params)
+        seeds = [config["seed"] for config in configs]
+        trial.set_user_attr("seeds", seeds)
+        run = TrialRun(trial, seeds, Event(f"{self.topic}-stop-{trial.number}", client=self.client))
+        self.runs[trial.number] = run
+        self.pending.extend((trial.number, seed, config) for seed, config in zip(seeds, configs))
+        self.say(f"trial {trial.number} started: {format_params(params)}")
+        return True
+
+    def payload(self, number: int, seed: int, config: dict[str, Any]) -> dict[str, Any]:
+        resources = self.spec.resources
+        return {
+            "config": config,
+            "trial": number,
+            "seed": seed,
+            "topic": self.topic,
+            "stop_event": f"{self.topic}-stop-{number}",
+            "gpus": resources.gpus,
+            "cpu_threads": resources.cpu_threads,
+            "time_limit": resources.time_limit,
+            "entry": self.entry,
+        }
+
+    def task_resources(self) -> dict[str, Any]:
+        return {"resources": {"GPU": self.spec.resources.gpus}} if self.spec.resources.gpus else {}
+
+    # -- events and pruning -------------------------------------------------------------------
+    def on_event(self, message: dict[str, Any]) -> None:
+        run = self.runs.get(message.get("trial"))
+        if run is None or message.get("event") != "eval" or run.pruned or run.fail_reason:
+            return
+        run.evals.setdefault(message["seed"], []).append(message)
+        self.report(run, int(message["step"]))
+
+    def report(self, run: TrialRun, step: int) -> None:
+        """Once every seed has evaluated at `step`, report the across-seed value; maybe prune."""
+        if step in run.reported:
+            return
+        per_seed = []
+        for seed in run.seeds:
+            curve = [e for e in run.evals.get(seed, []) if e["step"] <= step]
+            if not curve or curve[-1]["step"] != step:
+                return
+            per_seed.append(search.curve_metric(curve, self.spec.objective.metric, self.spec.objective.k))
+        run.reported.add(step)
+        run.trial.report(search.aggregate(per_seed, self.spec.objective.seed_aggregate), step)
+        if run.trial.should_prune():
+            run.pruned = True
+            self.stop_runs(run)
+            self.say(f"trial {run.trial.number} pruned at step {step}")
+
+    def stop_runs(self, run: TrialRun) -> None:
+        """Stop the trial's runs in flight and drop the ones not started."""
+        run.stop.set()
+        kept = deque()
+        for item in self.pending:
+            (run.dropped.add(item[1]) if item[0] == run.trial.number else kept.append(item))
+        self.pending = kept
+
+    # -- completions ------------------------------------------------------------------------
+    def on_done(self, future: Any) -> None:
+        number, seed = self.futures.pop(future)
+        run = self.runs[number]
+        run.outcomes[seed] = task_outcome(future)
+        outcome = run.outcomes[seed]
+        if outcome["status"] == "failed" and run.fail_reason is None:
+            run.fail_reason = f"seed {seed}: {outcome['reason']}"
+            if not run.pruned:
+                self.stop_runs(run)
+        if run.settled:
+            self.finish(run)
+
+    def finish(self, run: TrialRun) -> None:
+        trial, outcomes = run.trial, run.outcomes
+        results = {seed: o["result"] for seed, o in outcomes.items() if o.get("result")}
+        set_run_attrs(trial, outcomes)
+        if run.fail_reason is None and not run.pruned:
+            stopped = [o for o in outcomes.values() if o["status"] == "stopped"]
+            if stopped:
+                run.fail_reason = f"stopped early: {stopped[0]['result'].get('stop_reason')}"
+        if run.fail_reason is None and not run.pruned:
+            try:
+                value = self.objective(results)
+            except ValueError as error:
+                run.fail_reason = f"objective: {error}"
+        if run.fail_reason is not None:
+            trial.set_user_attr("fail_reason", run.fail_reason)
+            self.study.tell(trial, state=TrialState.FAIL)
+            self.tally.failed += 1
+            self.say(f"trial {trial.number} FAILED: {first_line(run.fail_reason)}")
+        elif run.pruned:
+            self.study.tell(trial, state=TrialState.PRUNED)
+            self.tally.pruned += 1
+        else:
+            self.study.tell(trial, value)
+            self.tally.completed += 1
+            if self.tally.best_value is None or value > self.tally.best_value:
+                self.tally.best_value, self.tally.best_trial = value, trial.number
+            self.say(f"trial {trial.number} finished: {value:.2f}")
+        self.tally.trial_seconds.append(time.monotonic() - run.started)
+        self.writer.add_trial(self.study, trial.number, {
+            seed: {"evals": (results.get(seed) or {}).get("evals") or run.evals.get(seed, []),
+                   "episodes": (results.get(seed) or {}).get("episodes", [])}
+            for seed in run.seeds
+        })
+        del self.runs[trial.number]
+        self.show()
+
+    def objective(self, results: dict[int, dict[str, Any]]) -> float:
+        metric, k = self.spec.objective.metric, self.spec.objective.k
+        per_seed = [search.curve_metric(r["evals"], metric, k) for r in results.values()]
+        return search.aggregate(per_seed, self.spec.objective.seed_aggregate)
+
+    # -- lifecycle --------------------------------------------------------------------------
+    def recover_lost_trials(self) -> None:
+        """Trials a dead driver left RUNNING are FAIL ("driver lost") and asked again once."""
+        for trial in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            optuna.Trial(self.study, trial._trial_id).set_user_attr("fail_reason", "driver lost")
+            self.study.tell(trial.number, state=TrialState.FAIL)
+            if "requeued_from" not in trial.user_attrs:
+                self.study.enqueue_trial(trial.params, user_attrs={"requeued_from": trial.number})
+            self.say(f"trial {trial.number} was left RUNNING by an earlier driver: FAIL (driver lost), re-queued")
+
+    def interrupt(self) -> None:
+        """Ctrl-C: stop the runs, mark their trials FAIL ("interrupted"), re-queue them."""
+        for future in list(self.futures):
+            future.cancel()
+        for run in list(self.runs.values()):
+            run.stop.set()
+            run.trial.set_user_attr("fail_reason", "interrupted")
+            self.study.tell(run.trial, state=TrialState.FAIL)
+            self.study.enqueue_trial(run.trial.params, user_attrs={"requeued_from": run.trial.number})
+        self.runs.clear()
+        self.say("interrupted: running trials marked FAIL and re-queued; run the same command to resume")
+
+    def show(self) -> None:
+        self.tally.running = len(self.runs)
+        if self.monitor:
+            self.monitor.update(self.tally)
+
+    def say(self, line: str) -> None:
+        if self.monitor:
+            self.monitor.log(line)
+        self.show()
+
+
+def task_outcome(future: Any) -> dict[str, Any]:
+    """A finished future as an outcome dict; a lost worker or task error is a failure."""
+    if future.status == "cancelled":
+        return {"status": "failed", "reason": "cancelled", "result": None}
+    error = future.exception() if future.status == "error" else None
+    if error is not None:
+        return {"status": "failed", "reason": f"{type(error).__name__}: {error}", "result": None}
+    return future.result()
+
+
+def set_run_attrs(trial: optuna.Trial, outcomes: dict[int, dict[str, Any]]) -> None:
+    """Totals over the trial's seed-runs, stored on the trial (and thus in trials.parquet)."""
+    results = [o["result"] for o in outcomes.values() if o.get("result")]
+    trial.set_user_attr("env_steps", int(sum(r["env_steps"] for r in results)))
+    trial.set_user_attr("wall_seconds", float(sum(o.get("wall_seconds") or 0 for o in outcomes.values())))
+    rates = [r["steps_per_second"] for r in results]
+    trial.set_user_attr("steps_per_second", float(sum(rates) / len(rates)) if rates else None)
+    trial.set_user_attr("worker", ",".join(sorted({o["worker"] for o in outcomes.values() if o.get("worker")})))
+    starts = [o["startup_seconds"] for o in outcomes.values() if o.get("startup_seconds")]
+    trial.set_user_attr("startup_seconds", float(sum(starts) / len(starts)) if starts else None)
+
+
+def format_params(params: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
+
+
+def first_line(text: str) -> str:
+    return text.splitlines()[0] if text else text

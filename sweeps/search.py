@@ -1,0 +1,140 @@
+"""Optuna pieces built from a StudySpec: sampler, pruner, suggested configs, objective values.
+
+All Optuna-specific knowledge of the study file lives here, so the driver only asks, tells
+and reports.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import TYPE_CHECKING, Any, Sequence
+
+import numpy as np
+import optuna
+
+if TYPE_CHECKING:
+    from sweeps.spec import StudySpec
+
+SAMPLER_CLASSES: dict[str, type] = {
+    "tpe": optuna.samplers.TPESampler,
+    "random": optuna.samplers.RandomSampler,
+    "cmaes": optuna.samplers.CmaEsSampler,
+    "gp": optuna.samplers.GPSampler,
+    "qmc": optuna.samplers.QMCSampler,
+    "grid": optuna.samplers.GridSampler,
+}
+PRUNER_CLASSES: dict[str, type] = {
+    "median": optuna.pruners.MedianPruner,
+    "percentile": optuna.pruners.PercentilePruner,
+    "successive_halving": optuna.pruners.SuccessiveHalvingPruner,
+    "hyperband": optuna.pruners.HyperbandPruner,
+    "none": optuna.pruners.NopPruner,
+}
+
+
+def make_sampler(spec: StudySpec) -> optuna.samplers.BaseSampler:
+    """The study's sampler. TPE gets `constant_liar` so parallel asks spread out."""
+    name, options = spec.sampler.name, dict(spec.sampler.options)
+    if name == "tpe":
+        options.setdefault("constant_liar", True)
+    if name == "grid":
+        return optuna.samplers.GridSampler(grid_space(spec), seed=spec.sampler.seed, **options)
+    return SAMPLER_CLASSES[name](seed=spec.sampler.seed, **options)
+
+
+def make_pruner(spec: StudySpec) -> optuna.pruners.BasePruner:
+    """The study's pruner; hyperband's resource defaults to the trainer's step budget."""
+    name, options = spec.pruner.name, dict(spec.pruner.options)
+    if name == "hyperband":
+        options.setdefault("max_resource", int(spec.trainer.get("total_timesteps", 50_000)))
+    return PRUNER_CLASSES[name](**options)
+
+
+def encode_choice(value: Any) -> Any:
+    """Optuna choices must be scalars: lists (layer sizes) travel as JSON strings."""
+    return json.dumps(value) if isinstance(value, (list, tuple, dict)) else value
+
+
+def decode_choice(value: Any, choices: Sequence[Any]) -> Any:
+    """Invert `encode_choice` for the choices of one parameter."""
+    for choice in choices:
+        if encode_choice(choice) == value:
+            return choice
+    return value
+
+
+def grid_space(spec: StudySpec) -> dict[str, list[Any]]:
+    """Every parameter as a finite list of values, for the grid sampler."""
+    from sweeps.spec import CategoricalParam, FloatParam
+
+    grid: dict[str, list[Any]] = {}
+    for key, param in spec.space.items():
+        if isinstance(param, CategoricalParam):
+            grid[key] = [encode_choice(c) for c in param.choices]
+        elif isinstance(param, FloatParam):
+            count = int(round((param.high - param.low) / param.step)) + 1
+            grid[key] = [float(param.low + i * param.step) for i in range(count)]
+        else:
+            grid[key] = list(range(param.low, param.high + 1, param.step))
+    return grid
+
+
+def suggest(trial: optuna.trial.BaseTrial, spec: StudySpec) -> dict[str, Any]:
+    """Sample the space for `trial`; returns trainer field values (lists decoded)."""
+    from sweeps.spec import CategoricalParam, FloatParam
+
+    values: dict[str, Any] = {}
+    for key, param in spec.space.items():
+        if isinstance(param, CategoricalParam):
+            raw = trial.suggest_categorical(key, [encode_choice(c) for c in param.choices])
+            values[key] = decode_choice(raw, param.choices)
+        elif isinstance(param, FloatParam):
+            values[key] = trial.suggest_float(key, param.low, param.high, log=param.log, step=param.step)
+        else:
+            values[key] = trial.suggest_int(key, param.low, param.high, log=param.log, step=param.step)
+    return values
+
+
+def params_to_config(params: dict[str, Any], spec: StudySpec) -> dict[str, Any]:
+    """A stored trial's params (JSON-encoded choices) back to trainer field values."""
+    from sweeps.spec import CategoricalParam
+
+    out = {}
+    for key, value in params.items():
+        param = spec.space.get(key)
+        out[key] = decode_choice(value, param.choices) if isinstance(param, CategoricalParam) else value
+    return out
+
+
+def seed_configs(spec: StudySpec, params: dict[str, Any]) -> list[dict[str, Any]]:
+    """One trainer config (plain dict) per seed of a trial."""
+    base = {**spec.base_config(), **params}
+    return [{**base, "seed": seed} for seed in spec.seed_list]
+
+
+def curve_metric(evals: Sequence[dict[str, Any]], metric: str, k: int) -> float:
+    """One number from one run's evaluation curve (see `sweeps.spec.Objective`)."""
+    if not evals:
+        raise ValueError("the run reported no evaluations: set trainer.eval_freq > 0")
+    means = np.array([e["mean_return"] for e in evals], dtype=float)
+    if metric == "final":
+        return float(means[-1])
+    if metric == "last_k":
+        return float(means[-k:].mean())
+    steps = np.array([e["step"] for e in evals], dtype=float)
+    if len(means) == 1 or steps[-1] == steps[0]:
+        return float(means.mean())
+    area = float(np.sum((means[1:] + means[:-1]) / 2 * np.diff(steps)))
+    return area / float(steps[-1] - steps[0])
+
+
+def aggregate(values: Sequence[float], how: str) -> float:
+    """Combine per-seed values: plain mean, or interquartile mean (drops the outer quarters)."""
+    data = np.sort(np.asarray(values, dtype=float))
+    if data.size == 0:
+        raise ValueError("no values to aggregate")
+    if how == "iqm":
+        cut = int(math.floor(data.size * 0.25))
+        data = data[cut : data.size - cut] if data.size - 2 * cut > 0 else data
+    return float(data.mean())

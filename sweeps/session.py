@@ -1,0 +1,83 @@
+"""One `dqn-sweep run`: open (or continue) the study, start the cluster, drive it, save.
+
+The run folder holds `study.yaml` (the study as run, after command-line overrides),
+`run.json` (study name and storage, for `status`/`best`/`export`), the Optuna journal (unless
+`--storage` points elsewhere) and the Parquet tables.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Callable
+
+import optuna
+import yaml
+
+from sweeps import search
+from sweeps.cluster import connect
+from sweeps.driver import Driver, Monitor, Tally
+from sweeps.spec import StudySpec, parse_spec
+from sweeps.storage import StorageError, load_study, open_storage, storage_cli_args
+from sweeps.tasks import ENTRY
+
+RUN_INFO = "run.json"
+STUDY_COPY = "study.yaml"
+
+
+def open_study(spec: StudySpec, run_dir: Path, storage_url: str | None) -> optuna.Study:
+    """Create the study, or load it to continue (same name in the same storage)."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return optuna.create_study(
+        study_name=spec.study,
+        storage=open_storage(storage_url, run_dir),
+        sampler=search.make_sampler(spec),
+        pruner=search.make_pruner(spec),
+        direction="maximize",
+        load_if_exists=True,
+    )
+
+
+def save_run_info(spec: StudySpec, run_dir: Path, storage_url: str | None) -> None:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / STUDY_COPY).write_text(yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False))
+    info = {"study_name": spec.study, "storage": storage_url}
+    (run_dir / RUN_INFO).write_text(json.dumps(info, indent=2) + "\n")
+
+
+def read_run_info(run_dir: Path) -> tuple[str, str | None]:
+    """(study name, storage URL or None for the run folder's journal) of a run folder."""
+    path = Path(run_dir) / RUN_INFO
+    try:
+        info = json.loads(path.read_text())
+    except OSError:
+        raise StorageError(f"{run_dir}: not a run folder (no {RUN_INFO}); pass --storage and --study") from None
+    return info["study_name"], info.get("storage")
+
+
+def load_run(run_dir: Path, storage_url: str | None = None, study_name: str | None = None):
+    """(study, spec) of a run folder; `storage_url`/`study_name` override what it recorded."""
+    recorded_name, recorded_url = read_run_info(run_dir)
+    study = load_study(storage_url or recorded_url, run_dir, study_name or recorded_name)
+    spec = parse_spec(yaml.safe_load((Path(run_dir) / STUDY_COPY).read_text()), source=str(Path(run_dir) / STUDY_COPY))
+    return study, spec
+
+
+def run_sweep(
+    spec: StudySpec,
+    run_dir: Path,
+    *,
+    storage_url: str | None = None,
+    scheduler: str | None = None,
+    monitor: Monitor | None = None,
+    echo: Callable[[str], None] = print,
+    entry: str = ENTRY,
+) -> tuple[optuna.Study, Tally]:
+    """Run (or continue) the sweep until its budget is spent; returns the study and tally."""
+    study = open_study(spec, run_dir, storage_url)
+    save_run_info(spec, run_dir, storage_url)
+    with connect(scheduler, spec.parallel, spec.resources.gpus, echo) as client:
+        driver = Driver(spec, study, client, run_dir, monitor=monitor, entry=entry)
+        tally = driver.run()
+    echo(f"inspect with: optuna trials {' '.join(storage_cli_args(storage_url, run_dir))} --study-name {spec.study}")
+    return study, tally

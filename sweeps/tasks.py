@@ -1,0 +1,179 @@
+"""The Dask task: one seed-run of a trial, trained in a child process on a worker.
+
+`run_seed` takes and returns plain data and never submits work. Events go back to the driver
+through the worker's structured-event channel (`Worker.log_event`, read by
+`Client.subscribe_topic`); a stop request comes in through a named `distributed.Event`.
+`run_child` holds the process handling and is usable without Dask.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from typing import Any, Callable
+
+ENTRY = "dqn_tf.train:train"
+STDERR_TAIL_LINES = 20
+
+
+def run_seed(payload: dict[str, Any]) -> dict[str, Any]:
+    """Dask entry point. `payload`: config, trial, seed, topic, stop_event, gpus,
+    cpu_threads ("auto" or int), time_limit, entry. Returns `run_child`'s outcome."""
+    from distributed import Event, get_worker
+
+    from sweeps.devices import worker_pool
+
+    worker = get_worker()
+    tag = {"trial": payload["trial"], "seed": payload["seed"]}
+    stop = Event(payload["stop_event"])
+    threads = payload.get("cpu_threads", "auto")
+    if threads == "auto":
+        threads = max(1, (os.cpu_count() or 1) // max(1, worker.state.nthreads))
+    pool = worker_pool(int(worker.state.total_resources.get("GPU", 0)))
+    with pool.lease(int(payload.get("gpus", 0))) as gpu_ids:
+        outcome = run_child(
+            payload["config"],
+            emit=lambda event: worker.log_event(payload["topic"], {**tag, **event}),
+            wait_stop=lambda timeout: stop.wait(timeout),
+            threads=int(threads),
+            gpu_ids=gpu_ids,
+            time_limit=payload.get("time_limit"),
+            entry=payload.get("entry") or ENTRY,
+        )
+    return {**outcome, **tag, "worker": worker.address}
+
+
+def child_env(threads: int, gpu_ids: list[str]) -> dict[str, str]:
+    """Environment of the child: TF pools sized to our cores, only our GPUs visible."""
+    env = dict(os.environ)
+    env.update(
+        TF_NUM_INTRAOP_THREADS=str(threads),
+        TF_NUM_INTEROP_THREADS=str(threads),
+        OMP_NUM_THREADS=str(threads),
+        CUDA_VISIBLE_DEVICES=",".join(gpu_ids),
+        PYTHONUNBUFFERED="1",
+    )
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    return env
+
+
+def run_child(
+    config: dict[str, Any],
+    *,
+    emit: Callable[[dict[str, Any]], None],
+    wait_stop: Callable[[float], bool],
+    threads: int = 1,
+    gpu_ids: list[str] | None = None,
+    time_limit: float | None = None,
+    entry: str = ENTRY,
+) -> dict[str, Any]:
+    """Train `config` in `python -m sweeps.child`; relay its events; enforce the time limit.
+
+    Returns {"status": "ok" | "stopped" | "failed", "result", "reason", "returncode",
+    "startup_seconds", "wall_seconds"}; never raises for a trainer failure.
+    """
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sweeps.child"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=child_env(threads, gpu_ids or []),
+        start_new_session=True,  # a kill reaches the whole child group, not the worker
+    )
+    proc.stdin.write(json.dumps({"config": config, "entry": entry}) + "\n")
+    proc.stdin.flush()
+    messages: dict[str, Any] = {}
+    tail: deque[str] = deque(maxlen=STDERR_TAIL_LINES)
+    done = threading.Event()
+    readers = [
+        threading.Thread(target=read_protocol, args=(proc.stdout, emit, messages, started), daemon=True),
+        threading.Thread(target=tail.extend, args=(proc.stderr,), daemon=True),
+    ]
+    for thread in readers:
+        thread.start()
+    threading.Thread(target=relay_stop, args=(proc, wait_stop, done), daemon=True).start()
+    timed_out = False
+    try:
+        proc.wait(timeout=time_limit)
+    except subprocess.TimeoutExpired:
+        timed_out = True
+        kill_group(proc)
+    finally:
+        done.set()
+    for thread in readers:
+        thread.join(timeout=5)
+    outcome = {
+        "returncode": proc.returncode,
+        "startup_seconds": messages.get("startup_seconds"),
+        "wall_seconds": time.perf_counter() - started,
+        "result": messages.get("result"),
+        "reason": None,
+    }
+    if timed_out:
+        return {**outcome, "status": "failed", "result": None, "reason": f"timeout after {time_limit:g} s"}
+    if "error" in messages:
+        error = messages["error"]
+        reason = "diverged" if error["kind"] == "diverged" else error["kind"]
+        return {**outcome, "status": "failed", "reason": f"{reason}: {error['message']}"}
+    if outcome["result"] is None:
+        return {**outcome, "status": "failed", "reason": exit_reason(proc.returncode, tail)}
+    return {**outcome, "status": "stopped" if outcome["result"].get("stopped_early") else "ok"}
+
+
+def read_protocol(stream, emit, messages: dict[str, Any], started: float) -> None:
+    """Relay events as they come; keep the final result or error."""
+    for line in stream:
+        try:
+            message = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        kind = message.get("type")
+        if kind == "event":
+            emit(message["event"])
+        elif kind == "started":
+            messages["startup_seconds"] = time.perf_counter() - started
+        elif kind in ("result", "error"):
+            messages[kind] = message.get("result", message)
+
+
+def relay_stop(proc: subprocess.Popen, wait_stop: Callable[[float], bool], done: threading.Event) -> None:
+    """Forward a stop request to the child; it stops cleanly after its next event."""
+    while not done.is_set():
+        try:
+            stopped = wait_stop(1.0)
+        except Exception:  # scheduler briefly unreachable: keep training, try again
+            time.sleep(1.0)
+            continue
+        if stopped:
+            try:
+                proc.stdin.write("stop pruned\n")
+                proc.stdin.flush()
+            except (BrokenPipeError, ValueError, OSError):
+                pass
+            return
+
+
+def kill_group(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
+
+
+def exit_reason(returncode: int | None, tail: deque[str]) -> str:
+    """Why a child ended without a result: exit status or signal, and its last stderr lines."""
+    if returncode is not None and returncode < 0:
+        status = f"killed by signal {signal.Signals(-returncode).name}"
+    else:
+        status = f"exited with status {returncode}"
+    text = "".join(tail).strip()
+    return f"child {status}" + (f"; stderr tail:\n{text}" if text else "")
