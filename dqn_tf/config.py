@@ -144,7 +144,10 @@ def format_validation_error(error: ValidationError, values: dict[str, Any]) -> s
 
 def parse_config(values: dict[str, Any] | TrainConfig) -> TrainConfig:
     """Accept a TrainConfig or a dict; always return a fully checked TrainConfig."""
+    from dqn_tf.envs import check_env  # gymnasium only; no TensorFlow
+
     config = values if isinstance(values, TrainConfig) else TrainConfig.from_dict(values)
     config.check_consistency()
+    check_env(config.env_id)
     return config
 

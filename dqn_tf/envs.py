@@ -41,6 +41,15 @@ def check_spaces(env_id: str, env: gym.vector.VectorEnv) -> tuple[int, int]:
     return int(obs_space.shape[0]), int(act_space.n)
 
 
+def check_env(env_id: str) -> tuple[int, int]:
+    """Fail fast, before TensorFlow starts, on envs DQN cannot train on."""
+    env = make_vector_env(env_id, 1)
+    try:
+        return check_spaces(env_id, env)
+    finally:
+        env.close()
+
+
 class EpisodeTracker:
     """Running return and length per env; finished episodes are appended to `episodes`."""
 
