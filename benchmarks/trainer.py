@@ -1,0 +1,172 @@
+"""Trainer speed and solve rate, each run in a fresh process pinned to one core.
+
+    python benchmarks/trainer.py                 # (a) rl-zoo CartPole, (b) train_freq 4, 10-seed solve rate
+    python benchmarks/trainer.py --seeds 3       # fewer seeds for the solve rate
+    python benchmarks/trainer.py --micro         # per-call costs: tf.function vs numpy acting, train calls
+    python benchmarks/trainer.py --blog          # the blog-style loop (model.predict per step) for contrast
+
+Prints figures; asserts nothing. "Solves" means a greedy evaluation mean >= 475 at some
+evaluation within the budget; the final evaluation is reported too (DQN swings between evals).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+RL_ZOO_CARTPOLE = {
+    "env_id": "CartPole-v1", "total_timesteps": 50_000, "learning_rate": 2.3e-3, "batch_size": 64,
+    "buffer_size": 100_000, "learning_starts": 1000, "gamma": 0.99, "target_update_interval": 10,
+    "train_freq": 256, "gradient_steps": 128, "exploration_fraction": 0.16,
+    "exploration_final_eps": 0.04, "net_arch": [256, 256], "eval_freq": 5000, "n_eval_episodes": 10,
+}
+TRAIN_FREQ_4 = {**RL_ZOO_CARTPOLE, "train_freq": 4, "gradient_steps": 1}
+ONE_CORE_ENV = {"TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
+
+
+def run_isolated(config: dict, core: int) -> dict:
+    """One training run in a fresh interpreter pinned to `core`; returns the result summary."""
+    env = {**os.environ, **ONE_CORE_ENV}
+    started = time.perf_counter()
+    completed = subprocess.run(
+        [sys.executable, __file__, "--worker", json.dumps(config), "--core", str(core)],
+        capture_output=True, text=True, env=env, check=False,
+    )
+    if completed.returncode != 0:
+        raise RuntimeError(completed.stderr[-2000:])
+    summary = json.loads(completed.stdout.strip().splitlines()[-1])
+    summary["process_seconds"] = time.perf_counter() - started
+    return summary
+
+
+def worker(config: dict, core: int) -> None:
+    os.sched_setaffinity(0, {core})
+    started = time.perf_counter()
+    from dqn_tf import train
+
+    imported = time.perf_counter() - started
+    result = train(config)
+    curve = [e["mean_return"] for e in result.evals]
+    print(json.dumps({
+        "seed": config.get("seed", 0), "wall_seconds": result.wall_seconds, "import_seconds": imported,
+        "steps_per_second": result.steps_per_second, "best_eval": max(curve), "final_eval": curve[-1],
+        "solved": max(curve) >= 475, "timings": result.timings, "gradient_steps": result.gradient_steps,
+    }))
+
+
+def report(name: str, runs: list[dict]) -> None:
+    walls = sorted(r["wall_seconds"] for r in runs)
+    speeds = sorted(r["steps_per_second"] for r in runs)
+    solved = sum(r["solved"] for r in runs)
+    print(f"\n{name}")
+    print(f"  wall for 50k steps (train() call): median {walls[len(walls) // 2]:.1f} s  [min {walls[0]:.1f}, max {walls[-1]:.1f}]")
+    print(f"  env steps/s: median {speeds[len(speeds) // 2]:,.0f}")
+    t = runs[0]["timings"]
+    print(f"  split (seed {runs[0]['seed']}): train {t['train_seconds']:.1f} s, collect {t['collect_seconds']:.1f} s, "
+          f"eval {t['eval_seconds']:.1f} s, setup {t['setup_seconds']:.1f} s; TF import {runs[0]['import_seconds']:.1f} s")
+    print(f"  solved (greedy mean >= 475 at some eval): {solved}/{len(runs)}; "
+          f"final eval >= 475: {sum(r['final_eval'] >= 475 for r in runs)}/{len(runs)}")
+    print(f"  best evals: {[round(r['best_eval']) for r in runs]}")
+
+
+def parallel_runs(configs: list[dict], jobs: int) -> list[dict]:
+    """Runs on distinct cores (`jobs` at a time), each still one core."""
+    with ThreadPoolExecutor(jobs) as pool:
+        return list(pool.map(lambda ic: run_isolated(ic[1], ic[0] % jobs), enumerate(configs)))
+
+
+def micro() -> None:
+    os.sched_setaffinity(0, {0})
+    os.environ.update(ONE_CORE_ENV)
+    import numpy as np
+    import tensorflow as tf
+
+    from dqn_tf.config import TrainConfig
+    from dqn_tf.learner import Learner
+    from dqn_tf.policy import GreedyPolicy
+    from dqn_tf.strategy import plan_devices
+
+    learner = Learner(TrainConfig(), 4, 2, plan_devices("cpu"))
+    obs = np.zeros((1, 4), np.float32)
+    act = tf.function(lambda x: tf.argmax(learner.online(x), axis=1))
+    act(obs)
+    policy = GreedyPolicy(learner.greedy_layers())
+
+    def per_call(fn, n=2000) -> float:
+        started = time.perf_counter()
+        for _ in range(n):
+            fn()
+        return (time.perf_counter() - started) / n * 1e6
+
+    print(f"act, tf.function (1 env):   {per_call(lambda: act(obs)):8.1f} us/call")
+    print(f"act, numpy mirror (1 env):  {per_call(lambda: policy.greedy(obs)):8.1f} us/call")
+    rng = np.random.default_rng(0)
+    for steps in (1, 128):
+        batch = {
+            "obs": rng.normal(size=(steps, 64, 4)).astype(np.float32),
+            "actions": rng.integers(0, 2, (steps, 64)).astype(np.int32),
+            "rewards": np.ones((steps, 64), np.float32),
+            "next_obs": rng.normal(size=(steps, 64, 4)).astype(np.float32),
+            "dones": np.zeros((steps, 64), np.float32),
+        }
+        learner.train(batch, 1.0)
+        cost = per_call(lambda: learner.train(batch, 1.0), n=max(20, 400 // steps))
+        print(f"train call, {steps:3d} gradient steps: {cost / 1000:8.2f} ms/call = {cost / steps / 1000:.3f} ms/step")
+
+
+def blog_style(steps: int = 200) -> None:
+    """The source articles' loop: model.predict per env step, model.fit per update."""
+    os.sched_setaffinity(0, {0})
+    os.environ.update(ONE_CORE_ENV)
+    import gymnasium as gym
+    import keras
+    import numpy as np
+
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(256, "relu"),
+                              keras.layers.Dense(256, "relu"), keras.layers.Dense(2)])
+    model.compile("adam", "huber")
+    env = gym.make("CartPole-v1")
+    obs, _ = env.reset(seed=0)
+    memory = []
+    started = time.perf_counter()
+    for _ in range(steps):
+        action = int(np.argmax(model.predict(obs[None], verbose=0)[0]))
+        next_obs, reward, terminated, truncated, _ = env.step(action)
+        memory.append((obs, action, reward, next_obs, terminated))
+        if len(memory) >= 64:
+            idx = np.random.randint(len(memory), size=64)
+            o = np.array([memory[i][0] for i in idx])
+            model.fit(o, model.predict(o, verbose=0), verbose=0)
+        obs = next_obs if not (terminated or truncated) else env.reset()[0]
+    print(f"blog-style loop: {steps / (time.perf_counter() - started):.1f} env steps/s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", type=int, default=10, help="seeds for the (a) solve rate")
+    parser.add_argument("--jobs", type=int, default=2, help="runs at once, each pinned to its own core")
+    parser.add_argument("--micro", action="store_true")
+    parser.add_argument("--blog", action="store_true")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--core", type=int, default=0, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        return worker(json.loads(args.worker), args.core)
+    if args.micro:
+        return micro()
+    if args.blog:
+        return blog_style()
+    print(f"{os.cpu_count()} cores; every run is a fresh process on one core with 1+1 TF threads")
+    runs_a = parallel_runs([{**RL_ZOO_CARTPOLE, "seed": s} for s in range(args.seeds)], args.jobs)
+    report("(a) rl-zoo tuned CartPole-v1 DQN (train_freq 256, gradient_steps 128)", runs_a)
+    runs_b = parallel_runs([{**TRAIN_FREQ_4, "seed": s} for s in range(min(args.jobs, 2))], args.jobs)
+    report("(b) same, train_freq 4 / gradient_steps 1", runs_b)
+
+
+if __name__ == "__main__":
+    main()
