@@ -1,7 +1,8 @@
 """The sweep driver: Optuna ask/tell in the client, seed-runs in flight on Dask.
 
 Asks a trial, turns it into one trainer config per seed, keeps `parallel` seed-runs in flight
-and refills on every completion (no batch barriers). Eval events stream back from the runs;
+and refills on every completion (no batch barriers; completions and eval events share one
+queue, which `distributed.as_completed` cannot offer without polling). Eval events stream back from the runs;
 the across-seed value at each evaluation step is reported, and a trial the pruner rejects is
 told to stop through a named `distributed.Event`. When all seeds of a trial are back it is told
 COMPLETE (aggregated objective), PRUNED, or FAIL with the reason in user attr `fail_reason`.
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import optuna
-from distributed import Client, Event, as_completed
+from distributed import Client, Event
 from optuna.trial import TrialState
 
 from sweeps import search
@@ -133,13 +134,12 @@ class Driver:
             best = max(complete, key=lambda t: t.value)
             self.tally.best_value, self.tally.best_trial = best.value, best.number
         self.client.subscribe_topic(self.topic, lambda event: self.inbox.put(("event", event[1])))
-        completions = as_completed()
         try:
             while True:
-                self.fill(completions)
+                self.fill()
                 if not self.futures:
                     break
-                self.wait_and_handle(completions)
+                self.wait_and_handle()
         except KeyboardInterrupt:
             self.interrupt()
             raise
@@ -148,31 +148,33 @@ class Driver:
             self.writer.write_trials(self.study)
         return self.tally
 
-    def fill(self, completions: as_completed) -> None:
+    def fill(self) -> None:
         """Submit seed-runs until `parallel` are in flight or the budget allows no more."""
         while len(self.futures) < self.parallel:
             if not self.pending and not self.ask():
                 return
             number, seed, config = self.pending.popleft()
             future = self.client.submit(run_seed, self.payload(number, seed, config), pure=False, **self.task_resources())
-            future.add_done_callback(lambda _: self.inbox.put(("done", None)))
             self.futures[future] = (number, seed)
-            completions.add(future)
+            future.add_done_callback(lambda done: self.inbox.put(("done", done)))
         self.show()
 
-    def wait_and_handle(self, completions: as_completed) -> None:
-        """Block until an event or a completion arrives, then handle everything ready."""
+    def wait_and_handle(self) -> None:
+        """Block until an event or a completion arrives, then handle everything that is in.
+
+        Completions come through the same queue as events (a done-callback per future), so
+        one blocking wait serves both: refill happens the moment any seed-run ends.
+        """
         kind, message = self.inbox.get()
         while True:
             if kind == "event":
                 self.on_event(message)
+            elif message in self.futures:
+                self.on_done(message)
             try:
                 kind, message = self.inbox.get_nowait()
             except queue.Empty:
-                break
-        if completions.has_ready():
-            for future in completions.next_batch(block=False):
-                self.on_done(future)
+                return
 
     # -- asking ---------------------------------------------------------------------------
     def can_ask(self) -> bool:
@@ -200,8 +202,8 @@ class Driver:
         try:
             params = search.suggest(trial, self.spec)
         except (ValueError, TypeError) as error:
-            self.study.tell(trial, state=TrialState.FAIL)
             trial.set_user_attr("fail_reason", f"suggest: {error}")
+            search.tell(self.study, trial, state=TrialState.FAIL)
             self.tally.failed += 1
             return self.ask()
         configs = search.seed_configs(self.spec, params)
@@ -291,14 +293,14 @@ class Driver:
                 run.fail_reason = f"objective: {error}"
         if run.fail_reason is not None:
             trial.set_user_attr("fail_reason", run.fail_reason)
-            self.study.tell(trial, state=TrialState.FAIL)
+            search.tell(self.study, trial, state=TrialState.FAIL)
             self.tally.failed += 1
             self.say(f"trial {trial.number} FAILED: {first_line(run.fail_reason)}")
         elif run.pruned:
-            self.study.tell(trial, state=TrialState.PRUNED)
+            search.tell(self.study, trial, state=TrialState.PRUNED)
             self.tally.pruned += 1
         else:
-            self.study.tell(trial, value)
+            search.tell(self.study, trial, value)
             self.tally.completed += 1
             if self.tally.best_value is None or value > self.tally.best_value:
                 self.tally.best_value, self.tally.best_trial = value, trial.number
@@ -322,7 +324,7 @@ class Driver:
         """Trials a dead driver left RUNNING are FAIL ("driver lost") and asked again once."""
         for trial in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             optuna.Trial(self.study, trial._trial_id).set_user_attr("fail_reason", "driver lost")
-            self.study.tell(trial.number, state=TrialState.FAIL)
+            search.tell(self.study, trial.number, state=TrialState.FAIL)
             if "requeued_from" not in trial.user_attrs:
                 self.study.enqueue_trial(trial.params, user_attrs={"requeued_from": trial.number})
             self.say(f"trial {trial.number} was left RUNNING by an earlier driver: FAIL (driver lost), re-queued")
@@ -334,7 +336,7 @@ class Driver:
         for run in list(self.runs.values()):
             run.stop.set()
             run.trial.set_user_attr("fail_reason", "interrupted")
-            self.study.tell(run.trial, state=TrialState.FAIL)
+            search.tell(self.study, run.trial, state=TrialState.FAIL)
             self.study.enqueue_trial(run.trial.params, user_attrs={"requeued_from": run.trial.number})
         self.runs.clear()
         self.say("interrupted: running trials marked FAIL and re-queued; run the same command to resume")

@@ -138,3 +138,17 @@ def aggregate(values: Sequence[float], how: str) -> float:
         cut = int(math.floor(data.size * 0.25))
         data = data[cut : data.size - cut] if data.size - 2 * cut > 0 else data
     return float(data.mean())
+
+
+def tell(study: optuna.Study, trial: optuna.Trial | int, value: float | None = None,
+         state: optuna.trial.TrialState | None = None) -> None:
+    """`study.tell`, tolerating the grid sampler's `study.stop()` outside `optimize`.
+
+    The grid sampler stops a study when its grid is exhausted, which raises under ask/tell
+    after the trial has been stored; our budget already caps trials at the grid size.
+    """
+    try:
+        study.tell(trial, value, state=state)
+    except RuntimeError as error:
+        if "Study.stop" not in str(error):
+            raise

@@ -285,9 +285,11 @@ def check_trainer(spec: StudySpec, source: str) -> None:
         )
     base = spec.base_config()
     try:
-        parse_config(base)
+        config = parse_config(base)
     except ConfigError as error:
         raise SpecError(f"{source}: trainer: {error}") from None
+    if config.eval_freq == 0 and "eval_freq" not in spec.space:
+        raise SpecError(f"{source}: trainer.eval_freq = 0: the objective and pruning need evaluations; use > 0")
     for corner in corners(spec):
         values = {**base, **corner}
         try:

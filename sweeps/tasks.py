@@ -25,13 +25,14 @@ STDERR_TAIL_LINES = 20
 def run_seed(payload: dict[str, Any]) -> dict[str, Any]:
     """Dask entry point. `payload`: config, trial, seed, topic, stop_event, gpus,
     cpu_threads ("auto" or int), time_limit, entry. Returns `run_child`'s outcome."""
-    from distributed import Event, get_worker
+    from distributed import Event, get_client, get_worker
 
     from sweeps.devices import worker_pool
 
     worker = get_worker()
     tag = {"trial": payload["trial"], "seed": payload["seed"]}
-    stop = Event(payload["stop_event"])
+    # Bind the worker's client here, in the task thread: the relay thread could not find it.
+    stop = Event(payload["stop_event"], client=get_client())
     threads = payload.get("cpu_threads", "auto")
     if threads == "auto":
         threads = max(1, (os.cpu_count() or 1) // max(1, worker.state.nthreads))
@@ -149,7 +150,7 @@ def relay_stop(proc: subprocess.Popen, wait_stop: Callable[[float], bool], done:
     while not done.is_set():
         try:
             stopped = wait_stop(1.0)
-        except Exception:  # scheduler briefly unreachable: keep training, try again
+        except (OSError, TimeoutError):  # scheduler briefly unreachable: keep training, retry
             time.sleep(1.0)
             continue
         if stopped:

@@ -1,0 +1,116 @@
+"""The driver on a real 2-worker LocalCluster, with the fake trainer (no TensorFlow) in the
+child processes: pruning stops runs early, seeds aggregate, failures are FAIL with a reason and
+do not count, a rerun continues the study, trials a dead driver left RUNNING are recovered."""
+
+import logging
+
+import optuna
+import pytest
+from distributed import Client, LocalCluster
+from optuna.trial import TrialState
+
+from sweeps.driver import Driver
+from sweeps.results import load
+from sweeps.session import open_study
+from sweeps.spec import parse_spec
+
+pytestmark = pytest.mark.timeout(120)
+FAKE = "tests.sweeps.fake_trainer:train"
+
+
+@pytest.fixture(scope="module")
+def client():
+    with LocalCluster(n_workers=2, threads_per_worker=1, host="127.0.0.1", processes=True,
+                      dashboard_address=None, silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
+        yield client
+
+
+def make_spec(**changes):
+    data = {
+        "study": "fake",
+        "env_id": "CartPole-v1",
+        "trainer": {"total_timesteps": 1000, "eval_freq": 100, "train_freq": 5},
+        "space": {"learning_rate": {"type": "float", "low": 1e-3, "high": 1e-1, "log": True}},
+        "objective": {"metric": "final"},
+        "budget": {"n_trials": 4},
+        "parallel": 2,
+        "pruner": {"name": "none"},
+    }
+    for key, value in changes.items():
+        data[key] = {**data[key], **value} if isinstance(value, dict) and key in data else value
+    return parse_spec(data)
+
+
+def sweep(spec, client, run_dir):
+    study = open_study(spec, run_dir, None)
+    tally = Driver(spec, study, client, run_dir, entry=FAKE).run()
+    return study, tally
+
+
+def test_multi_seed_objective_is_the_aggregate_over_seeds(client, tmp_path):
+    spec = make_spec(seeds=4, objective={"metric": "final", "seed_aggregate": "iqm"}, budget={"n_trials": 2})
+    study, tally = sweep(spec, client, tmp_path)
+    assert tally.completed == 2
+    for trial in study.trials:
+        # fake return at the end = 1000 * lr + seed; iqm over seeds 0..3 keeps 1 and 2
+        assert trial.value == pytest.approx(1000 * trial.params["learning_rate"] + 1.5)
+        assert trial.user_attrs["seeds"] == [0, 1, 2, 3]
+        assert trial.user_attrs["env_steps"] == 4000
+    tables = load(tmp_path)
+    assert len(tables["trials"]) == 2
+    assert set(tables["evals"]["seed"]) == {0, 1, 2, 3}
+    assert len(tables["evals"]) == 2 * 4 * 10
+
+
+def test_pruned_trials_stop_early_and_free_their_workers(client, tmp_path):
+    spec = make_spec(
+        trainer={"total_timesteps": 2000, "eval_freq": 100, "train_freq": 100},
+        seeds=2,
+        budget={"n_trials": 6},
+        sampler={"name": "random", "seed": 1},
+        pruner={"name": "percentile", "options": {"percentile": 90.0, "n_startup_trials": 1}},
+    )
+    study, tally = sweep(spec, client, tmp_path)
+    pruned = [t for t in study.trials if t.state == TrialState.PRUNED]
+    assert pruned and tally.pruned == len(pruned)
+    assert tally.completed + tally.pruned == 6
+    for trial in pruned:
+        assert trial.user_attrs["env_steps"] < 2 * 2000  # both seed-runs stopped early
+        assert trial.intermediate_values
+    frame = load(tmp_path)["trials"]
+    assert set(frame["state"]) >= {"PRUNED", "COMPLETE"}
+
+
+def test_failed_trials_are_fail_with_reason_and_do_not_count(client, tmp_path):
+    spec = make_spec(
+        space={"learning_rate": {"type": "float", "low": 1e-3, "high": 1e-1, "log": True},
+               "exploration_fraction": {"type": "categorical", "choices": [0.1, 0.5, 0.25]}},
+        sampler={"name": "random", "seed": 0},
+        budget={"n_trials": 3, "max_failed": 20},
+    )
+    study, tally = sweep(spec, client, tmp_path)
+    complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
+    failed = [t for t in study.trials if t.state == TrialState.FAIL]
+    assert len(complete) == 3 and tally.failed == len(failed) > 0
+    reasons = {t.params["exploration_fraction"]: t.user_attrs["fail_reason"] for t in failed}
+    for fraction, reason in reasons.items():
+        expected = "ValueError: fake trainer bug" if fraction == 0.5 else "child exited with status 3"
+        assert expected in reason
+    frame = load(tmp_path)["trials"]
+    assert frame.loc[frame["state"] == "FAIL", "fail_reason"].notna().all()
+
+
+def test_rerun_continues_the_study_and_recovers_trials_left_running(client, tmp_path):
+    spec = make_spec(budget={"n_trials": 2})
+    study, _ = sweep(spec, client, tmp_path)
+    assert len(study.trials) == 2
+    lost = study.ask({"learning_rate": optuna.distributions.FloatDistribution(1e-3, 1e-1, log=True)})
+    spec = make_spec(budget={"n_trials": 4})
+    study, tally = sweep(spec, client, tmp_path)
+    states = [t.state for t in study.trials]
+    assert states.count(TrialState.COMPLETE) == 4 and TrialState.RUNNING not in states
+    assert study.trials[lost.number].user_attrs["fail_reason"] == "driver lost"
+    requeued = [t for t in study.trials if t.user_attrs.get("requeued_from") == lost.number]
+    assert requeued and requeued[0].params == study.trials[lost.number].params
+    assert tally.finished_before == 2 and tally.completed == 2
+    assert len(load(tmp_path)["trials"]) == 5

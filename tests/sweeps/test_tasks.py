@@ -1,0 +1,76 @@
+"""The trial's child process: results, failures kept apart from stops, time limit, stop relay.
+
+Uses the fake trainer (no TensorFlow) so each case costs only a Python start-up.
+"""
+
+import threading
+
+import pytest
+
+from dqn_tf.config import TrainConfig
+from sweeps.tasks import child_env, run_child
+
+pytestmark = pytest.mark.timeout(60)
+FAKE = "tests.sweeps.fake_trainer:train"
+
+
+def config(**changes):
+    values = {"total_timesteps": 1000, "eval_freq": 100, "train_freq": 1, "learning_rate": 0.01}
+    return TrainConfig.from_dict({**values, **changes}).to_dict()
+
+
+def run(cfg, stop_after=None, **kwargs):
+    events, stop = [], threading.Event()
+
+    def emit(event):
+        events.append(event)
+        if stop_after is not None and len(events) >= stop_after:
+            stop.set()
+
+    outcome = run_child(cfg, emit=emit, wait_stop=stop.wait, entry=FAKE, **kwargs)
+    return outcome, events
+
+
+def test_result_and_events_come_back():
+    outcome, events = run(config())
+    assert outcome["status"] == "ok", outcome["reason"]
+    assert [e["step"] for e in events] == list(range(100, 1001, 100))
+    assert outcome["result"]["env_steps"] == 1000
+    assert outcome["startup_seconds"] > 0
+
+
+def test_stop_request_ends_the_run_early_and_cleanly():
+    outcome, events = run(config(train_freq=50), stop_after=2)
+    assert outcome["status"] == "stopped"
+    assert outcome["result"]["stop_reason"] == "pruned"
+    assert outcome["result"]["env_steps"] < 1000
+
+
+@pytest.mark.parametrize(
+    "changes, reason",
+    [
+        ({"gamma": 0.5}, "diverged: loss became nan"),
+        ({"exploration_fraction": 0.5}, "ValueError: fake trainer bug"),
+        ({"exploration_fraction": 0.25}, "child exited with status 3"),
+        ({"exploration_final_eps": 0.9, "exploration_initial_eps": 0.5}, "config: "),
+    ],
+)
+def test_failures_carry_their_reason(changes, reason):
+    outcome, _ = run(config(**changes) if "exploration_initial_eps" not in changes else {**config(), **changes})
+    assert outcome["status"] == "failed"
+    assert outcome["reason"].startswith(reason), outcome["reason"]
+    assert outcome["result"] is None
+
+
+def test_time_limit_kills_the_child():
+    outcome, _ = run(config(train_freq=1000), time_limit=2.0)
+    assert outcome["status"] == "failed"
+    assert outcome["reason"] == "timeout after 2 s"
+    assert outcome["wall_seconds"] < 10
+
+
+def test_child_gets_its_threads_and_only_its_gpus():
+    env = child_env(3, ["2", "5"])
+    assert env["TF_NUM_INTRAOP_THREADS"] == env["TF_NUM_INTEROP_THREADS"] == "3"
+    assert env["CUDA_VISIBLE_DEVICES"] == "2,5"
+    assert child_env(1, [])["CUDA_VISIBLE_DEVICES"] == ""
