@@ -9,6 +9,8 @@ their global norm and applied once. That makes N replicas compute exactly the on
 
 from __future__ import annotations
 
+import math
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -44,16 +46,18 @@ class Learner:
             tf.TensorSpec([], tf.float32),
         ]
         # XLA fuses the small ops of a step (~10% faster on CPU) but cannot span logical devices.
+        # Calling the concrete function skips argument matching: ~0.3-0.9 ms less per call.
         self._train = tf.function(
             self._train_steps, input_signature=signature, jit_compile=self.replicas == 1
-        )
+        ).get_concrete_function()
 
     def train(self, batch: dict[str, np.ndarray], target_tau: float) -> dict[str, float]:
         """Blend the target net by `target_tau`, then one gradient step per leading batch row."""
         # Converting up front is ~0.4 ms/call cheaper than letting tf.function convert numpy.
         args = [tf.constant(batch[name]) for name in ("obs", "actions", "rewards", "next_obs", "dones")]
         loss, q_mean = self._train(*args, tf.constant(target_tau, tf.float32)).numpy()
-        return {"loss": float(loss), "q_mean": float(q_mean), "finite": bool(np.isfinite([loss, q_mean]).all())}
+        loss, q_mean = float(loss), float(q_mean)
+        return {"loss": loss, "q_mean": q_mean, "finite": math.isfinite(loss) and math.isfinite(q_mean)}
 
     def _train_steps(self, obs, actions, rewards, next_obs, dones, target_tau):
         for target_var, online_var in zip(self.target.weights, self.online.weights):
