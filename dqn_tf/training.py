@@ -153,8 +153,7 @@ class _Run:
     # -- checkpoints --------------------------------------------------------------------------
 
     def _save(self) -> None:
-        arrays = {**self.replay.state()}
-        arrays = {f"replay/{k}": v for k, v in arrays.items()}
+        arrays = {f"replay/{k}": v for k, v in self.replay.state().items()}
         for name, values in self.learner.state().items():
             arrays.update(checkpoint.pack(name, values))
         state = {
