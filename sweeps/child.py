@@ -60,8 +60,8 @@ def main() -> int:
     from dqn_tf.result import TrainingDiverged
 
     try:
-        trainer = resolve(request.get("entry") or "dqn_tf.train:train")
-        config = parse_config(request["config"])
+        config = parse_config(request["config"])  # before the trainer import: bad configs fail fast
+        trainer = resolve(request["entry"])
     except ConfigError as error:
         send(protocol, {"type": "error", "kind": "config", "message": str(error)})
         return 1

@@ -18,6 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from dqn_tf.config import ConfigError, TrainConfig, field_names, parse_config
+from dqn_tf.envs import check_env
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 SAMPLERS = ("tpe", "random", "cmaes", "gp", "qmc", "grid")
@@ -293,7 +294,9 @@ def check_trainer(spec: StudySpec, source: str) -> None:
     for corner in corners(spec):
         values = {**base, **corner}
         try:
-            TrainConfig.from_dict(values)
+            config = TrainConfig.from_dict(values)
+            if "env_id" in corner:
+                check_env(config.env_id)
         except ConfigError as error:
             shown = ", ".join(f"{k}={v!r}" for k, v in corner.items())
             raise SpecError(f"{source}: space: with {shown}: {error}") from None
@@ -352,7 +355,8 @@ def check_options(cls: type, options: dict[str, Any], where: str, source: str, r
             close = difflib.get_close_matches(key, allowed, n=1)
             hint = f" (did you mean '{close[0]}'?)" if close else ""
             raise SpecError(
-                f"{source}: {where}.{key}: not an option of {cls.__name__}{hint}; allowed: {', '.join(allowed)}"
+                f"{source}: {where}.{key}: not an option of {cls.__name__}{hint}; "
+                f"allowed: {', '.join(allowed) or '(none)'}"
             )
 
 

@@ -18,8 +18,9 @@ import time
 from collections import deque
 from typing import Any, Callable
 
-ENTRY = "dqn_tf.train:train"
+ENTRY = "dqn_tf:train"
 STDERR_TAIL_LINES = 20
+STOP_POLL_S = 0.5
 
 
 def run_seed(payload: dict[str, Any]) -> dict[str, Any]:
@@ -41,7 +42,7 @@ def run_seed(payload: dict[str, Any]) -> dict[str, Any]:
         outcome = run_child(
             payload["config"],
             emit=lambda event: worker.log_event(payload["topic"], {**tag, **event}),
-            wait_stop=lambda timeout: stop.wait(timeout),
+            stop_requested=stop.is_set,
             threads=int(threads),
             gpu_ids=gpu_ids,
             time_limit=payload.get("time_limit"),
@@ -68,7 +69,7 @@ def run_child(
     config: dict[str, Any],
     *,
     emit: Callable[[dict[str, Any]], None],
-    wait_stop: Callable[[float], bool],
+    stop_requested: Callable[[], bool],
     threads: int = 1,
     gpu_ids: list[str] | None = None,
     time_limit: float | None = None,
@@ -100,7 +101,7 @@ def run_child(
     ]
     for thread in readers:
         thread.start()
-    threading.Thread(target=relay_stop, args=(proc, wait_stop, done), daemon=True).start()
+    threading.Thread(target=relay_stop, args=(proc, stop_requested, done), daemon=True).start()
     timed_out = False
     try:
         proc.wait(timeout=time_limit)
@@ -145,13 +146,16 @@ def read_protocol(stream, emit, messages: dict[str, Any], started: float) -> Non
             messages[kind] = message.get("result", message)
 
 
-def relay_stop(proc: subprocess.Popen, wait_stop: Callable[[float], bool], done: threading.Event) -> None:
-    """Forward a stop request to the child; it stops cleanly after its next event."""
-    while not done.is_set():
+def relay_stop(proc: subprocess.Popen, stop_requested: Callable[[], bool], done: threading.Event) -> None:
+    """Forward a stop request to the child; it stops cleanly after its next event.
+
+    Polls (a short scheduler call every STOP_POLL_S) rather than blocking in `Event.wait`,
+    so that no wait is left pending on the scheduler when the run ends or the cluster closes.
+    """
+    while not done.wait(STOP_POLL_S):
         try:
-            stopped = wait_stop(1.0)
+            stopped = stop_requested()
         except (OSError, TimeoutError):  # scheduler briefly unreachable: keep training, retry
-            time.sleep(1.0)
             continue
         if stopped:
             try:

@@ -27,7 +27,7 @@ def run(cfg, stop_after=None, **kwargs):
         if stop_after is not None and len(events) >= stop_after:
             stop.set()
 
-    outcome = run_child(cfg, emit=emit, wait_stop=stop.wait, entry=FAKE, **kwargs)
+    outcome = run_child(cfg, emit=emit, stop_requested=stop.is_set, entry=FAKE, **kwargs)
     return outcome, events
 
 

@@ -1,0 +1,127 @@
+"""End to end: `dqn-sweep run` on a real 2-worker LocalCluster with the real trainer.
+
+Tiny budgets (2-3k CartPole steps, ~6 s a trial, half of it TensorFlow's import in the child).
+"""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from sweeps import search
+from sweeps.results import load
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+pytestmark = pytest.mark.timeout(240)
+
+
+def cli(*args: str, timeout: float = 200) -> subprocess.CompletedProcess:
+    done = subprocess.run([str(BIN / "dqn-sweep"), *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return done
+
+
+def study_file(tmp_path: Path, **changes) -> Path:
+    data = yaml.safe_load((ROOT / "studies" / "smoke.yaml").read_text())
+    for key, value in changes.items():
+        data[key] = {**data[key], **value} if isinstance(value, dict) and isinstance(data.get(key), dict) else value
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def optuna_trials(run_dir: Path, study: str) -> list[dict]:
+    done = subprocess.run(
+        [str(BIN / "optuna"), "trials", "--storage", str(run_dir / "journal.log"),
+         "--storage-class", "JournalFileBackend", "--study-name", study, "-f", "json"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout)
+
+
+def test_smoke_run_writes_tables_optuna_reads_it_and_a_rerun_continues(tmp_path):
+    run_dir = tmp_path / "run"
+    cli("run", "studies/smoke.yaml", "--output", str(run_dir))
+    tables = load(run_dir)
+    assert list(tables["trials"]["state"]) == ["COMPLETE"] * 4
+    assert {"params_learning_rate", "params_gamma", "params_net_arch", "env_steps", "steps_per_second",
+            "wall_seconds", "worker", "fail_reason", "seeds"} <= set(tables["trials"].columns)
+    assert (tables["trials"]["env_steps"] == 2000).all()
+    assert len(tables["evals"]) == 4 * 4  # evals at 500, 1000, 1500, 2000
+    assert len(tables["episodes"]) > 0 and set(tables["episodes"]["trial"]) == {0, 1, 2, 3}
+    assert (run_dir / "study.yaml").exists()
+
+    rows = optuna_trials(run_dir, "smoke")
+    assert [row["state"] for row in rows] == ["COMPLETE"] * 4
+
+    first = tables["trials"].copy()
+    cli("run", "studies/smoke.yaml", "--output", str(run_dir), "--n-trials", "6")
+    tables = load(run_dir)
+    assert list(tables["trials"]["number"]) == list(range(6))
+    pd.testing.assert_frame_equal(tables["trials"].iloc[:4][first.columns].reset_index(drop=True), first)
+    assert len(optuna_trials(run_dir, "smoke")) == 6
+
+    status = cli("status", str(run_dir)).stdout
+    assert "6 complete" in status
+    best = yaml.safe_load(cli("best", str(run_dir)).stdout)
+    from dqn_tf.config import parse_config
+
+    assert parse_config(best["config"]).total_timesteps == 2000
+    assert best["value"] == tables["trials"]["value"].max()
+    cli("export", str(run_dir), "--format", "csv", "--output", str(tmp_path / "csv"))
+    assert len(pd.read_csv(tmp_path / "csv" / "trials.csv")) == 6
+
+
+def test_pruned_trials_stop_early(tmp_path):
+    # Random sampler seed 2 draws CartPole, CartPole, then MountainCar: MountainCar's -200 at the
+    # first evaluation is below every CartPole return, so the median pruner stops those runs.
+    path = study_file(
+        tmp_path,
+        trainer={"total_timesteps": 3000},
+        space={"env_id": {"type": "categorical", "choices": ["CartPole-v1", "MountainCar-v0"]},
+               "learning_rate": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True}},
+        budget={"n_trials": 5},
+        sampler={"name": "random", "seed": 2, "options": {}},
+        pruner={"name": "median", "options": {"n_startup_trials": 1}},
+    )
+    cli("run", str(path), "--output", str(tmp_path / "run"))
+    trials = load(tmp_path / "run")["trials"]
+    mountain = trials[trials["params_env_id"] == "MountainCar-v0"]
+    assert len(mountain) >= 2 and (mountain["state"] == "PRUNED").all()
+    assert (mountain["env_steps"] < 3000).all()  # the runs stopped, not just the trial
+    assert (trials.loc[trials["params_env_id"] == "CartPole-v1", "env_steps"] == 3000).all()
+
+
+def test_seeds_aggregate_and_a_failing_trial_is_fail_with_its_reason(tmp_path):
+    # exploration_final_eps 0.9 > exploration_initial_eps 0.5 breaks a cross-field rule that only
+    # the sampled combination can break: that trial fails inside the trial's process.
+    path = study_file(
+        tmp_path,
+        trainer={"exploration_initial_eps": 0.5},
+        space={"learning_rate": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True},
+               "exploration_final_eps": {"type": "categorical", "choices": [0.05, 0.9]}},
+        seeds=2,
+        objective={"metric": "last_k", "k": 2, "seed_aggregate": "mean"},
+        budget={"n_trials": 2, "max_failed": 10},
+        sampler={"name": "random", "seed": 0, "options": {}},
+    )
+    cli("run", str(path), "--output", str(tmp_path / "run"))
+    tables = load(tmp_path / "run")
+    trials = tables["trials"]
+    complete, failed = trials[trials["state"] == "COMPLETE"], trials[trials["state"] == "FAIL"]
+    assert len(complete) == 2 and len(failed) >= 1
+    assert (failed["params_exploration_final_eps"] == 0.9).all()
+    assert failed["fail_reason"].str.contains("exploration_final_eps = 0.9 must be <=").all()
+    for _, row in complete.iterrows():
+        evals = tables["evals"][tables["evals"]["trial"] == row["number"]]
+        assert set(evals["seed"]) == {0, 1}
+        per_seed = [search.curve_metric(group.sort_values("step").to_dict("records"), "last_k", 2)
+                    for _, group in evals.groupby("seed")]
+        assert row["value"] == pytest.approx(sum(per_seed) / 2)
+        assert row["env_steps"] == 2 * 2000
