@@ -57,7 +57,7 @@ def connect(
     kwargs = dict(
         host="127.0.0.1",
         processes=True,
-        dashboard_address="127.0.0.1:0" if dashboard else None,
+        dashboard_address="127.0.0.1:0",  # a free port; its HTTP routes exist even without bokeh
         silence_logs=logging.ERROR,
     )
     if gpus_per_trial:

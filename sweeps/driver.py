@@ -367,6 +367,7 @@ def set_run_attrs(trial: optuna.Trial, outcomes: dict[int, dict[str, Any]]) -> N
     results = [o["result"] for o in outcomes.values() if o.get("result")]
     trial.set_user_attr("env_steps", int(sum(r["env_steps"] for r in results)))
     trial.set_user_attr("wall_seconds", float(sum(o.get("wall_seconds") or 0 for o in outcomes.values())))
+    trial.set_user_attr("train_seconds", float(sum(r["wall_seconds"] for r in results)))
     rates = [r["steps_per_second"] for r in results]
     trial.set_user_attr("steps_per_second", float(sum(rates) / len(rates)) if rates else None)
     trial.set_user_attr("worker", ",".join(sorted({o["worker"] for o in outcomes.values() if o.get("worker")})))

@@ -17,7 +17,10 @@ import pandas as pd
 TABLES = ("trials", "evals", "episodes")
 EVAL_COLUMNS = ["trial", "seed", "step", "mean_return", "std_return", "min_return", "max_return"]
 EPISODE_COLUMNS = ["trial", "seed", "episode", "step", "return", "length"]
-ATTR_COLUMNS = ["seeds", "env_steps", "wall_seconds", "steps_per_second", "worker", "fail_reason"]
+ATTR_COLUMNS = [
+    "seeds", "env_steps", "wall_seconds", "train_seconds", "startup_seconds", "steps_per_second",
+    "worker", "fail_reason",
+]
 
 
 def write_atomic(frame: pd.DataFrame, path: Path) -> None:

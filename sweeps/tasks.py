@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 from collections import deque
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 ENTRY = "dqn_tf:train"
 STDERR_TAIL_LINES = 20
@@ -30,13 +30,13 @@ def run_seed(payload: dict[str, Any]) -> dict[str, Any]:
 
     from sweeps.devices import worker_pool
 
-    worker = get_worker()
+    worker, client = get_worker(), get_client()
     tag = {"trial": payload["trial"], "seed": payload["seed"]}
     # Bind the worker's client here, in the task thread: the relay thread could not find it.
-    stop = Event(payload["stop_event"], client=get_client())
+    stop = Event(payload["stop_event"], client=client)
     threads = payload.get("cpu_threads", "auto")
     if threads == "auto":
-        threads = max(1, (os.cpu_count() or 1) // max(1, worker.state.nthreads))
+        threads = auto_threads(worker.host, client.scheduler_info()["workers"].values())
     pool = worker_pool(int(worker.state.total_resources.get("GPU", 0)))
     with pool.lease(int(payload.get("gpus", 0))) as gpu_ids:
         outcome = run_child(
@@ -49,6 +49,12 @@ def run_seed(payload: dict[str, Any]) -> dict[str, Any]:
             entry=payload.get("entry") or ENTRY,
         )
     return {**outcome, **tag, "worker": worker.address}
+
+
+def auto_threads(host: str, workers: Iterable[dict[str, Any]]) -> int:
+    """This host's cores shared evenly among all task slots of the workers on this host."""
+    slots = sum(info.get("nthreads", 1) for info in workers if info.get("host") == host)
+    return max(1, (os.cpu_count() or 1) // max(1, slots))
 
 
 def child_env(threads: int, gpu_ids: list[str]) -> dict[str, str]:
@@ -157,6 +163,8 @@ def relay_stop(proc: subprocess.Popen, stop_requested: Callable[[], bool], done:
             stopped = stop_requested()
         except (OSError, TimeoutError):  # scheduler briefly unreachable: keep training, retry
             continue
+        except AttributeError:  # the worker's client is closing: stdin EOF will stop the child
+            return
         if stopped:
             try:
                 proc.stdin.write("stop pruned\n")

@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from dqn_tf.config import TrainConfig
-from sweeps.tasks import child_env, run_child
+from sweeps.tasks import auto_threads, child_env, run_child
 
 pytestmark = pytest.mark.timeout(60)
 FAKE = "tests.sweeps.fake_trainer:train"
@@ -74,3 +74,11 @@ def test_child_gets_its_threads_and_only_its_gpus():
     assert env["TF_NUM_INTRAOP_THREADS"] == env["TF_NUM_INTEROP_THREADS"] == "3"
     assert env["CUDA_VISIBLE_DEVICES"] == "2,5"
     assert child_env(1, [])["CUDA_VISIBLE_DEVICES"] == ""
+
+
+def test_auto_threads_share_the_host_among_all_its_task_slots():
+    import os
+
+    workers = [{"host": "a", "nthreads": 1}, {"host": "a", "nthreads": 1}, {"host": "b", "nthreads": 4}]
+    assert auto_threads("a", workers) == max(1, (os.cpu_count() or 1) // 2)
+    assert auto_threads("c", workers) == (os.cpu_count() or 1)
