@@ -1,0 +1,213 @@
+"""A self-contained HTML report of a run folder: one file to scp off a headless box.
+
+`write_report(run_dir, path)` draws the figures of `sweeps.plots` as inline base64 PNGs and the
+tables as HTML, with the best trial's config as YAML ready for `dqn-sweep train --config`. The
+page loads nothing from the network (no scripts, no fonts, no stylesheets outside the file).
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import html
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from sweeps import plots
+from sweeps.results import load
+
+REPORT_NAME = "report.html"
+
+
+def open_study(run_dir: str | Path) -> tuple[Any, Any]:
+    """(Optuna study, StudySpec) of a run folder, or (None, None) where they cannot be read.
+
+    The report only needs the tables; the study adds Optuna's importance evaluator and the
+    spec turns the best params into a full trainer config.
+    """
+    from sweeps.session import load_run
+
+    try:
+        return load_run(Path(run_dir))
+    except Exception:  # noqa: BLE001 - a report of the tables alone is still useful
+        return None, None
+
+
+def load_spec(run_dir: str | Path) -> Any:
+    """The study as run (`RUN_DIR/study.yaml`) or None."""
+    from sweeps.session import STUDY_COPY
+    from sweeps.spec import parse_spec
+
+    path = Path(run_dir) / STUDY_COPY
+    try:
+        return parse_spec(yaml.safe_load(path.read_text()), source=str(path))
+    except Exception:  # noqa: BLE001
+        return None
+
+
+def best_config(trials: pd.DataFrame, spec: Any = None) -> dict[str, Any] | None:
+    """What `dqn-sweep best` prints: {study, trial, value, config} of the best COMPLETE trial.
+
+    With the spec, `config` is the full trainer config (base fields, decoded params, first
+    seed); without it, just the trial's params. None when no trial is COMPLETE.
+    """
+    best = plots.best_trial(trials)
+    if best is None:
+        return None
+    params = {
+        name: _plain(best[plots.PARAM_PREFIX + name])
+        for name in plots.param_names(trials)
+        if not _missing(best[plots.PARAM_PREFIX + name])
+    }
+    if spec is not None:
+        from sweeps.search import params_to_config
+
+        config = {**spec.base_config(), **params_to_config(params, spec), "seed": spec.seed_list[0]}
+        study = spec.study
+    else:
+        config, study = params, None
+    return {"study": study, "trial": int(best["number"]), "value": float(best["value"]), "config": config}
+
+
+def best_config_yaml(run_dir: str | Path, trials: pd.DataFrame | None = None) -> str:
+    """The best trial as YAML in `dqn-sweep best`'s format (a comment when none is COMPLETE)."""
+    trials = load(run_dir)["trials"] if trials is None else trials
+    best = best_config(trials, load_spec(run_dir))
+    if best is None:
+        return "# no COMPLETE trial yet\n"
+    header = f"# dqn-sweep best: study {best['study']}, trial {best['trial']}, objective {best['value']:.4f}\n"
+    return header + yaml.safe_dump(best, sort_keys=False)
+
+
+def trials_table(trials: pd.DataFrame, limit: int | None = None) -> pd.DataFrame:
+    """The trials sorted by objective with the columns worth reading (fail reason: first line)."""
+    if trials.empty:
+        return trials
+    table = plots.ranked(trials)
+    columns = ["number", "state", "value"] + [c for c in table.columns if c.startswith(plots.PARAM_PREFIX)]
+    columns += [c for c in ("env_steps", "wall_seconds", "steps_per_second", "worker", "fail_reason")
+                if c in table.columns]
+    table = table[columns].copy()
+    if "fail_reason" in table:
+        table["fail_reason"] = table["fail_reason"].map(
+            lambda r: "" if _missing(r) else str(r).strip().splitlines()[0][:160])
+    table.columns = [c.removeprefix(plots.PARAM_PREFIX) for c in table.columns]
+    return table.head(limit) if limit else table
+
+
+def figures(tables: dict[str, pd.DataFrame], study: Any = None, top: int = 5) -> list[tuple[str, Callable[[], Any]]]:
+    """(title, draw) for every figure of one study, in report order."""
+    trials, evals = tables["trials"], tables["evals"]
+    return [
+        ("Learning curves of the top trials", lambda: plots.learning_curves(evals, trials, top=top)),
+        ("Objective by trial and running best", lambda: plots.objective_history(trials)),
+        ("Hyperparameter importance", lambda: plots.param_importance(trials, study)),
+        ("Objective vs each parameter", lambda: plots.param_slices(trials)),
+        ("Parallel coordinates", lambda: plots.parallel_coordinates(trials)),
+        ("Trials on workers", lambda: plots.worker_timeline(trials)),
+    ]
+
+
+def write_report(run_dir: str | Path, path: str | Path | None = None, *, top: int = 5) -> Path:
+    """Write the HTML report of `run_dir` to `path` (default RUN_DIR/report.html); returns it."""
+    run_dir = Path(run_dir)
+    path = Path(path) if path is not None else run_dir / REPORT_NAME
+    tables = load(run_dir)
+    trials = tables["trials"]
+    study, spec = open_study(run_dir)
+    spec = spec or load_spec(run_dir)
+    name = getattr(spec, "study", None) or run_dir.name
+    best = best_config(trials, spec)
+
+    generated = f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M:%S}"
+    parts = [f"<h1>Sweep report: {_e(name)}</h1>",
+             f"<p class='meta'>Run folder <code>{_e(run_dir.resolve())}</code>; generated {generated} UTC.</p>",
+             _summary(trials)]
+    if best is None:
+        parts.append("<section id='best'><h2>Best trial</h2><p>No COMPLETE trial yet.</p></section>")
+    else:
+        text = best_config_yaml(run_dir, trials)
+        parts.append(
+            "<section id='best'><h2>Best trial</h2>"
+            f"<p class='best'>Best trial: <strong id='best-trial'>{best['trial']}</strong>, objective "
+            f"<strong id='best-value'>{best['value']:.4f}</strong></p>"
+            "<p>Save this as <code>best.yaml</code> (or run <code>dqn-sweep best "
+            f"{_e(run_dir)} --output best.yaml</code>), then "
+            "<code>dqn-sweep train --config best.yaml</code>:</p>"
+            f"<pre id='best-config'>{_e(text)}</pre></section>"
+        )
+    parts.append("<section id='figures'><h2>Figures</h2>")
+    for title, draw in figures(tables, study, top=top):
+        fig = draw()
+        data = base64.b64encode(plots.png_bytes(fig)).decode("ascii")
+        parts.append(f"<figure><img alt='{_e(title)}' src='data:image/png;base64,{data}'>"
+                     f"<figcaption>{_e(title)}</figcaption></figure>")
+    parts.append("</section>")
+    table = trials_table(trials)
+    parts.append("<section id='trials'><h2>Trials, best first</h2>"
+                 + (_table(table) if not table.empty else "<p>No trials yet.</p>") + "</section>")
+    failed = trials[trials["state"] == "FAIL"] if not trials.empty else trials
+    if not failed.empty and "fail_reason" in failed:
+        rows = "".join(f"<h3>Trial {int(t.number)}</h3><pre>{_e(t.fail_reason or 'unknown')}</pre>"
+                       for t in failed.itertuples())
+        parts.append(f"<section id='failures'><h2>Why trials failed</h2>{rows}</section>")
+    document = (
+        "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
+        f"<title>dqn-sweep report: {_e(name)}</title><style>{STYLE}</style></head>"
+        f"<body>{''.join(parts)}</body></html>\n"
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(document, encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+def _summary(trials: pd.DataFrame) -> str:
+    if trials.empty:
+        return "<p id='summary'>No trials yet.</p>"
+    counts = trials["state"].value_counts()
+    text = ", ".join(f"{n} {s.lower()}" for s, n in counts.items())
+    seconds = pd.to_numeric(trials.get("wall_seconds"), errors="coerce").sum()
+    steps = pd.to_numeric(trials.get("env_steps"), errors="coerce").sum()
+    start = pd.to_datetime(trials["datetime_start"]).min()
+    end = pd.to_datetime(trials["datetime_complete"]).max()
+    span = (end - start).total_seconds() if pd.notna(start) and pd.notna(end) else float("nan")
+    return (f"<p id='summary'>{len(trials)} trials: {_e(text)}. {int(steps):,} env steps trained in "
+            f"{seconds:,.0f} trial-seconds over {span:,.0f} s of wall time.</p>")
+
+
+def _table(frame: pd.DataFrame) -> str:
+    return frame.to_html(index=False, na_rep="", float_format=lambda v: f"{v:.4g}", border=0,
+                         classes="trials", escape=True)
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars to Python ones (yaml and params_to_config want plain data)."""
+    return value.item() if hasattr(value, "item") else value
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA
+
+
+def _e(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+STYLE = """
+body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;margin:2rem auto;max-width:1150px;
+color:#222;padding:0 1rem}
+h1{margin-bottom:.2rem}.meta{color:#666;margin-top:0}
+pre{background:#f6f8fa;padding:.8rem;overflow-x:auto;border-radius:4px}
+figure{margin:1.5rem 0}figure img{max-width:100%;height:auto;border:1px solid #eee}
+figcaption{color:#555;font-size:.9rem}
+table.trials{border-collapse:collapse;font-size:.85rem}
+table.trials td,table.trials th{padding:.25rem .5rem;border-bottom:1px solid #ddd;text-align:right}
+.best{font-size:1.15rem}
+"""
