@@ -1,0 +1,83 @@
+"""CLI behaviour around sweeps: one-line errors (exit 2), help, Ctrl-C then resume."""
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent / "dqn-sweep"
+FAKE = "tests.sweeps.fake_trainer:train"
+pytestmark = pytest.mark.timeout(120)
+
+
+def cli(*args, timeout=60):
+    return subprocess.run([str(BIN), *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+
+
+def test_invalid_study_file_is_a_one_line_error_before_anything_starts(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("study: x\nspace: {learning_rate: {type: float, low: 1, high: 0}}\n")
+    done = cli("run", str(path), "--output", str(tmp_path / "run"))
+    assert done.returncode == 2
+    assert done.stderr.startswith(f"error: {path}: space.learning_rate")
+    assert "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["status", "nowhere"], "nowhere: not a run folder"),
+        (["best", "nowhere"], "nowhere: not a run folder"),
+        (["export", "nowhere", "--format", "xlsx"], "--format 'xlsx': allowed: parquet, csv"),
+        (["run", "studies/smoke.yaml", "--storage", "ftp://x"], "unknown scheme 'ftp'"),
+        (["run", "studies/smoke.yaml", "--n-trials", "0"], "budget.n_trials = 0"),
+    ],
+)
+def test_errors_are_one_line(args, message):
+    done = cli(*args)
+    assert done.returncode == 2, done.stderr
+    assert message in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("command", ["run", "status", "best", "export"])
+def test_help(command):
+    done = cli(command, "--help")
+    assert done.returncode == 0 and "Usage" in done.stdout
+
+
+def test_ctrl_c_marks_running_trials_and_a_rerun_resumes(tmp_path):
+    study = {
+        "study": "slow", "env_id": "CartPole-v1",
+        "trainer": {"total_timesteps": 1000, "eval_freq": 100, "train_freq": 1000},  # ~10 s a run
+        "space": {"learning_rate": {"type": "float", "low": 1e-3, "high": 1e-1, "log": True}},
+        "budget": {"n_trials": 2}, "parallel": 2, "pruner": {"name": "none"},
+    }
+    path = tmp_path / "slow.yaml"
+    path.write_text(yaml.safe_dump(study))
+    run_dir = tmp_path / "run"
+    args = [str(BIN), "run", str(path), "--output", str(run_dir), "--entry", FAKE]
+    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.monotonic() + 30
+    while not (run_dir / "journal.log").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(3)  # both trials asked and their runs started
+    proc.send_signal(signal.SIGINT)
+    output, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130, output
+    assert "resume with: dqn-sweep run" in output
+    status = cli("status", str(run_dir)).stdout
+    assert "2 fail" in status and "2 waiting" in status and "interrupted" in status
+
+    study["trainer"]["train_freq"] = 1
+    path.write_text(yaml.safe_dump(study))
+    done = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=90)
+    assert done.returncode == 0, done.stderr[-2000:]
+    status = cli("status", str(run_dir)).stdout
+    assert "2 complete" in status and "2 fail" in status and "waiting" not in status
