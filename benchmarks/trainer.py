@@ -88,12 +88,13 @@ def micro() -> None:
 
     from dqn_tf.config import TrainConfig
     from dqn_tf.learner import Learner
+    from dqn_tf.networks import q_values
     from dqn_tf.policy import GreedyPolicy
     from dqn_tf.strategy import plan_devices
 
-    learner = Learner(TrainConfig(), 4, 2, plan_devices("cpu"))
-    obs = np.zeros((1, 4), np.float32)
-    act = tf.function(lambda x: tf.argmax(learner.online(x), axis=1))
+    learner = Learner([TrainConfig()], 4, 2, plan_devices("cpu"))
+    obs = np.zeros((1, 1, 4), np.float32)
+    act = tf.function(lambda x: tf.argmax(q_values(learner.arch, learner.online, x), axis=2))
     act(obs)
     policy = GreedyPolicy(learner.greedy_layers())
 
@@ -107,15 +108,16 @@ def micro() -> None:
     print(f"act, numpy mirror (1 env):  {per_call(lambda: policy.greedy(obs)):8.1f} us/call")
     rng = np.random.default_rng(0)
     for steps in (1, 128):
-        batch = {
-            "obs": rng.normal(size=(steps, 64, 4)).astype(np.float32),
-            "actions": rng.integers(0, 2, (steps, 64)).astype(np.int32),
-            "rewards": np.ones((steps, 64), np.float32),
-            "next_obs": rng.normal(size=(steps, 64, 4)).astype(np.float32),
-            "dones": np.zeros((steps, 64), np.float32),
+        batch = {  # [member, step, batch, ...]
+            "obs": rng.normal(size=(1, steps, 64, 4)).astype(np.float32),
+            "actions": rng.integers(0, 2, (1, steps, 64)).astype(np.int32),
+            "rewards": np.ones((1, steps, 64), np.float32),
+            "next_obs": rng.normal(size=(1, steps, 64, 4)).astype(np.float32),
+            "dones": np.zeros((1, steps, 64), np.float32),
         }
-        learner.train(batch, 1.0)
-        cost = per_call(lambda: learner.train(batch, 1.0), n=max(20, 400 // steps))
+        tau, active = np.ones(1), np.ones(1, dtype=bool)
+        learner.train(batch, tau, active)
+        cost = per_call(lambda: learner.train(batch, tau, active), n=max(20, 400 // steps))
         print(f"train call, {steps:3d} gradient steps: {cost / 1000:8.2f} ms/call = {cost / steps / 1000:.3f} ms/step")
 
 

@@ -127,6 +127,33 @@ class TrainConfig:
             )
 
 
+# Fields that change array shapes, the graph or the loop's schedule: one value per population.
+# The others (learning_rate, gamma, tau, exploration_*, max_grad_norm, seed) may differ per member.
+POPULATION_SHARED_FIELDS = (
+    "env_id", "total_timesteps", "n_envs", "batch_size", "buffer_size", "learning_starts",
+    "train_freq", "gradient_steps", "target_update_interval", "net_arch", "double_dqn", "dueling",
+    "eval_freq", "n_eval_episodes", "devices",
+)
+
+
+def check_population(configs: list[TrainConfig]) -> None:
+    """Members of one population must agree on every shape-changing field."""
+    if not configs:
+        raise ConfigError("a population needs at least one config, got an empty list")
+    problems = []
+    for field in POPULATION_SHARED_FIELDS:
+        values = [getattr(config, field) for config in configs]
+        if any(value != values[0] for value in values):
+            shown = ", ".join(f"member {k} = {value!r}" for k, value in enumerate(values))
+            problems.append(f"{field} differs ({shown})")
+    if problems:
+        raise ConfigError(
+            "population members must share every shape-changing field: " + "; ".join(problems)
+            + ". Members may differ only in seed, learning_rate, gamma, tau, exploration_*, "
+            "max_grad_norm"
+        )
+
+
 def field_names() -> list[str]:
     return [f.name for f in dataclasses.fields(TrainConfig)]
 

@@ -50,28 +50,48 @@ def check_env(env_id: str) -> tuple[int, int]:
         env.close()
 
 
-class EpisodeTracker:
-    """Running return and length per env; finished episodes are appended to `episodes`."""
+def reset_seed(env: gym.vector.VectorEnv, seeds: list[int], n_envs: int) -> int | list[int]:
+    """The `reset(seed=...)` argument that gives each member's sub-envs its own seed.
 
-    def __init__(self, num_envs: int):
+    A Sync vector env seeds sub-env i of member k with seeds[k] + i, exactly as a separate run's
+    `reset(seed=seeds[k])` does. A native vector env (CartPole's) has one RNG for all sub-envs,
+    so with several members it gets one seed derived from all of theirs.
+    """
+    if len(seeds) == 1:
+        return seeds[0]
+    if isinstance(env, (gym.vector.SyncVectorEnv, gym.vector.AsyncVectorEnv)):
+        return [seed + i for seed in seeds for i in range(n_envs)]
+    return int(np.random.SeedSequence(seeds).generate_state(1)[0] >> 1)
+
+
+class EpisodeTracker:
+    """Running return and length per env; finished episodes go to their member's list."""
+
+    def __init__(self, num_envs: int, members: int = 1):
         self.returns = np.zeros(num_envs, dtype=np.float64)
         self.lengths = np.zeros(num_envs, dtype=np.int64)
-        self.episodes: list[dict] = []
+        self.envs_per_member = num_envs // members
+        self.episodes: list[list[dict]] = [[] for _ in range(members)]
 
-    def update(self, rewards: np.ndarray, valid: np.ndarray, done: np.ndarray, step: int) -> None:
-        if valid.all():  # the common case, without the masking
+    def update(self, rewards: np.ndarray, kept: np.ndarray, done: np.ndarray, steps: np.ndarray) -> None:
+        """`kept`: envs whose transition counts; `steps`: each member's counter before this step
+        (an episode's `step` is its member's counter after the step, as in a separate run)."""
+        if kept.all():  # the common case, without the masking
             self.returns += rewards
             self.lengths += 1
         else:
-            self.returns += np.where(valid, rewards, 0.0)
-            self.lengths += valid
+            self.returns += np.where(kept, rewards, 0.0)
+            self.lengths += kept
         if not done.any():
             return
+        steps = steps + kept.reshape(len(self.episodes), self.envs_per_member).sum(axis=1)
         for i in np.flatnonzero(done):
-            self.episodes.append(
+            member = i // self.envs_per_member
+            episodes = self.episodes[member]
+            episodes.append(
                 {
-                    "episode": len(self.episodes),
-                    "step": step,
+                    "episode": len(episodes),
+                    "step": int(steps[member]),
                     "return": float(self.returns[i]),
                     "length": int(self.lengths[i]),
                 }
@@ -81,27 +101,36 @@ class EpisodeTracker:
 
 
 class Collector:
-    """Steps the vector env and yields only real transitions (never a reset step).
+    """Steps the population's vector env (member k owns sub-envs [k*n, (k+1)*n)) and marks
+    which transitions are real (never a reset step) and counted (the member still trains).
 
     `dones` holds `terminated` only: a truncated episode is not terminal for the Bellman target,
     and its `next_obs` is the true final observation because autoreset happens a step later.
     """
 
-    def __init__(self, env: gym.vector.VectorEnv, seed: int):
+    def __init__(self, env: gym.vector.VectorEnv, seeds: list[int]):
         self.env = env
-        self.obs, _ = env.reset(seed=seed)
+        self.members = len(seeds)
+        self.n_envs = env.num_envs // self.members
+        self.obs, _ = env.reset(seed=reset_seed(env, seeds, self.n_envs))
         self.obs = self.obs.astype(np.float32)
         self.pending_reset = np.zeros(env.num_envs, dtype=bool)
-        self.tracker = EpisodeTracker(env.num_envs)
+        self.tracker = EpisodeTracker(env.num_envs, self.members)
 
-    def step(self, actions: np.ndarray, step_count: int):
-        """Returns (obs, actions, rewards, next_obs, terminated, valid) for this vector step."""
+    def step(self, actions: np.ndarray, steps: np.ndarray, counting: np.ndarray):
+        """Returns (obs, actions, rewards, next_obs, terminated, kept) for this vector step.
+
+        `steps` [K]: each member's transition counter before the step; `counting` [K]: members
+        still collecting (a finished or stopped member's envs run on but count for nothing).
+        """
         next_obs, rewards, terminated, truncated, _ = self.env.step(actions)
         next_obs = next_obs.astype(np.float32)
-        valid = ~self.pending_reset
-        done = (terminated | truncated) & valid
-        self.tracker.update(rewards, valid, done, step_count + int(valid.sum()))
-        transition = (self.obs, actions, rewards.astype(np.float32), next_obs, terminated, valid)
+        kept = ~self.pending_reset
+        if not counting.all():
+            kept &= np.repeat(counting, self.n_envs)
+        done = (terminated | truncated) & kept
+        self.tracker.update(rewards, kept, done, steps)
+        transition = (self.obs, actions, rewards.astype(np.float32), next_obs, terminated, kept)
         self.pending_reset = terminated | truncated
         self.obs = next_obs
         return transition
@@ -119,7 +148,7 @@ class Collector:
         if isinstance(self.env, tuple):
             env_id, num_envs = self.env
             self.env = make_vector_env(env_id, num_envs)
-            seed = len(self.tracker.episodes) + 1
+            seed = sum(len(episodes) for episodes in self.tracker.episodes) + 1
             self.obs = self.env.reset(seed=seed)[0].astype(np.float32)
             self.pending_reset[:] = False
             self.tracker.returns[:] = 0.0

@@ -1,4 +1,8 @@
-"""Greedy evaluation on separate envs: one vector env, one episode per sub-env, all at once."""
+"""Greedy evaluation on separate envs: one vector env, one episode per sub-env, all at once.
+
+Each population member has its own Evaluator (its own seed), because members reach their
+evaluation steps at different times.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +19,8 @@ class Evaluator:
         self.count = 0
 
     def run(self, policy: GreedyPolicy) -> dict[str, float]:
-        """Returns mean/std/min/max over `n_episodes` greedy episodes, fresh seeds each time."""
+        """Mean/std/min/max over `n_episodes` greedy episodes of a one-member policy, fresh
+        seeds each time."""
         seed = int(np.random.SeedSequence([self.seed, self.count]).generate_state(1)[0] >> 1)
         self.count += 1
         obs, _ = self.env.reset(seed=seed)
@@ -23,7 +28,7 @@ class Evaluator:
         returns = np.zeros(n)
         running = np.ones(n, dtype=bool)
         while running.any():
-            obs, rewards, terminated, truncated, _ = self.env.step(policy.greedy(obs.astype(np.float32)))
+            obs, rewards, terminated, truncated, _ = self.env.step(policy.greedy(obs[None].astype(np.float32))[0])
             returns += np.where(running, rewards, 0.0)
             running &= ~(terminated | truncated)
         return {

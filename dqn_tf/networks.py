@@ -1,41 +1,66 @@
-"""Q-networks: a Keras 3 MLP from `net_arch`, with an optional dueling head."""
+"""Stacked Q-networks: one MLP per population member, weights stacked on a leading member axis.
+
+A population of K agents is one set of variables shaped [K, ...] and one batched matmul per
+layer ([K, B, in] @ [K, in, out]); member k's slice is exactly an independent MLP. K = 1 is an
+ordinary network. Member k's initial weights are those Keras' seeded GlorotUniform gives a
+`Dense` layer for that member's seed, so a member starts where a separate run would.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+
 import keras
 import numpy as np
+import tensorflow as tf
 
 
-def build_q_network(
-    obs_dim: int, n_actions: int, net_arch: tuple[int, ...], dueling: bool, seed: int, name: str
-) -> keras.Model:
-    """ReLU MLP -> Q-values; dueling: Q = V + A - mean(A). Initialisers are seeded (determinism)."""
-    seeds = iter(np.random.default_rng(seed).integers(0, 2**31 - 1, size=len(net_arch) + 2).tolist())
+@dataclasses.dataclass(frozen=True)
+class Architecture:
+    obs_dim: int
+    n_actions: int
+    net_arch: tuple[int, ...]
+    dueling: bool
 
-    def dense(units: int, layer_name: str, activation: str | None = None) -> keras.layers.Dense:
-        init = keras.initializers.GlorotUniform(seed=next(seeds))
-        return keras.layers.Dense(units, activation=activation, kernel_initializer=init, name=layer_name)
+    def layer_shapes(self) -> list[tuple[str, int, int]]:
+        """(name, fan_in, units) in order: hidden layers, then the head(s)."""
+        shapes, fan_in = [], self.obs_dim
+        for i, units in enumerate(self.net_arch):
+            shapes.append((f"hidden_{i}", fan_in, units))
+            fan_in = units
+        if self.dueling:
+            return shapes + [("value", fan_in, 1), ("advantage", fan_in, self.n_actions)]
+        return shapes + [("q_values", fan_in, self.n_actions)]
 
-    inputs = keras.Input((obs_dim,), name="obs")
-    hidden = inputs
-    for i, units in enumerate(net_arch):
-        hidden = dense(units, f"hidden_{i}", "relu")(hidden)
-    if dueling:
-        value = dense(1, "value")(hidden)
-        advantage = dense(n_actions, "advantage")(hidden)
-        q_values = value + advantage - keras.ops.mean(advantage, axis=1, keepdims=True)
-    else:
-        q_values = dense(n_actions, "q_values")(hidden)
-    return keras.Model(inputs, q_values, name=name)
+    def greedy_layer_indices(self) -> list[int]:
+        """Layers whose chain gives argmax Q: with a dueling head that is the advantage stream
+        (V and mean(A) are the same for every action), so the value head is skipped."""
+        count = len(self.net_arch)
+        return list(range(count)) + [count + (1 if self.dueling else 0)]
 
 
-def greedy_layers(model: keras.Model) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(kernel, bias) of the hidden layers and of the layer whose argmax is the greedy action.
+def initial_weights(arch: Architecture, seeds: list[int]) -> list[np.ndarray]:
+    """[kernel, bias, kernel, bias, ...] stacked over members, each member seeded on its own."""
+    per_member = []
+    for seed in seeds:
+        layer_seeds = np.random.default_rng(seed).integers(0, 2**31 - 1, size=len(arch.net_arch) + 2)
+        weights = []
+        for (_, fan_in, units), layer_seed in zip(arch.layer_shapes(), layer_seeds.tolist()):
+            init = keras.initializers.GlorotUniform(seed=layer_seed)
+            weights += [np.asarray(init((fan_in, units)), np.float32), np.zeros(units, np.float32)]
+        per_member.append(weights)
+    return [np.stack(column) for column in zip(*per_member)]
 
-    With a dueling head the argmax of Q equals the argmax of the advantage stream
-    (V and mean(A) are the same for every action), so the value stream is not needed.
-    """
-    dense = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
-    chosen = [layer for layer in dense if layer.name.startswith("hidden_")]
-    chosen.append(next(layer for layer in dense if layer.name in ("q_values", "advantage")))
-    return [(layer.kernel.numpy(), layer.bias.numpy()) for layer in chosen]
+
+def q_values(arch: Architecture, weights: list[tf.Tensor], obs: tf.Tensor) -> tf.Tensor:
+    """Q-values [K, B, n_actions] for observations [K, B, obs_dim]."""
+    hidden = obs
+    count = len(arch.net_arch)
+    for i in range(count):
+        kernel, bias = weights[2 * i], weights[2 * i + 1]
+        hidden = tf.nn.relu(tf.matmul(hidden, kernel) + bias[:, None, :])
+    if not arch.dueling:
+        return tf.matmul(hidden, weights[2 * count]) + weights[2 * count + 1][:, None, :]
+    value = tf.matmul(hidden, weights[2 * count]) + weights[2 * count + 1][:, None, :]
+    advantage = tf.matmul(hidden, weights[2 * count + 2]) + weights[2 * count + 3][:, None, :]
+    return value + advantage - tf.reduce_mean(advantage, axis=2, keepdims=True)

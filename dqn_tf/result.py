@@ -1,10 +1,11 @@
 """What a training run hands back: plain, JSON-serialisable data (no TensorFlow types).
 
-Events passed to `on_event` are plain dicts too:
-- ``{"event": "eval", "step", "mean_return", "std_return", "min_return", "max_return", "episodes"}``
-- ``{"event": "progress", "step", "total_timesteps", "steps_per_second", "episodes"}``
-A callback that returns a truthy value stops training cleanly after that event; a string
-return value is recorded as the stop reason (for example ``"pruned"``).
+Events passed to `on_event` are plain dicts too, each about one population member:
+- ``{"event": "eval", "member", "step", "mean_return", "std_return", "min_return", "max_return",
+  "episodes"}``
+- ``{"event": "progress", "member", "step", "total_timesteps", "steps_per_second", "episodes"}``
+A callback that returns a truthy value stops that member cleanly after that event (the others go
+on); a string return value is recorded as the stop reason (for example ``"pruned"``).
 """
 
 from __future__ import annotations
@@ -23,11 +24,15 @@ class TrainingDiverged(RuntimeError):
 
 @dataclasses.dataclass
 class TrainResult:
-    """Outcome of one `dqn_tf.train` call."""
+    """Outcome of one `dqn_tf.train` call, or of one member of `dqn_tf.train_population`.
+
+    A diverged member (NaN/inf loss or Q) has `diverged` set, `stop_reason` "diverged: ...",
+    and its last evaluation before diverging as the final one (None when it had none).
+    """
 
     config: dict[str, Any]
-    final_eval_mean: float
-    final_eval_std: float
+    final_eval_mean: float | None
+    final_eval_std: float | None
     evals: list[dict[str, Any]]
     episodes: list[dict[str, Any]]
     env_steps: int
@@ -40,6 +45,8 @@ class TrainResult:
     stop_reason: str | None = None
     resumed_from_step: int | None = None
     timings: dict[str, float] = dataclasses.field(default_factory=dict)
+    member: int = 0
+    diverged: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -17,23 +17,26 @@ double_dqn, dueling = sys.argv[1] == "1", sys.argv[2] == "1"
 mirrored = plan_devices("cpu:2")  # first: splits the CPU before TF starts
 single = plan_devices("cpu")
 config = TrainConfig(batch_size=64, net_arch=(32, 32), double_dqn=double_dqn, dueling=dueling, seed=11)
-learners = [Learner(config, 4, 3, plan) for plan in (single, mirrored)]
+# A population of two members with different learning rates: the batch split must hold per member.
+configs = [config, config.replace(seed=12, learning_rate=1e-2)]
+learners = [Learner(configs, 4, 3, plan) for plan in (single, mirrored)]
 rng = np.random.default_rng(0)
-steps = 3
+shape = (2, 3, 64)  # members, gradient steps, batch
 batch = {
-    "obs": rng.normal(size=(steps, 64, 4)).astype(np.float32),
-    "actions": rng.integers(0, 3, (steps, 64)).astype(np.int32),
-    "rewards": rng.normal(size=(steps, 64)).astype(np.float32),
-    "next_obs": rng.normal(size=(steps, 64, 4)).astype(np.float32),
-    "dones": (rng.random((steps, 64)) < 0.3).astype(np.float32),
+    "obs": rng.normal(size=(*shape, 4)).astype(np.float32),
+    "actions": rng.integers(0, 3, shape).astype(np.int32),
+    "rewards": rng.normal(size=shape).astype(np.float32),
+    "next_obs": rng.normal(size=(*shape, 4)).astype(np.float32),
+    "dones": (rng.random(shape) < 0.3).astype(np.float32),
 }
-stats = [learner.train(batch, target_tau=0.5) for learner in learners]
-weights = [learner.online.get_weights() for learner in learners]
-initial = Learner(config, 4, 3, single).online.get_weights()
+both = np.ones(2, dtype=bool)
+stats = [learner.train(batch, np.full(2, 0.5), both) for learner in learners]
+weights = [learner.state()["online"] for learner in learners]
+initial = Learner(configs, 4, 3, single).state()["online"]
 print(json.dumps({
     "replicas": [learner.replicas for learner in learners],
     "max_weight_diff": max(float(np.abs(a - b).max()) for a, b in zip(*weights)),
     "max_weight_change": max(float(np.abs(a - b).max()) for a, b in zip(weights[0], initial)),
-    "loss_diff": abs(stats[0]["loss"] - stats[1]["loss"]),
+    "loss_diff": float(np.abs(stats[0]["loss"] - stats[1]["loss"]).max()),
     "devices": list(mirrored.devices),
 }))

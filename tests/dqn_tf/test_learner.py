@@ -16,31 +16,36 @@ def huber(x):
     return np.where(np.abs(x) <= 1, 0.5 * x**2, np.abs(x) - 0.5)
 
 
+ONE = np.ones(1, dtype=bool)
+
+
 def test_loss_uses_bellman_targets_that_bootstrap_only_when_not_terminated():
     config = TrainConfig(net_arch=(16,), gamma=0.9, batch_size=8, seed=4)
-    learner = Learner(config, obs_dim=3, n_actions=2, plan=plan_devices("cpu"))
+    learner = Learner([config], obs_dim=3, n_actions=2, plan=plan_devices("cpu"))
     rng = np.random.default_rng(1)
-    batch = {
-        "obs": rng.normal(size=(1, 8, 3)).astype(np.float32),
-        "actions": rng.integers(0, 2, (1, 8)).astype(np.int32),
-        "rewards": rng.normal(size=(1, 8)).astype(np.float32) * 5,
-        "next_obs": rng.normal(size=(1, 8, 3)).astype(np.float32),
-        "dones": np.array([[0, 1] * 4], dtype=np.float32),
+    batch = {  # [member, step, batch, ...]
+        "obs": rng.normal(size=(1, 1, 8, 3)).astype(np.float32),
+        "actions": rng.integers(0, 2, (1, 1, 8)).astype(np.int32),
+        "rewards": rng.normal(size=(1, 1, 8)).astype(np.float32) * 5,
+        "next_obs": rng.normal(size=(1, 1, 8, 3)).astype(np.float32),
+        "dones": np.array([[[0, 1] * 4]], dtype=np.float32),
     }
     q = GreedyPolicy(learner.greedy_layers())  # online == target before the first update
-    q_taken = q.scores(batch["obs"][0])[np.arange(8), batch["actions"][0]]
-    targets = batch["rewards"][0] + 0.9 * (1 - batch["dones"][0]) * q.scores(batch["next_obs"][0]).max(1)
+    q_taken = q.scores(batch["obs"][:, 0])[0, np.arange(8), batch["actions"][0, 0]]
+    next_q = q.scores(batch["next_obs"][:, 0])[0].max(1)
+    targets = batch["rewards"][0, 0] + 0.9 * (1 - batch["dones"][0, 0]) * next_q
     expected = huber(q_taken - targets).mean()
-    assert learner.train(batch, target_tau=0.0)["loss"] == pytest.approx(expected, rel=1e-4)
+    loss = learner.train(batch, np.zeros(1), ONE)["loss"]
+    assert loss.shape == (1,) and loss[0] == pytest.approx(expected, rel=1e-4)
 
 
-def test_greedy_policy_mirrors_the_keras_network():
+def test_greedy_policy_mirrors_the_network():
     for dueling in (False, True):
-        config = TrainConfig(net_arch=(24, 24), dueling=dueling, seed=9)
-        learner = Learner(config, obs_dim=4, n_actions=3, plan=plan_devices("cpu"))
-        obs = np.random.default_rng(0).normal(size=(256, 4)).astype(np.float32)
-        keras_actions = np.argmax(learner.online(obs).numpy(), axis=1)
-        np.testing.assert_array_equal(GreedyPolicy(learner.greedy_layers()).greedy(obs), keras_actions)
+        configs = [TrainConfig(net_arch=(24, 24), dueling=dueling, seed=seed) for seed in (9, 10)]
+        learner = Learner(configs, obs_dim=4, n_actions=3, plan=plan_devices("cpu"))
+        obs = np.random.default_rng(0).normal(size=(2, 256, 4)).astype(np.float32)
+        tf_actions = np.argmax(learner.q_values(obs), axis=2)
+        np.testing.assert_array_equal(GreedyPolicy(learner.greedy_layers()).greedy(obs), tf_actions)
 
 
 @pytest.mark.parametrize("double_dqn, dueling", [(False, False), (True, True)])
