@@ -95,7 +95,8 @@ def test_pruned_trials_stop_early(tmp_path):
     mountain = trials[trials["params_env_id"] == "MountainCar-v0"]
     assert len(mountain) >= 2 and (mountain["state"] == "PRUNED").all()
     assert (mountain["env_steps"] < 3000).all()  # the runs stopped, not just the trial
-    assert (trials.loc[trials["params_env_id"] == "CartPole-v1", "env_steps"] == 3000).all()
+    complete = trials[trials["state"] == "COMPLETE"]
+    assert len(complete) >= 1 and (complete["env_steps"] == 3000).all()
 
 
 def test_seeds_aggregate_and_a_failing_trial_is_fail_with_its_reason(tmp_path):
