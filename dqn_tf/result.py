@@ -3,7 +3,8 @@
 Events passed to `on_event` are plain dicts too, each about one population member:
 - ``{"event": "eval", "member", "step", "mean_return", "std_return", "min_return", "max_return",
   "episodes"}``
-- ``{"event": "progress", "member", "step", "total_timesteps", "steps_per_second", "episodes"}``
+- ``{"event": "progress", "member", "step", "total_timesteps", "steps_per_second", "episodes",
+  "loss", "q_mean"}`` (the member's last train call; None before it has trained)
 A callback that returns a truthy value stops that member cleanly after that event (the others go
 on); a string return value is recorded as the stop reason (for example ``"pruned"``).
 """

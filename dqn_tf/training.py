@@ -100,6 +100,8 @@ class _Population:
         self.steps = np.zeros(members, dtype=np.int64)
         self.gradient_steps = np.zeros(members, dtype=np.int64)
         self.trained_at = np.zeros(members, dtype=np.int64)  # step of each member's last train call
+        self.last_loss = np.full(members, np.nan)  # of each member's last train call
+        self.last_q_mean = np.full(members, np.nan)
         self.phases_done = 0
         self.running = np.ones(members, dtype=bool)
         self.diverged = np.zeros(members, dtype=bool)
@@ -157,9 +159,9 @@ class _Population:
         report = crossings(before, self.steps, self.progress_every) > 0
         evaluate = crossings(before, self.steps, eval_freq) > 0 if eval_freq else np.zeros_like(report)
         for k in np.flatnonzero(counting):
-            if report[k] and self.running[k]:
+            if report[k] and self.stop_reasons[k] is None:
                 self._emit(k, self._progress_event(k))
-            if evaluate[k] and self.running[k] and self.stop_reasons[k] is None:
+            if evaluate[k] and self.stop_reasons[k] is None:
                 self._evaluate(k)
             if self.stop_reasons[k] is not None or self.steps[k] >= self.shared.total_timesteps:
                 self._finish(k)
@@ -179,6 +181,8 @@ class _Population:
         self.trained_at = np.where(active, self.steps, self.trained_at)
         batch = self.replay.sample(self.rngs, (steps, self.shared.batch_size), active)
         stats = self.learner.train(batch, tau, active)
+        self.last_loss = np.where(active, stats["loss"], self.last_loss)
+        self.last_q_mean = np.where(active, stats["q_mean"], self.last_q_mean)
         for k in np.flatnonzero(active & ~stats["finite"]):
             self.diverged[k] = True
             self.stop_reasons[k] = (
@@ -217,6 +221,8 @@ class _Population:
             "total_timesteps": self.shared.total_timesteps,
             "steps_per_second": int(self.steps[k] - self.session_start[k]) / max(elapsed, 1e-9),
             "episodes": len(self.collector.tracker.episodes[k]),
+            "loss": _number(self.last_loss[k]),
+            "q_mean": _number(self.last_q_mean[k]),
         }
 
     def _emit(self, k: int, event: dict[str, Any]) -> None:
@@ -235,6 +241,7 @@ class _Population:
             "steps": self.steps,
             "gradient_steps": self.gradient_steps,
             "trained_at": self.trained_at,
+            "last_stats": (self.last_loss, self.last_q_mean),
             "phases_done": self.phases_done,
             "running": self.running,
             "diverged": self.diverged,
@@ -263,6 +270,7 @@ class _Population:
         self.steps, self.session_start = state["steps"].copy(), state["steps"].copy()
         self.resumed_from_step = [int(s) for s in self.steps]
         self.gradient_steps, self.trained_at = state["gradient_steps"], state["trained_at"]
+        self.last_loss, self.last_q_mean = state["last_stats"]
         self.phases_done, self.running, self.diverged = state["phases_done"], state["running"], state["diverged"]
         self.stop_reasons, self.evals = state["stop_reasons"], state["evals"]
         self.policy = GreedyPolicy(self.learner.greedy_layers())
@@ -318,3 +326,8 @@ class _Population:
             member=k,
             diverged=bool(self.diverged[k]),
         )
+
+
+def _number(value: float) -> float | None:
+    """A plain float for events, None for "not trained yet" (NaN)."""
+    return None if np.isnan(value) else float(value)
