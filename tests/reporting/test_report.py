@@ -131,7 +131,7 @@ def test_the_probe_sees_broken_images(tmp_path):
     assert image_status(rendered_dom(page)) == ["ok:0x0"]
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(240)
 def test_report_command(run_dir, tmp_path):
     """`dqn-sweep report RUN_DIR --output FILE` (skipped until the command is in sweeps.cli)."""
     from sweeps.cli import app
