@@ -117,16 +117,17 @@ class Collector:
         self.pending_reset = np.zeros(env.num_envs, dtype=bool)
         self.tracker = EpisodeTracker(env.num_envs, self.members)
 
-    def step(self, actions: np.ndarray, steps: np.ndarray, counting: np.ndarray):
+    def step(self, actions: np.ndarray, steps: np.ndarray, counting: np.ndarray | None = None):
         """Returns (obs, actions, rewards, next_obs, terminated, kept) for this vector step.
 
         `steps` [K]: each member's transition counter before the step; `counting` [K]: members
-        still collecting (a finished or stopped member's envs run on but count for nothing).
+        still collecting (a finished or stopped member's envs run on but count for nothing);
+        None when all do.
         """
         next_obs, rewards, terminated, truncated, _ = self.env.step(actions)
         next_obs = next_obs.astype(np.float32)
         kept = ~self.pending_reset
-        if not counting.all():
+        if counting is not None:
             kept &= np.repeat(counting, self.n_envs)
         done = (terminated | truncated) & kept
         self.tracker.update(rewards, kept, done, steps)

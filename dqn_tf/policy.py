@@ -34,16 +34,20 @@ class GreedyPolicy:
     def greedy(self, obs: np.ndarray) -> np.ndarray:
         return np.argmax(self.scores(obs), axis=2)
 
-    def act(self, obs: np.ndarray, epsilons: np.ndarray, rngs: list[np.random.Generator]) -> np.ndarray:
+    def act(self, obs: np.ndarray, epsilons: list[float], rngs: list[np.random.Generator]) -> np.ndarray:
         """Epsilon-greedy per env, [K, n] actions. Member k draws from its own RNG exactly what a
         separate run would; the greedy pass is skipped when every env of every member explores."""
         members, n = obs.shape[:2]
         explore = np.empty((members, n), dtype=bool)
-        actions = np.zeros((members, n), dtype=np.int64)
-        for k, rng in enumerate(rngs):
-            explore[k] = rng.random(n) < epsilons[k]
-            if explore[k].any():
-                actions[k] = rng.integers(0, self.n_actions, size=n)
+        random_actions = None
+        for k, (rng, epsilon) in enumerate(zip(rngs, epsilons)):
+            explore[k] = row = rng.random(n) < epsilon
+            if row.any():
+                if random_actions is None:
+                    random_actions = np.zeros((members, n), dtype=np.int64)
+                random_actions[k] = rng.integers(0, self.n_actions, size=n)
+        if random_actions is None:
+            return self.greedy(obs)
         if explore.all():
-            return actions
-        return np.where(explore, actions, self.greedy(obs))
+            return random_actions
+        return np.where(explore, random_actions, self.greedy(obs))

@@ -118,17 +118,20 @@ class _Population:
     def loop(self) -> None:
         shared, members = self.shared, self.members
         n_envs, total = shared.n_envs, shared.total_timesteps
-        train_every = shared.train_freq * n_envs
+        self.train_every = train_every = shared.train_freq * n_envs
         self.progress_every = max(total // 100, 1)
+        self.exploration_ends = np.multiply(self.exploration[0], total)
         self._schedule()
         self.loop_started = time.perf_counter()
         collect_started = time.perf_counter()
         while self.running.any():
-            epsilon = linear_epsilon(self.steps, total, *self.exploration)
+            # Per-step numpy calls cost ~1 us each and dominate a cheap env step: do few.
+            if self.exploring:
+                self.epsilon = linear_epsilon(self.steps, total, *self.exploration).tolist()
             obs = self.collector.obs.reshape(members, n_envs, -1)
-            actions = self.policy.act(obs, epsilon, self.rngs).reshape(-1)
+            actions = self.policy.act(obs, self.epsilon, self.rngs).reshape(-1)
             obs, actions, rewards, next_obs, terminated, kept = self.collector.step(
-                actions, self.steps, self.running
+                actions, self.steps, self.counting
             )
             kept = kept.reshape(members, n_envs)
             self.replay.add(
@@ -137,13 +140,12 @@ class _Population:
                 terminated.reshape(members, n_envs),
             )
             before, self.steps = self.steps, self.steps + kept.sum(axis=1)
-            lead = int(np.max(self.steps, where=self.running, initial=0))
-            phases = lead // train_every - self.phases_done
-            if phases <= 0 and not (self.steps >= self.next_due).any():
+            if not (self.steps >= self.next_due).any():
                 continue
             self.timings["collect_seconds"] += time.perf_counter() - collect_started
             counting = self.running.copy()
-            if phases > 0:
+            phases = int(self.steps[counting].max()) // train_every - self.phases_done
+            if phases > 0:  # the furthest member reached a train_freq boundary
                 self.phases_done += phases
                 active = counting & (self.steps > shared.learning_starts)
                 if active.any():
@@ -167,12 +169,18 @@ class _Population:
                 self._finish(k)
 
     def _schedule(self) -> None:
-        """The step at which each member next has something to do besides collecting."""
+        """What the next steps need: the step at which each member next has something to do
+        besides collecting (a training phase, progress, evaluation, its end), who collects,
+        and whether epsilon still changes."""
         every = [self.progress_every] + ([self.shared.eval_freq] if self.shared.eval_freq else [])
         due = np.full(self.members, self.shared.total_timesteps, dtype=np.int64)
         for interval in every:
             due = np.minimum(due, (self.steps // interval + 1) * interval)
+        due = np.minimum(due, (self.phases_done + 1) * self.train_every)
         self.next_due = np.where(self.running, due, NEVER)
+        self.counting = None if self.running.all() else self.running.copy()
+        self.exploring = bool((self.steps < self.exploration_ends).any())
+        self.epsilon = linear_epsilon(self.steps, self.shared.total_timesteps, *self.exploration).tolist()
 
     def _train_phase(self, steps: int, active: np.ndarray) -> None:
         started = time.perf_counter()

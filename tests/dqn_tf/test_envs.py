@@ -7,13 +7,10 @@ from dqn_tf.envs import Collector, make_vector_env
 from dqn_tf.replay import ReplayBuffer
 
 
-ONE = np.ones(1, dtype=bool)  # the single member still counts its transitions
-
-
 def collect(collector: Collector, actions_fn, steps: int):
     stored = []
     for t in range(steps):
-        obs, actions, rewards, next_obs, terminated, valid = collector.step(actions_fn(t), np.array([t]), ONE)
+        obs, actions, rewards, next_obs, terminated, valid = collector.step(actions_fn(t), np.array([t]))
         stored.append((obs.copy(), next_obs.copy(), terminated.copy(), valid.copy()))
     return stored
 
@@ -44,7 +41,7 @@ def test_truncated_transition_keeps_true_final_obs_and_is_not_terminal():
     alternate = lambda t: np.array([t % 2], dtype=np.int64)  # balances: only the time limit ends it
     buffer = ReplayBuffer(100, 4)
     for t in range(12):
-        obs, actions, rewards, next_obs, terminated, valid = collector.step(alternate(t), np.array([t]), ONE)
+        obs, actions, rewards, next_obs, terminated, valid = collector.step(alternate(t), np.array([t]))
         buffer.add(valid[None], obs[None], actions[None], rewards[None], next_obs[None], terminated[None])
     assert buffer.size[0] == 10  # 12 vector steps, 2 of them autoreset steps
     assert buffer.dones[0, :10].sum() == 0  # time limits are not terminal: targets bootstrap
