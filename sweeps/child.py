@@ -16,7 +16,8 @@ import sys
 import threading
 import time
 import traceback
-from typing import Any, Callable, TextIO
+from collections.abc import Callable
+from typing import Any, TextIO
 
 
 def send(stream: TextIO, message: dict[str, Any]) -> None:
@@ -79,7 +80,7 @@ def main() -> int:
     except ConfigError as error:
         send(protocol, {"type": "error", "kind": "config", "message": str(error)})
         return 1
-    except Exception as error:  # any trainer bug fails this trial only
+    except Exception as error:  # noqa: BLE001 - any trainer bug fails this trial only
         traceback.print_exc()
         send(protocol, {"type": "error", "kind": type(error).__name__, "message": str(error)})
         return 1

@@ -149,7 +149,7 @@ def run(
     run_dir = output or Path("runs") / spec.study
     try:
         with SweepMonitor(spec.parallel) as monitor:
-            study, tally = run_sweep(
+            _, tally = run_sweep(
                 spec, run_dir, storage_url=storage, scheduler=scheduler, monitor=monitor,
                 echo=monitor.log, entry=entry or ENTRY,
             )

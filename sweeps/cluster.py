@@ -27,7 +27,7 @@ def local_gpu_count() -> int:
     if shutil.which("nvidia-smi") is None:
         return 0
     try:
-        listing = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=10)
+        listing = subprocess.run(["nvidia-smi", "-L"], check=False, capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.TimeoutExpired):
         return 0
     return sum(1 for line in listing.stdout.splitlines() if line.startswith("GPU "))
@@ -54,12 +54,12 @@ def connect(
             yield client
         return
     dashboard = importlib.util.find_spec("bokeh") is not None
-    kwargs = dict(
-        host="127.0.0.1",
-        processes=True,
-        dashboard_address="127.0.0.1:0",  # a free port; its HTTP routes exist even without bokeh
-        silence_logs=logging.ERROR,
-    )
+    kwargs = {
+        "host": "127.0.0.1",
+        "processes": True,
+        "dashboard_address": "127.0.0.1:0",  # a free port; its HTTP routes exist even without bokeh
+        "silence_logs": logging.ERROR,
+    }
     if gpus_per_trial:
         gpus = local_gpu_count()
         if gpus < gpus_per_trial:

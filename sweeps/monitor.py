@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import TextIO
+from typing import Self, TextIO
 
 from rich.console import Console
 from rich.live import Live
@@ -40,7 +40,7 @@ class SweepMonitor:
         self.live: Live | None = None
         self.last: Tally | None = None
 
-    def __enter__(self) -> SweepMonitor:
+    def __enter__(self) -> Self:
         if self.console.is_terminal:
             self.live = Live(Text(""), console=self.console, refresh_per_second=2, transient=False)
             self.live.__enter__()

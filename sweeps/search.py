@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import json
 import math
-from typing import TYPE_CHECKING, Any, Sequence
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import optuna
@@ -73,7 +74,7 @@ def grid_space(spec: StudySpec) -> dict[str, list[Any]]:
         if isinstance(param, CategoricalParam):
             grid[key] = [encode_choice(c) for c in param.choices]
         elif isinstance(param, FloatParam):
-            count = int(round((param.high - param.low) / param.step)) + 1
+            count = round((param.high - param.low) / param.step) + 1
             grid[key] = [float(param.low + i * param.step) for i in range(count)]
         else:
             grid[key] = list(range(param.low, param.high + 1, param.step))
@@ -135,7 +136,7 @@ def aggregate(values: Sequence[float], how: str) -> float:
     if data.size == 0:
         raise ValueError("no values to aggregate")
     if how == "iqm":
-        cut = int(math.floor(data.size * 0.25))
+        cut = math.floor(data.size * 0.25)
         data = data[cut : data.size - cut] if data.size - 2 * cut > 0 else data
     return float(data.mean())
 

@@ -8,8 +8,8 @@ The run folder holds `study.yaml` (the study as run, after command-line override
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import optuna
 import yaml

@@ -12,7 +12,7 @@ import difflib
 import importlib.util
 import inspect
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -72,7 +72,7 @@ class CategoricalParam(Strict):
     choices: list[Any] = Field(min_length=1)
 
 
-Param = Annotated[Union[FloatParam, IntParam, CategoricalParam], Field(discriminator="type")]
+Param = Annotated[FloatParam | IntParam | CategoricalParam, Field(discriminator="type")]
 
 
 def check_bounds(low: float, high: float, log: bool, step: float | None) -> None:
@@ -367,5 +367,5 @@ def grid_size(spec: StudySpec) -> int:
         if isinstance(param, CategoricalParam):
             size *= len(param.choices)
         else:
-            size *= int(round((param.high - param.low) / (param.step or 1))) + 1
+            size *= round((param.high - param.low) / (param.step or 1)) + 1
     return size

@@ -40,7 +40,7 @@ def open_storage(url: str | None, run_dir: Path) -> BaseStorage:
             return JournalStorage(JournalFileBackend(url))
     except ImportError as error:
         raise StorageError(f"--storage {url}: backend needs a package that is missing ({error})") from None
-    except Exception as error:  # connection refused, bad credentials, bad path
+    except Exception as error:  # noqa: BLE001 - connection refused, bad credentials, bad path
         raise StorageError(f"--storage {url}: cannot open ({type(error).__name__}: {error})") from None
     raise StorageError(
         f"--storage {url}: unknown scheme {scheme!r}; allowed: sqlite:///FILE, postgresql://..., "

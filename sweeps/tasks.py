@@ -16,7 +16,8 @@ import sys
 import threading
 import time
 from collections import deque
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 ENTRY = "dqn_tf:train"
 STDERR_TAIL_LINES = 20

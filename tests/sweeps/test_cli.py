@@ -16,7 +16,7 @@ pytestmark = pytest.mark.timeout(120)
 
 
 def cli(*args, timeout=60):
-    return subprocess.run([str(BIN), *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run([str(BIN), *args], cwd=ROOT, check=False, capture_output=True, text=True, timeout=timeout)
 
 
 def test_invalid_study_file_is_a_one_line_error_before_anything_starts(tmp_path):
@@ -63,7 +63,7 @@ def test_ctrl_c_marks_running_trials_and_a_rerun_resumes(tmp_path):
     run_dir = tmp_path / "run"
     args = [str(BIN), "run", str(path), "--output", str(run_dir), "--entry", FAKE]
     proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # noqa: PLW1509
     deadline = time.monotonic() + 30
     while not (run_dir / "journal.log").exists() and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -77,7 +77,7 @@ def test_ctrl_c_marks_running_trials_and_a_rerun_resumes(tmp_path):
 
     study["trainer"]["train_freq"] = 1
     path.write_text(yaml.safe_dump(study))
-    done = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=90)
+    done = subprocess.run(args, cwd=ROOT, check=False, capture_output=True, text=True, timeout=90)
     assert done.returncode == 0, done.stderr[-2000:]
     status = cli("status", str(run_dir)).stdout
     assert "2 complete" in status and "2 fail" in status and "waiting" not in status

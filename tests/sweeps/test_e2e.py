@@ -21,7 +21,7 @@ pytestmark = pytest.mark.timeout(240)
 
 
 def cli(*args: str, timeout: float = 200) -> subprocess.CompletedProcess:
-    done = subprocess.run([str(BIN / "dqn-sweep"), *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    done = subprocess.run([str(BIN / "dqn-sweep"), *args], cwd=ROOT, check=False, capture_output=True, text=True, timeout=timeout)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return done
 
@@ -39,7 +39,7 @@ def optuna_trials(run_dir: Path, study: str) -> list[dict]:
     done = subprocess.run(
         [str(BIN / "optuna"), "trials", "--storage", str(run_dir / "journal.log"),
          "--storage-class", "JournalFileBackend", "--study-name", study, "-f", "json"],
-        capture_output=True, text=True, timeout=60,
+        check=False, capture_output=True, text=True, timeout=60,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     return json.loads(done.stdout)

@@ -40,7 +40,7 @@ def test_result_and_events_come_back():
 
 
 def test_stop_request_ends_the_run_early_and_cleanly():
-    outcome, events = run(config(train_freq=50), stop_after=2)
+    outcome, _ = run(config(train_freq=50), stop_after=2)
     assert outcome["status"] == "stopped"
     assert outcome["result"]["stop_reason"] == "pruned"
     assert outcome["result"]["env_steps"] < 1000
