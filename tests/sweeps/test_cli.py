@@ -81,3 +81,31 @@ def test_ctrl_c_marks_running_trials_and_a_rerun_resumes(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     status = cli("status", str(run_dir)).stdout
     assert "2 complete" in status and "2 fail" in status and "waiting" not in status
+
+
+def test_existing_scheduler_and_an_sqlite_storage(tmp_path):
+    import logging
+
+    from distributed import LocalCluster
+
+    study = {
+        "study": "remote", "env_id": "CartPole-v1",
+        "trainer": {"total_timesteps": 500, "eval_freq": 100, "train_freq": 1},
+        "space": {"learning_rate": {"type": "float", "low": 1e-3, "high": 1e-1, "log": True}},
+        "budget": {"n_trials": 3}, "parallel": 2, "pruner": {"name": "none"},
+    }
+    path = tmp_path / "remote.yaml"
+    path.write_text(yaml.safe_dump(study))
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    run_dir = tmp_path / "run"
+    with LocalCluster(n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address=None,
+                      silence_logs=logging.ERROR) as cluster:
+        done = cli("run", str(path), "--scheduler", cluster.scheduler_address, "--storage", url,
+                   "--output", str(run_dir), "--entry", FAKE, timeout=90)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f"connected to scheduler {cluster.scheduler_address} (2 workers)" in done.stdout
+    assert not (run_dir / "journal.log").exists()
+    assert "3 complete" in cli("status", str(run_dir)).stdout
+    listed = subprocess.run([str(BIN.parent / "optuna"), "trials", "--storage", url, "--study-name", "remote",
+                             "-f", "json"], check=False, capture_output=True, text=True, timeout=60)
+    assert listed.returncode == 0 and listed.stdout.count('"COMPLETE"') == 3
