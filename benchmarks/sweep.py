@@ -9,6 +9,7 @@ Cluster start-up is timed apart; each sweep runs on a fresh run folder and a fre
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import tempfile
 import time
@@ -62,8 +63,10 @@ def main() -> None:
     parser.add_argument("--study", type=Path, default=Path("studies/smoke.yaml"))
     parser.add_argument("--trials", type=int, default=6)
     args = parser.parse_args()
+    load_before = os.getloadavg()[0]
     rows = [sweep(args.study, args.trials, parallel) for parallel in (1, 2)]
-    print(f"study {args.study}, {args.trials} trials per sweep, pruning off")
+    print(f"study {args.study}, {args.trials} trials per sweep, pruning off; {os.cpu_count()} cores, "
+          f"load average {load_before:.2f} before / {os.getloadavg()[0]:.2f} after (other work skews it)")
     print("parallel  cluster_s  wall_s  trials/hour  train_s/run  child_s/run (startup)  driver_s/run")
     for r in rows:
         driver = f"{r['driver_s']:.2f}" if r["parallel"] == 1 else "-"
