@@ -22,7 +22,8 @@ app = typer.Typer(
 
 @app.callback()
 def cli() -> None:
-    """Train DQN agents (`train`) and sweep their hyperparameters (`run`, `status`, `best`, `export`)."""
+    """Train DQN agents (`train`), sweep their hyperparameters (`run`, `status`, `best`, `export`)
+    and look at the results (`report`)."""
 
 
 def fail(message: str) -> typer.Exit:
@@ -241,6 +242,23 @@ def export(
         path = folder / f"{name}.{format_}"
         frame.to_parquet(path, index=False) if format_ == "parquet" else frame.to_csv(path, index=False)
         typer.echo(f"wrote {path} ({len(frame)} rows)")
+
+
+@app.command()
+def report(
+    run_dir: RunDir,
+    output: Annotated[
+        Optional[Path], typer.Option(help="HTML file to write. Default: RUN_DIR/report.html.")
+    ] = None,
+    top: Annotated[int, typer.Option(help="Trials in the learning-curve figure.")] = 5,
+) -> None:
+    """Write a self-contained HTML report (figures inline, tables, the best config) to scp anywhere."""
+    from sweeps.report import write_report
+
+    if not (run_dir / "trials.parquet").exists():
+        raise fail(f"{run_dir}: no trials.parquet; is it a run folder of `dqn-sweep run`?")
+    path = write_report(run_dir, output, top=top)
+    typer.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB); open it in any browser")
 
 
 def main() -> None:
