@@ -73,10 +73,12 @@ class EpisodeTracker:
         self.envs_per_member = num_envs // members
         self.episodes: list[list[dict]] = [[] for _ in range(members)]
 
-    def update(self, rewards: np.ndarray, kept: np.ndarray, done: np.ndarray, steps: np.ndarray) -> None:
+    def update(
+        self, rewards: np.ndarray, kept: np.ndarray, done: np.ndarray, steps: np.ndarray, all_kept: bool
+    ) -> None:
         """`kept`: envs whose transition counts; `steps`: each member's counter before this step
         (an episode's `step` is its member's counter after the step, as in a separate run)."""
-        if kept.all():  # the common case, without the masking
+        if all_kept:  # the common case, without the masking
             self.returns += rewards
             self.lengths += 1
         else:
@@ -115,6 +117,7 @@ class Collector:
         self.obs, _ = env.reset(seed=reset_seed(env, seeds, self.n_envs))
         self.obs = self.obs.astype(np.float32)
         self.pending_reset = np.zeros(env.num_envs, dtype=bool)
+        self.all_kept = True  # whether every transition of the last step was kept
         self.tracker = EpisodeTracker(env.num_envs, self.members)
 
     def step(self, actions: np.ndarray, steps: np.ndarray, counting: np.ndarray | None = None):
@@ -129,8 +132,9 @@ class Collector:
         kept = ~self.pending_reset
         if counting is not None:
             kept &= np.repeat(counting, self.n_envs)
+        self.all_kept = bool(kept.all())
         done = (terminated | truncated) & kept
-        self.tracker.update(rewards, kept, done, steps)
+        self.tracker.update(rewards, kept, done, steps, self.all_kept)
         transition = (self.obs, actions, rewards.astype(np.float32), next_obs, terminated, kept)
         self.pending_reset = terminated | truncated
         self.obs = next_obs

@@ -42,10 +42,13 @@ class ReplayBuffer:
         """Each member's number of stored transitions."""
         return np.full(len(self._members), self._shared[1]) if self._shared else self._size
 
-    def add(self, keep: np.ndarray, obs, actions, rewards, next_obs, dones) -> None:
-        """Append the rows of [K, n, ...] arrays where `keep` [K, n] is set, per member."""
+    def add(self, keep: np.ndarray, obs, actions, rewards, next_obs, dones, all_kept: bool | None = None) -> None:
+        """Append the rows of [K, n, ...] arrays where `keep` [K, n] is set, per member
+        (`all_kept`: the caller already knows whether every row is kept)."""
         n = keep.shape[1]
-        if self._shared and self._shared[0] + n <= self.capacity and keep.all():
+        if all_kept is None:
+            all_kept = bool(keep.all())
+        if all_kept and self._shared and self._shared[0] + n <= self.capacity:
             pos, size = self._shared  # slices are several times faster than index arrays
             where = slice(pos, pos + n)
             self.obs[:, where] = obs

@@ -133,15 +133,23 @@ class _Population:
             obs, actions, rewards, next_obs, terminated, kept = self.collector.step(
                 actions, self.steps, self.counting
             )
-            kept = kept.reshape(members, n_envs)
+            kept, all_kept = kept.reshape(members, n_envs), self.collector.all_kept
             self.replay.add(
                 kept, obs.reshape(members, n_envs, -1), actions.reshape(members, n_envs),
                 rewards.reshape(members, n_envs), next_obs.reshape(members, n_envs, -1),
-                terminated.reshape(members, n_envs),
+                terminated.reshape(members, n_envs), all_kept,
             )
-            before, self.steps = self.steps, self.steps + kept.sum(axis=1)
-            if not (self.steps >= self.next_due).any():
-                continue
+            if all_kept:  # every member advanced n_envs: plain int bookkeeping
+                self.steps += n_envs
+                self.slack -= n_envs
+                if self.slack > 0:
+                    continue
+                before = self.steps - n_envs
+            else:
+                before, self.steps = self.steps, self.steps + kept.sum(axis=1)
+                if not (self.steps >= self.next_due).any():
+                    self.slack = int((self.next_due - self.steps).min())
+                    continue
             self.timings["collect_seconds"] += time.perf_counter() - collect_started
             counting = self.running.copy()
             phases = int(self.steps[counting].max()) // train_every - self.phases_done
@@ -178,6 +186,7 @@ class _Population:
             due = np.minimum(due, (self.steps // interval + 1) * interval)
         due = np.minimum(due, (self.phases_done + 1) * self.train_every)
         self.next_due = np.where(self.running, due, NEVER)
+        self.slack = int((self.next_due - self.steps).min())  # steps until the first is due
         self.counting = None if self.running.all() else self.running.copy()
         self.exploring = bool((self.steps < self.exploration_ends).any())
         self.epsilon = linear_epsilon(self.steps, self.shared.total_timesteps, *self.exploration).tolist()
