@@ -19,6 +19,8 @@ import traceback
 from collections.abc import Callable
 from typing import Any, TextIO
 
+EXIT_PARENT_GONE = 75
+
 
 def send(stream: TextIO, message: dict[str, Any]) -> None:
     stream.write(json.dumps(message, default=_plain) + "\n")
@@ -38,14 +40,17 @@ def resolve(entry: str) -> Callable[..., Any]:
 
 
 def watch_stdin(stop: threading.Event, reason: list[str]) -> None:
-    """Stop on a "stop" line, or when the parent goes away (stdin closes)."""
+    """Stop on a "stop" line; exit at once when the parent goes away (stdin closes).
+
+    A parent gone means its worker died: nobody reads our result, and a rerun elsewhere may
+    already be resuming from our checkpoint, so training on would only compete with it.
+    """
     for line in sys.stdin:
         if line.strip().startswith("stop"):
             reason.append(line.strip().partition(" ")[2] or "pruned")
             stop.set()
             return
-    reason.append("parent gone")
-    stop.set()
+    os._exit(EXIT_PARENT_GONE)
 
 
 def main() -> int:

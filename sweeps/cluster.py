@@ -43,11 +43,13 @@ def connect(
     process with `parallel` threads, so that its single GPU-id pool hands out distinct ids.
     """
     if scheduler:
+        timeout = float(os.environ.get("DQN_SWEEP_CONNECT_TIMEOUT") or CONNECT_TIMEOUT_S)
         try:
-            client = Client(scheduler, timeout=CONNECT_TIMEOUT_S)
-        except (OSError, TimeoutError) as error:
+            client = Client(scheduler, timeout=timeout)
+        except (OSError, TimeoutError, ValueError) as error:
             raise ClusterError(
-                f"cannot reach the Dask scheduler at {scheduler} within {CONNECT_TIMEOUT_S} s ({error})"
+                f"cannot reach the Dask scheduler at {scheduler} within {timeout:g} s ({error}); "
+                "the study is saved: rerun to resume ($DQN_SWEEP_CONNECT_TIMEOUT sets the wait)"
             ) from None
         with client:
             echo(f"connected to scheduler {scheduler} ({len(client.scheduler_info()['workers'])} workers)")

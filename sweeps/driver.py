@@ -6,6 +6,8 @@ queue, which `distributed.as_completed` cannot offer without polling). Eval even
 the across-seed value at each evaluation step is reported, and a trial the pruner rejects is
 told to stop through a named `distributed.Event`. When all seeds of a trial are back it is told
 COMPLETE (aggregated objective), PRUNED, or FAIL with the reason in user attr `fail_reason`.
+A seed-run whose worker died is submitted again, up to `budget.max_retries` times; when the
+workers see the run folder it resumes from its checkpoint there (`checkpoint_path`).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import optuna
-from distributed import Client, Event
+from distributed import Client, Event, KilledWorker
 from optuna.trial import TrialState
 
 from sweeps import search
@@ -81,6 +83,9 @@ class TrialRun:
     trial: optuna.Trial
     seeds: list[int]
     stop: Event
+    configs: dict[int, dict[str, Any]]
+    checkpoint_key: int
+    retries: dict[int, int] = dataclasses.field(default_factory=dict)
     started: float = dataclasses.field(default_factory=time.monotonic)
     evals: dict[int, list[dict[str, Any]]] = dataclasses.field(default_factory=dict)
     outcomes: dict[int, dict[str, Any]] = dataclasses.field(default_factory=dict)
@@ -115,6 +120,7 @@ class Driver:
         self.max_failed = spec.budget.max_failed if spec.budget.max_failed is not None else (self.n_trials or 100)
         self.monitor = monitor
         self.entry = entry
+        self.run_dir = Path(run_dir).resolve()
         self.writer = ResultsWriter(run_dir)
         self.topic = f"dqn-sweep-{uuid.uuid4().hex[:12]}"
         self.inbox: queue.Queue[tuple[str, Any]] = queue.Queue()
@@ -209,7 +215,10 @@ class Driver:
         configs = search.seed_configs(self.spec, params)
         seeds = [config["seed"] for config in configs]
         trial.set_user_attr("seeds", seeds)
-        run = TrialRun(trial, seeds, Event(f"{self.topic}-stop-{trial.number}", client=self.client))
+        stop = Event(f"{self.topic}-stop-{trial.number}", client=self.client)
+        # A re-queued trial resumes the checkpoints its lost original left behind.
+        key = trial.user_attrs.get("requeued_from", trial.number)
+        run = TrialRun(trial, seeds, stop, dict(zip(seeds, configs)), key)
         self.runs[trial.number] = run
         self.pending.extend((trial.number, seed, config) for seed, config in zip(seeds, configs))
         self.say(f"trial {trial.number} started: {format_params(params)}")
@@ -227,6 +236,8 @@ class Driver:
             "cpu_threads": resources.cpu_threads,
             "time_limit": resources.time_limit,
             "entry": self.entry,
+            "run_dir": str(self.run_dir),
+            "checkpoint": checkpoint_path(self.runs[number].checkpoint_key, seed),
         }
 
     def task_resources(self) -> dict[str, Any]:
@@ -237,7 +248,10 @@ class Driver:
         run = self.runs.get(message.get("trial"))
         if run is None or message.get("event") != "eval" or run.pruned or run.fail_reason:
             return
-        run.evals.setdefault(message["seed"], []).append(message)
+        curve = run.evals.setdefault(message["seed"], [])
+        if curve and message["step"] <= curve[-1]["step"]:
+            return  # a rerun that could not resume repeats evaluations already reported
+        curve.append(message)
         self.report(run, int(message["step"]))
 
     def report(self, run: TrialRun, step: int) -> None:
@@ -269,8 +283,15 @@ class Driver:
     def on_done(self, future: Any) -> None:
         number, seed = self.futures.pop(future)
         run = self.runs[number]
-        run.outcomes[seed] = task_outcome(future)
-        outcome = run.outcomes[seed]
+        outcome = task_outcome(future)
+        if outcome["status"] == "lost" and self.retry(run, seed, outcome["reason"]):
+            return
+        run.outcomes[seed] = outcome
+        if outcome["status"] == "lost" and run.pruned:
+            outcome["status"] = "stopped"
+        elif outcome["status"] == "lost":
+            outcome["status"] = "failed"
+            outcome["reason"] += f" (after {run.retries.get(seed, 0)} retries)"
         if outcome["status"] == "failed" and run.fail_reason is None:
             run.fail_reason = f"seed {seed}: {outcome['reason']}"
             if not run.pruned:
@@ -278,10 +299,22 @@ class Driver:
         if run.settled:
             self.finish(run)
 
+    def retry(self, run: TrialRun, seed: int, reason: str) -> bool:
+        """Submit a seed-run whose worker died again, unless its trial is done or out of retries."""
+        done = run.pruned or run.fail_reason is not None
+        if done or run.retries.get(seed, 0) >= self.spec.budget.max_retries:
+            return False
+        run.retries[seed] = run.retries.get(seed, 0) + 1
+        self.pending.appendleft((run.trial.number, seed, run.configs[seed]))
+        self.say(f"trial {run.trial.number} seed {seed}: {first_line(reason)}; retry {run.retries[seed]}"
+                 f" of {self.spec.budget.max_retries}")
+        return True
+
     def finish(self, run: TrialRun) -> None:
         trial, outcomes = run.trial, run.outcomes
         results = {seed: o["result"] for seed, o in outcomes.items() if o.get("result")}
         set_run_attrs(trial, outcomes)
+        trial.set_user_attr("retries", sum(run.retries.values()))
         if run.fail_reason is None and not run.pruned:
             stopped = [o for o in outcomes.values() if o["status"] == "stopped"]
             if stopped:
@@ -352,11 +385,18 @@ class Driver:
         self.show()
 
 
+def checkpoint_path(key: int, seed: int) -> str:
+    """Where a seed-run checkpoints, relative to the run folder (kept only while it runs)."""
+    return f"checkpoints/trial-{key}/seed-{seed}"
+
+
 def task_outcome(future: Any) -> dict[str, Any]:
-    """A finished future as an outcome dict; a lost worker or task error is a failure."""
+    """A finished future as an outcome dict: a task error is a failure, a dead worker "lost"."""
     if future.status == "cancelled":
         return {"status": "failed", "reason": "cancelled", "result": None}
     error = future.exception() if future.status == "error" else None
+    if isinstance(error, KilledWorker):
+        return {"status": "lost", "reason": f"worker lost ({getattr(error.last_worker, 'address', 'unknown')})", "result": None}
     if error is not None:
         return {"status": "failed", "reason": f"{type(error).__name__}: {error}", "result": None}
     return future.result()
@@ -373,6 +413,8 @@ def set_run_attrs(trial: optuna.Trial, outcomes: dict[int, dict[str, Any]]) -> N
     trial.set_user_attr("worker", ",".join(sorted({o["worker"] for o in outcomes.values() if o.get("worker")})))
     starts = [o["startup_seconds"] for o in outcomes.values() if o.get("startup_seconds")]
     trial.set_user_attr("startup_seconds", float(sum(starts) / len(starts)) if starts else None)
+    resumed = [r["resumed_from_step"] for r in results if r.get("resumed_from_step") is not None]
+    trial.set_user_attr("resumed_from_step", max(resumed) if resumed else None)
 
 
 def format_params(params: dict[str, Any]) -> str:

@@ -11,6 +11,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+import dask
 import optuna
 import yaml
 
@@ -76,7 +77,10 @@ def run_sweep(
     """Run (or continue) the sweep until its budget is spent; returns the study and tally."""
     study = open_study(spec, run_dir, storage_url)
     save_run_info(spec, run_dir, storage_url)
-    with connect(scheduler, spec.parallel, spec.resources.gpus, echo) as client:
+    # The embedded scheduler reports a seed-run on a dead worker at once (KilledWorker), so the
+    # driver's bounded, counted retries are the only reruns (an external one keeps its setting).
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}), \
+            connect(scheduler, spec.parallel, spec.resources.gpus, echo) as client:
         driver = Driver(spec, study, client, run_dir, monitor=monitor, entry=entry)
         tally = driver.run()
     echo(f"inspect with: optuna trials {' '.join(storage_cli_args(storage_url, run_dir))} --study-name {spec.study}")

@@ -100,11 +100,13 @@ class Budget(Strict):
     """When the sweep stops: `n_trials` finished (COMPLETE or PRUNED) trials and/or a timeout.
 
     Failed trials do not count; `max_failed` stops a sweep whose trials all fail.
+    `max_retries` reruns a seed-run whose worker died (a lost node is not the trial's fault).
     """
 
     n_trials: int | None = Field(20, ge=1)
     timeout: float | None = Field(None, gt=0, description="seconds; no new trials after it")
     max_failed: int | None = Field(None, ge=0, description="default: n_trials (or 100)")
+    max_retries: int = Field(2, ge=0, description="reruns of a seed-run whose worker died")
 
     @model_validator(mode="after")
     def _some_limit(self) -> Budget:

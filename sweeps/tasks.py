@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -17,6 +18,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 ENTRY = "dqn_tf:train"
@@ -26,7 +28,8 @@ STOP_POLL_S = 0.5
 
 def run_seed(payload: dict[str, Any]) -> dict[str, Any]:
     """Dask entry point. `payload`: config, trial, seed, topic, stop_event, gpus,
-    cpu_threads ("auto" or int), time_limit, entry. Returns `run_child`'s outcome."""
+    cpu_threads ("auto" or int), time_limit, entry, run_dir, checkpoint (a path under
+    run_dir). Returns `run_child`'s outcome."""
     from distributed import Event, get_client, get_worker
 
     from sweeps.devices import worker_pool
@@ -39,6 +42,7 @@ def run_seed(payload: dict[str, Any]) -> dict[str, Any]:
     if threads == "auto":
         threads = auto_threads(worker.host, client.scheduler_info()["workers"].values())
     pool = worker_pool(int(worker.state.total_resources.get("GPU", 0)))
+    checkpoint_dir = shared_checkpoint_dir(payload.get("run_dir"), payload.get("checkpoint"))
     with pool.lease(int(payload.get("gpus", 0))) as gpu_ids:
         outcome = run_child(
             payload["config"],
@@ -48,8 +52,19 @@ def run_seed(payload: dict[str, Any]) -> dict[str, Any]:
             gpu_ids=gpu_ids,
             time_limit=payload.get("time_limit"),
             entry=payload.get("entry") or ENTRY,
+            checkpoint_dir=checkpoint_dir,
         )
+    if checkpoint_dir is not None:  # the run ended here: nothing left to resume
+        shutil.rmtree(checkpoint_dir, ignore_errors=True)
     return {**outcome, **tag, "worker": worker.address}
+
+
+def shared_checkpoint_dir(run_dir: str | None, checkpoint: str | None) -> str | None:
+    """`run_dir/checkpoint` when this worker sees the driver's run folder (same machine or a
+    shared filesystem), so that a rerun after a lost worker resumes; else None (no checkpoints)."""
+    if not run_dir or not checkpoint or not Path(run_dir).is_dir():
+        return None
+    return str(Path(run_dir) / checkpoint)
 
 
 def auto_threads(host: str, workers: Iterable[dict[str, Any]]) -> int:
@@ -81,6 +96,7 @@ def run_child(
     gpu_ids: list[str] | None = None,
     time_limit: float | None = None,
     entry: str = ENTRY,
+    checkpoint_dir: str | None = None,
 ) -> dict[str, Any]:
     """Train `config` in `python -m sweeps.child`; relay its events; enforce the time limit.
 
@@ -97,7 +113,7 @@ def run_child(
         env=child_env(threads, gpu_ids or []),
         start_new_session=True,  # a kill reaches the whole child group, not the worker
     )
-    proc.stdin.write(json.dumps({"config": config, "entry": entry}) + "\n")
+    proc.stdin.write(json.dumps({"config": config, "entry": entry, "checkpoint_dir": checkpoint_dir}) + "\n")
     proc.stdin.flush()
     messages: dict[str, Any] = {}
     tail: deque[str] = deque(maxlen=STDERR_TAIL_LINES)
@@ -130,8 +146,10 @@ def run_child(
         return {**outcome, "status": "failed", "result": None, "reason": f"timeout after {time_limit:g} s"}
     if "error" in messages:
         error = messages["error"]
-        reason = "diverged" if error["kind"] == "diverged" else error["kind"]
-        return {**outcome, "status": "failed", "reason": f"{reason}: {error['message']}"}
+        message = error["message"]
+        if not (error["kind"] == "diverged" and message.startswith("diverged")):
+            message = f"{error['kind']}: {message}"
+        return {**outcome, "status": "failed", "reason": message}
     if outcome["result"] is None:
         return {**outcome, "status": "failed", "reason": exit_reason(proc.returncode, tail)}
     return {**outcome, "status": "stopped" if outcome["result"].get("stopped_early") else "ok"}

@@ -1,0 +1,54 @@
+"""Trainers that fail the hard way, for the fault tests (no TensorFlow unless asked).
+
+`train` picks its fault by `gamma`: 0.91 exits with status 1, 0.92 segfaults, 0.93 is
+SIGKILLed (what the OOM killer does), 0.94 hangs, 0.5 diverges (the fake trainer's NaN);
+anything else trains like the fake trainer. `nan_train` runs the real trainer on an
+environment whose rewards are NaN, so it diverges for real.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+
+from tests.sweeps import fake_trainer
+
+FAULTS = {0.91: "exit", 0.92: "segfault", 0.93: "sigkill", 0.94: "hang"}
+
+
+def train(config, on_event=None, checkpoint_dir=None):
+    fault = FAULTS.get(config.gamma)
+    if fault is not None:
+        print(f"faulty trainer: about to {fault}", file=sys.stderr, flush=True)
+    if fault == "exit":
+        os._exit(1)
+    if fault == "segfault":
+        os.kill(os.getpid(), signal.SIGSEGV)
+    if fault == "sigkill":
+        os.kill(os.getpid(), signal.SIGKILL)
+    if fault == "hang":
+        time.sleep(3600)
+    return fake_trainer.train(config, on_event, checkpoint_dir)
+
+
+def nan_train(config, on_event=None, checkpoint_dir=None):
+    import gymnasium as gym
+    import numpy as np
+
+    import dqn_tf
+
+    class NanRewardEnv(gym.Env):
+        observation_space = gym.spaces.Box(-1, 1, (2,), np.float32)
+        action_space = gym.spaces.Discrete(2)
+
+        def reset(self, *, seed=None, options=None):
+            super().reset(seed=seed)
+            return np.zeros(2, np.float32), {}
+
+        def step(self, action):
+            return np.zeros(2, np.float32), float("nan"), False, False, {}
+
+    gym.register("NanReward-v0", entry_point=NanRewardEnv, max_episode_steps=50)
+    return dqn_tf.train({**config.to_dict(), "env_id": "NanReward-v0"}, on_event, checkpoint_dir)

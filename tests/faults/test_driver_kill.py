@@ -1,0 +1,67 @@
+"""`dqn-sweep run` SIGKILLed mid-sweep (real trainer, smoke study), then run again: the budget
+is finished, earlier results are intact, and no trial is left RUNNING."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from sweeps.results import load
+from sweeps.session import load_run
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent / "dqn-sweep"
+
+
+def wait_for_a_complete_trial(run_dir: Path, proc: subprocess.Popen, timeout: float) -> pd.DataFrame:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            trials = load(run_dir)["trials"]
+        except (OSError, ValueError):  # not there yet
+            trials = pd.DataFrame()
+        if len(trials) and (trials["state"] == "COMPLETE").any():
+            return trials
+        time.sleep(0.2)
+    raise AssertionError(f"no trial finished (exit code {proc.poll()})")
+
+
+@pytest.mark.timeout(240)
+def test_killed_driver_resumes_with_earlier_results_intact(tmp_path):
+    run_dir = tmp_path / "run"
+    args = [str(BIN), "run", "studies/smoke.yaml", "--output", str(run_dir), "--n-trials", "3"]
+    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    before = wait_for_a_complete_trial(run_dir, proc, timeout=150)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    study, _ = load_run(run_dir)
+    lost = [t.number for t in study.trials if t.state.name == "RUNNING"]
+    assert lost, "the kill should leave a trial RUNNING"
+    checkpointed = {n for n in lost if list(run_dir.glob(f"checkpoints/trial-{n}/seed-0/state.pkl"))}
+
+    done = subprocess.run(args, cwd=ROOT, check=False, capture_output=True, text=True, timeout=200)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "smoke: 3 trials finished" in done.stdout
+
+    study, _ = load_run(run_dir)
+    states = {t.number: t.state.name for t in study.trials}
+    assert "RUNNING" not in states.values()
+    assert list(states.values()).count("COMPLETE") == 3  # the budget counts finished trials only
+    for number in lost:
+        assert states[number] == "FAIL"
+        assert study.trials[number].user_attrs["fail_reason"] == "driver lost"
+        (again,) = [t for t in study.trials if t.user_attrs.get("requeued_from") == number]
+        assert again.state.name == "COMPLETE" and again.params == study.trials[number].params
+        if number in checkpointed:  # the re-queued trial picked up where the dead one was
+            assert again.user_attrs["resumed_from_step"] >= 500
+    after = load(run_dir)["trials"].set_index("number")
+    kept = before[before["state"] == "COMPLETE"].set_index("number")
+    columns = [c for c in kept.columns if c.startswith("params_")] + [
+        "state", "value", "datetime_start", "datetime_complete", "env_steps", "worker"]
+    pd.testing.assert_frame_equal(after.loc[kept.index, columns], kept[columns], check_dtype=False)
+    assert not list(run_dir.glob("checkpoints/**/state.pkl"))

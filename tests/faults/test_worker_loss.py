@@ -1,0 +1,64 @@
+"""A LocalCluster worker SIGKILLed mid-trial (real trainer): the seed-run is rerun on a live
+worker, resumes from its checkpoint in the run folder, and every trial ends COMPLETE."""
+
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from optuna.trial import TrialState
+
+from sweeps.driver import Driver
+from sweeps.results import load
+from sweeps.session import open_study
+from sweeps.spec import parse_spec
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def kill_worker_after_first_checkpoint(driver: Driver, run_dir: Path, killed: dict) -> None:
+    """Wait for a seed-run's first checkpoint, then SIGKILL the worker process running it."""
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        states = sorted(run_dir.glob("checkpoints/trial-*/seed-*/state.pkl"))
+        if states:
+            number = int(states[0].parent.parent.name.removeprefix("trial-"))
+            keys = {f.key for f, (n, _) in list(driver.futures.items()) if n == number}
+            for address, running in driver.client.processing().items():
+                if keys & set(running):
+                    pid = driver.client.run(os.getpid, workers=[address])[address]
+                    os.kill(pid, signal.SIGKILL)
+                    killed.update(trial=number, pid=pid)
+                    return
+        time.sleep(0.05)
+
+
+@pytest.mark.timeout(150)
+def test_killed_worker_is_retried_and_resumes_from_its_checkpoint(client, tmp_path):
+    data = yaml.safe_load((ROOT / "studies" / "smoke.yaml").read_text())
+    data["trainer"]["eval_freq"] = 250  # a checkpoint at each evaluation: 250, 500, ...
+    data["budget"] = {"n_trials": 2, "max_retries": 2}
+    spec = parse_spec(data)
+    study = open_study(spec, tmp_path, None)
+    driver = Driver(spec, study, client, tmp_path)
+    killed: dict = {}
+    killer = threading.Thread(target=kill_worker_after_first_checkpoint, args=(driver, tmp_path, killed))
+    killer.start()
+    tally = driver.run()
+    killer.join()
+
+    assert killed, "no seed-run was caught running"
+    assert killed["pid"] not in client.run(os.getpid).values()  # that worker really died
+    assert tally.completed == 2 and tally.failed == 0
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 2
+    trial = study.trials[killed["trial"]]
+    assert trial.user_attrs["retries"] == 1
+    assert trial.user_attrs["resumed_from_step"] >= 250
+    assert trial.user_attrs["env_steps"] == 2000
+    frame = load(tmp_path)["trials"].set_index("number")
+    assert frame.loc[killed["trial"], "retries"] == 1
+    assert frame["retries"].sum() == 1 and (frame["state"] == "COMPLETE").all()
+    assert not list(tmp_path.glob("checkpoints/**/state.pkl"))  # cleaned once the runs ended
