@@ -123,16 +123,27 @@ def run(
     storage: Annotated[
         Optional[str],
         typer.Option(help="Optuna storage: sqlite:///F.db, postgresql://..., mysql://..., redis://..., "
-                     "or a journal file. Default: OUTPUT/journal.log."),
+                     "or a journal file. Default: $DQN_SWEEP_STORAGE, else OUTPUT/journal.log. "
+                     "Passwords are never stored or shown: use $DQN_SWEEP_STORAGE or ${VAR} in the URL."),
     ] = None,
     n_trials: Annotated[Optional[int], typer.Option(help="Finished trials to reach (overrides budget.n_trials).")] = None,
     parallel: Annotated[Optional[int], typer.Option(help="Seed-runs in flight (overrides parallel).")] = None,
     output: Annotated[Optional[Path], typer.Option(help="Run folder. Default: runs/<study>.")] = None,
+    tls_ca_file: Annotated[
+        Optional[str], typer.Option(help="CA certificate of a tls:// cluster (default: Dask config).")
+    ] = None,
+    tls_cert: Annotated[Optional[str], typer.Option(help="Client certificate for a tls:// cluster.")] = None,
+    tls_key: Annotated[Optional[str], typer.Option(help="Client private key for a tls:// cluster.")] = None,
+    allow_version_mismatch: Annotated[
+        bool, typer.Option(help="Warn, instead of stopping, when workers run another dqn-sweep, "
+                           "TensorFlow or gymnasium than this driver.")
+    ] = False,
     entry: Annotated[str, typer.Option(hidden=True, help="module:function trainer (tests only).")] = "",
 ) -> None:
     """Run a sweep, or continue it: rerunning on the same study picks up where it stopped."""
     from sweeps.cluster import ClusterError
     from sweeps.monitor import SweepMonitor
+    from sweeps.security import SecurityError, tls_security
     from sweeps.session import run_sweep
     from sweeps.spec import SpecError, load_spec
     from sweeps.storage import StorageError
@@ -149,12 +160,17 @@ def run(
         raise fail(str(error)) from None
     run_dir = output or Path("runs") / spec.study
     try:
+        security = tls_security(tls_ca_file, tls_cert, tls_key)
+    except SecurityError as error:
+        raise fail(str(error)) from None
+    try:
         with SweepMonitor(spec.parallel) as monitor:
             _, tally = run_sweep(
                 spec, run_dir, storage_url=storage, scheduler=scheduler, monitor=monitor,
-                echo=monitor.log, entry=entry or ENTRY,
+                echo=monitor.log, entry=entry or ENTRY, security=security,
+                allow_version_mismatch=allow_version_mismatch,
             )
-    except (StorageError, ClusterError) as error:
+    except (StorageError, ClusterError, SecurityError) as error:
         raise fail(str(error)) from None
     except KeyboardInterrupt:
         typer.echo(f"interrupted; resume with: dqn-sweep run {study_file}", err=True)

@@ -12,6 +12,8 @@ from contextlib import contextmanager
 
 from distributed import Client, LocalCluster
 
+from sweeps.security import tls_error_message
+
 CONNECT_TIMEOUT_S = 10
 
 
@@ -35,7 +37,7 @@ def local_gpu_count() -> int:
 
 @contextmanager
 def connect(
-    scheduler: str | None, parallel: int, gpus_per_trial: int, echo: Callable[[str], None]
+    scheduler: str | None, parallel: int, gpus_per_trial: int, echo: Callable[[str], None], *, security=None
 ) -> Iterator[Client]:
     """A client on `scheduler`, or on a LocalCluster on 127.0.0.1 sized to `parallel`.
 
@@ -45,7 +47,9 @@ def connect(
     if scheduler:
         timeout = float(os.environ.get("DQN_SWEEP_CONNECT_TIMEOUT") or CONNECT_TIMEOUT_S)
         try:
-            client = Client(scheduler, timeout=timeout)
+            client = Client(scheduler, timeout=timeout, security=security)
+        except (TypeError, RuntimeError) as error:  # TLS: no certificates, or tcp:// while TLS is required
+            raise ClusterError(tls_error_message(scheduler, error)) from None
         except (OSError, TimeoutError, ValueError) as error:
             raise ClusterError(
                 f"cannot reach the Dask scheduler at {scheduler} within {timeout:g} s ({error}); "

@@ -13,6 +13,8 @@ import optuna
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend, JournalRedisBackend
 
+from sweeps.security import SecurityError, expand_url, mask_url, scrub
+
 JOURNAL_NAME = "journal.log"
 RDB_SCHEMES = ("sqlite", "postgresql", "mysql")
 
@@ -26,30 +28,39 @@ def journal_path(run_dir: Path) -> Path:
 
 
 def open_storage(url: str | None, run_dir: Path) -> BaseStorage:
-    """`url` None: the journal file in `run_dir`; else an RDB URL, `redis://...`, or a file path."""
+    """`url` None: the journal file in `run_dir`; else an RDB URL, `redis://...`, or a file path.
+
+    `${VAR}` references in `url` are expanded here; errors show the URL with its password masked.
+    """
     if url is None:
         Path(run_dir).mkdir(parents=True, exist_ok=True)
         return JournalStorage(JournalFileBackend(str(journal_path(run_dir))))
-    scheme = url.split("://", 1)[0].split("+", 1)[0] if "://" in url else ""
+    shown = mask_url(url)
+    try:
+        real = expand_url(url)
+    except SecurityError as error:
+        raise StorageError(str(error)) from None
+    scheme = real.split("://", 1)[0].split("+", 1)[0] if "://" in real else ""
     try:
         if scheme in RDB_SCHEMES:
-            return RDBStorage(url)
+            return RDBStorage(real)
         if scheme in ("redis", "rediss"):
-            return JournalStorage(JournalRedisBackend(url))
+            return JournalStorage(JournalRedisBackend(real))
         if scheme == "":
-            return JournalStorage(JournalFileBackend(url))
+            return JournalStorage(JournalFileBackend(real))
     except ImportError as error:
-        raise StorageError(f"--storage {url}: backend needs a package that is missing ({error})") from None
+        raise StorageError(scrub(f"--storage {shown}: backend needs a package that is missing ({error})", real, url)) from None
     except Exception as error:  # noqa: BLE001 - connection refused, bad credentials, bad path
-        raise StorageError(f"--storage {url}: cannot open ({type(error).__name__}: {error})") from None
+        raise StorageError(scrub(f"--storage {shown}: cannot open ({type(error).__name__}: {error})", real, url)) from None
     raise StorageError(
-        f"--storage {url}: unknown scheme {scheme!r}; allowed: sqlite:///FILE, postgresql://..., "
+        f"--storage {shown}: unknown scheme {scheme!r}; allowed: sqlite:///FILE, postgresql://..., "
         "mysql://..., redis://HOST:PORT, or a journal file path"
     )
 
 
 def storage_cli_args(url: str | None, run_dir: Path) -> list[str]:
-    """Arguments that make `optuna trials|best-trial|studies` read this storage."""
+    """Arguments that make `optuna trials|best-trial|studies` read this storage (password masked)."""
+    url = mask_url(url)
     if url is None or "://" not in url:
         return ["--storage", str(url or journal_path(run_dir)), "--storage-class", "JournalFileBackend"]
     if url.startswith(("redis://", "rediss://")):
@@ -64,5 +75,5 @@ def load_study(url: str | None, run_dir: Path, study_name: str) -> optuna.Study:
     except KeyError:
         names = [s.study_name for s in optuna.get_all_study_summaries(storage)]
         raise StorageError(
-            f"no study named {study_name!r} in {url or journal_path(run_dir)}; found: {', '.join(names) or 'none'}"
+            f"no study named {study_name!r} in {mask_url(url) or journal_path(run_dir)}; found: {', '.join(names) or 'none'}"
         ) from None

@@ -8,6 +8,7 @@ through the worker's structured-event channel (`Worker.log_event`, read by
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -56,6 +57,8 @@ def run_seed(payload: dict[str, Any]) -> dict[str, Any]:
         )
     if checkpoint_dir is not None:  # the run ended here: nothing left to resume
         shutil.rmtree(checkpoint_dir, ignore_errors=True)
+        with contextlib.suppress(OSError):  # the trial's folder, once its last seed-run is done
+            Path(checkpoint_dir).parent.rmdir()
     return {**outcome, **tag, "worker": worker.address}
 
 

@@ -61,4 +61,4 @@ def test_killed_worker_is_retried_and_resumes_from_its_checkpoint(client, tmp_pa
     frame = load(tmp_path)["trials"].set_index("number")
     assert frame.loc[killed["trial"], "retries"] == 1
     assert frame["retries"].sum() == 1 and (frame["state"] == "COMPLETE").all()
-    assert not list(tmp_path.glob("checkpoints/**/state.pkl"))  # cleaned once the runs ended
+    assert not list(tmp_path.glob("checkpoints/*"))  # removed once the runs ended
