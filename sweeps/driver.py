@@ -129,11 +129,13 @@ class Driver:
         self.futures: dict[Any, tuple[int, int]] = {}
         self.tally = Tally(self.n_trials, spec.budget.timeout)
         self.stopping: str | None = None
+        self.earlier: set[int] = set()
 
     # -- the loop -----------------------------------------------------------------------
     def run(self) -> Tally:
         self.recover_lost_trials()
         earlier = self.study.get_trials(deepcopy=False)
+        self.earlier = {t.number for t in earlier}
         self.tally.finished_before = sum(t.state in FINISHED for t in earlier)
         complete = [t for t in earlier if t.state == TrialState.COMPLETE]
         if complete:
@@ -366,12 +368,18 @@ class Driver:
         """Ctrl-C: stop the runs, mark their trials FAIL ("interrupted"), re-queue them."""
         for future in list(self.futures):
             future.cancel()
-        for run in list(self.runs.values()):
+        for run in self.runs.values():
             run.stop.set()
-            run.trial.set_user_attr("fail_reason", "interrupted")
-            search.tell(self.study, run.trial, state=TrialState.FAIL)
-            self.study.enqueue_trial(run.trial.params, user_attrs={"requeued_from": run.trial.number})
         self.runs.clear()
+        # Every RUNNING trial that is not older than this session is ours, including one that
+        # Ctrl-C caught between `ask` and its seed-runs being submitted.
+        for trial in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            if trial.number in self.earlier:
+                continue
+            optuna.Trial(self.study, trial._trial_id).set_user_attr("fail_reason", "interrupted")
+            search.tell(self.study, trial.number, state=TrialState.FAIL)
+            if trial.params:
+                self.study.enqueue_trial(trial.params, user_attrs={"requeued_from": trial.number})
         self.say("interrupted: running trials marked FAIL and re-queued; run the same command to resume")
 
     def show(self) -> None:
