@@ -86,6 +86,7 @@ class TrialRun:
     configs: dict[int, dict[str, Any]]
     checkpoint_key: int
     retries: dict[int, int] = dataclasses.field(default_factory=dict)
+    starts: dict[int, int] = dataclasses.field(default_factory=dict)
     started: float = dataclasses.field(default_factory=time.monotonic)
     evals: dict[int, list[dict[str, Any]]] = dataclasses.field(default_factory=dict)
     outcomes: dict[int, dict[str, Any]] = dataclasses.field(default_factory=dict)
@@ -248,6 +249,8 @@ class Driver:
     # -- events and pruning -------------------------------------------------------------------
     def on_event(self, message: dict[str, Any]) -> None:
         run = self.runs.get(message.get("trial"))
+        if run is not None and message.get("event") == "started":
+            run.starts[message["seed"]] = run.starts.get(message["seed"], 0) + 1
         if run is None or message.get("event") != "eval" or run.pruned or run.fail_reason:
             return
         curve = run.evals.setdefault(message["seed"], [])
@@ -316,7 +319,8 @@ class Driver:
         trial, outcomes = run.trial, run.outcomes
         results = {seed: o["result"] for seed, o in outcomes.items() if o.get("result")}
         set_run_attrs(trial, outcomes)
-        trial.set_user_attr("retries", sum(run.retries.values()))
+        # Our resubmissions, or more starts than that where the scheduler reran a task itself.
+        trial.set_user_attr("retries", sum(max(run.retries.get(s, 0), run.starts.get(s, 1) - 1) for s in run.seeds))
         if run.fail_reason is None and not run.pruned:
             stopped = [o for o in outcomes.values() if o["status"] == "stopped"]
             if stopped:

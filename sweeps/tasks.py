@@ -37,6 +37,8 @@ def run_seed(payload: dict[str, Any]) -> dict[str, Any]:
 
     worker, client = get_worker(), get_client()
     tag = {"trial": payload["trial"], "seed": payload["seed"]}
+    # Counted by the driver: a scheduler may rerun a lost task by itself (allowed-failures).
+    worker.log_event(payload["topic"], {**tag, "event": "started", "worker": worker.address})
     # Bind the worker's client here, in the task thread: the relay thread could not find it.
     stop = Event(payload["stop_event"], client=client)
     threads = payload.get("cpu_threads", "auto")

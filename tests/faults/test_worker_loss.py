@@ -62,3 +62,40 @@ def test_killed_worker_is_retried_and_resumes_from_its_checkpoint(client, tmp_pa
     assert frame.loc[killed["trial"], "retries"] == 1
     assert frame["retries"].sum() == 1 and (frame["state"] == "COMPLETE").all()
     assert not list(tmp_path.glob("checkpoints/*"))  # removed once the runs ended
+
+
+@pytest.mark.timeout(90)
+def test_reruns_by_an_external_scheduler_are_counted_too(tmp_path):
+    """A scheduler we did not start keeps its own allowed-failures (default 3): it reruns the
+    task itself, and the trial still records the retry (fake trainer, ~2 s a run)."""
+    import logging
+
+    from distributed import Client, LocalCluster
+
+    spec = parse_spec({
+        "study": "external", "env_id": "CartPole-v1",
+        "trainer": {"total_timesteps": 1000, "eval_freq": 100, "train_freq": 300},
+        "space": {"learning_rate": {"type": "float", "low": 1e-3, "high": 1e-1, "log": True}},
+        "objective": {"metric": "final"}, "budget": {"n_trials": 1}, "parallel": 1, "pruner": {"name": "none"},
+    })
+    with LocalCluster(n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address=None,
+                      silence_logs=logging.CRITICAL) as cluster, Client(cluster) as client:
+        study = open_study(spec, tmp_path, None)
+        driver = Driver(spec, study, client, tmp_path, entry="tests.sweeps.fake_trainer:train")
+
+        def kill_once_running() -> None:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                busy = [address for address, keys in client.processing().items() if keys]
+                if busy:
+                    time.sleep(1.0)  # the child is training
+                    os.kill(client.run(os.getpid, workers=busy)[busy[0]], signal.SIGKILL)
+                    return
+                time.sleep(0.05)
+
+        killer = threading.Thread(target=kill_once_running)
+        killer.start()
+        tally = driver.run()
+        killer.join()
+    assert tally.completed == 1
+    assert study.trials[0].state == TrialState.COMPLETE and study.trials[0].user_attrs["retries"] == 1
