@@ -1,9 +1,10 @@
 """`python -m sweeps.child`: one training run in its own process (the only place TF loads).
 
-Protocol: the parent writes one JSON request line to stdin ({"config", "entry",
-"checkpoint_dir"}), then may write "stop" lines. The child writes JSON lines to its stdout
-pipe: {"type": "started", "import_seconds"}, {"type": "event", "event"}, then either
-{"type": "result", "result"} or {"type": "error", "kind", "message"}. Anything else the
+Protocol: the parent writes one JSON request line to stdin ({"configs", "entry",
+"checkpoint_dir"}; the entry trains the configs as one population), then may write "stop"
+lines. The child writes JSON lines to its stdout pipe: {"type": "started", "import_seconds"},
+{"type": "event", "event"}, then either {"type": "results", "results"} (one per config) or
+{"type": "error", "kind", "message"}. Anything else the
 trainer or TensorFlow prints goes to stderr, so it cannot corrupt the protocol.
 """
 
@@ -63,10 +64,9 @@ def main() -> int:
 
     started = time.perf_counter()
     from dqn_tf.config import ConfigError, parse_config
-    from dqn_tf.result import TrainingDiverged
 
     try:
-        config = parse_config(request["config"])  # before the trainer import: bad configs fail fast
+        configs = [parse_config(c) for c in request["configs"]]  # before the trainer import: fail fast
         trainer = resolve(request["entry"])
     except ConfigError as error:
         send(protocol, {"type": "error", "kind": "config", "message": str(error)})
@@ -78,10 +78,7 @@ def main() -> int:
         return reason[0] if stop.is_set() else None
 
     try:
-        result = trainer(config, on_event=on_event, checkpoint_dir=request.get("checkpoint_dir"))
-    except TrainingDiverged as error:
-        send(protocol, {"type": "error", "kind": "diverged", "message": str(error)})
-        return 1
+        results = trainer(configs, on_event=on_event, checkpoint_dir=request.get("checkpoint_dir"))
     except ConfigError as error:
         send(protocol, {"type": "error", "kind": "config", "message": str(error)})
         return 1
@@ -89,7 +86,7 @@ def main() -> int:
         traceback.print_exc()
         send(protocol, {"type": "error", "kind": type(error).__name__, "message": str(error)})
         return 1
-    send(protocol, {"type": "result", "result": result.to_dict()})
+    send(protocol, {"type": "results", "results": [result.to_dict() for result in results]})
     return 0
 
 

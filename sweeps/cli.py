@@ -127,7 +127,7 @@ def run(
                      "Passwords are never stored or shown: use $DQN_SWEEP_STORAGE or ${VAR} in the URL."),
     ] = None,
     n_trials: Annotated[Optional[int], typer.Option(help="Finished trials to reach (overrides budget.n_trials).")] = None,
-    parallel: Annotated[Optional[int], typer.Option(help="Seed-runs in flight (overrides parallel).")] = None,
+    parallel: Annotated[Optional[int], typer.Option(help="Tasks in flight (overrides parallel); a task trains one trial's seeds.")] = None,
     output: Annotated[Optional[Path], typer.Option(help="Run folder. Default: runs/<study>.")] = None,
     tls_ca_file: Annotated[
         Optional[str], typer.Option(help="CA certificate of a tls:// cluster (default: Dask config).")

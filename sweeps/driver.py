@@ -1,12 +1,13 @@
-"""The sweep driver: Optuna ask/tell in the client, seed-runs in flight on Dask.
+"""The sweep driver: Optuna ask/tell in the client, runs of trials in flight on Dask.
 
-Asks a trial, turns it into one trainer config per seed, keeps `parallel` seed-runs in flight
-and refills on every completion (no batch barriers; completions and eval events share one
+Asks a trial, turns it into one trainer config per seed and groups the seeds into runs (all
+seeds as one population, trained in one compiled graph, unless the study sets `population:
+false`: then one run per seed). Keeps `parallel` runs in flight and refills on every completion (no batch barriers; completions and eval events share one
 queue, which `distributed.as_completed` cannot offer without polling). Eval events stream back from the runs;
 the across-seed value at each evaluation step is reported, and a trial the pruner rejects is
 told to stop through a named `distributed.Event`. When all seeds of a trial are back it is told
 COMPLETE (aggregated objective), PRUNED, or FAIL with the reason in user attr `fail_reason`.
-A seed-run whose worker died is submitted again, up to `budget.max_retries` times; when the
+A run whose worker died is submitted again, up to `budget.max_retries` times; when the
 workers see the run folder it resumes from its checkpoint there (`checkpoint_path`).
 """
 
@@ -27,7 +28,7 @@ from optuna.trial import TrialState
 from sweeps import search
 from sweeps.results import ResultsWriter
 from sweeps.spec import StudySpec, grid_size
-from sweeps.tasks import ENTRY, run_seed
+from sweeps.tasks import ENTRY, member_failure, run_seeds
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
@@ -76,28 +77,37 @@ class Tally:
         return min(estimates) if estimates else None
 
 
+Seeds = tuple[int, ...]  # the seeds one task trains, as one population
+
+
 @dataclasses.dataclass
 class TrialRun:
-    """Driver-side state of one trial while its seed-runs are in flight."""
+    """Driver-side state of one trial while its runs (groups of seeds) are in flight."""
 
     trial: optuna.Trial
     seeds: list[int]
+    units: list[Seeds]
     stop: Event
     configs: dict[int, dict[str, Any]]
     checkpoint_key: int
-    retries: dict[int, int] = dataclasses.field(default_factory=dict)
-    starts: dict[int, int] = dataclasses.field(default_factory=dict)
+    retries: dict[Seeds, int] = dataclasses.field(default_factory=dict)
+    starts: dict[Seeds, int] = dataclasses.field(default_factory=dict)
     started: float = dataclasses.field(default_factory=time.monotonic)
     evals: dict[int, list[dict[str, Any]]] = dataclasses.field(default_factory=dict)
-    outcomes: dict[int, dict[str, Any]] = dataclasses.field(default_factory=dict)
-    dropped: set[int] = dataclasses.field(default_factory=set)
+    outcomes: dict[Seeds, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    dropped: set[Seeds] = dataclasses.field(default_factory=set)
     reported: set[int] = dataclasses.field(default_factory=set)
     pruned: bool = False
     fail_reason: str | None = None
 
     @property
     def settled(self) -> bool:
-        return len(self.outcomes) + len(self.dropped) == len(self.seeds)
+        return len(self.outcomes) + len(self.dropped) == len(self.units)
+
+    def results(self) -> dict[int, dict[str, Any]]:
+        """Each seed's TrainResult dict, for the runs that returned one."""
+        return {seed: result for unit, outcome in self.outcomes.items()
+                for seed, result in zip(unit, outcome.get("results") or [])}
 
 
 class Driver:
@@ -126,8 +136,8 @@ class Driver:
         self.topic = f"dqn-sweep-{uuid.uuid4().hex[:12]}"
         self.inbox: queue.Queue[tuple[str, Any]] = queue.Queue()
         self.runs: dict[int, TrialRun] = {}
-        self.pending: deque[tuple[int, int, dict[str, Any]]] = deque()
-        self.futures: dict[Any, tuple[int, int]] = {}
+        self.pending: deque[tuple[int, Seeds]] = deque()
+        self.futures: dict[Any, tuple[int, Seeds]] = {}
         self.tally = Tally(self.n_trials, spec.budget.timeout)
         self.stopping: str | None = None
         self.earlier: set[int] = set()
@@ -158,13 +168,13 @@ class Driver:
         return self.tally
 
     def fill(self) -> None:
-        """Submit seed-runs until `parallel` are in flight or the budget allows no more."""
+        """Submit runs until `parallel` are in flight or the budget allows no more."""
         while len(self.futures) < self.parallel:
             if not self.pending and not self.ask():
                 return
-            number, seed, config = self.pending.popleft()
-            future = self.client.submit(run_seed, self.payload(number, seed, config), pure=False, **self.task_resources())
-            self.futures[future] = (number, seed)
+            number, unit = self.pending.popleft()
+            future = self.client.submit(run_seeds, self.payload(number, unit), pure=False, **self.task_resources())
+            self.futures[future] = (number, unit)
             future.add_done_callback(lambda done: self.inbox.put(("done", done)))
         self.show()
 
@@ -172,7 +182,7 @@ class Driver:
         """Block until an event or a completion arrives, then handle everything that is in.
 
         Completions come through the same queue as events (a done-callback per future), so
-        one blocking wait serves both: refill happens the moment any seed-run ends.
+        one blocking wait serves both: refill happens the moment any run ends.
         """
         kind, message = self.inbox.get()
         while True:
@@ -204,7 +214,7 @@ class Driver:
         return [run for run in self.runs.values() if run.fail_reason is None]
 
     def ask(self) -> bool:
-        """Ask Optuna for the next trial and queue one seed-run per seed."""
+        """Ask Optuna for the next trial and queue its runs."""
         if not self.can_ask():
             return False
         trial = self.study.ask()
@@ -221,18 +231,19 @@ class Driver:
         stop = Event(f"{self.topic}-stop-{trial.number}", client=self.client)
         # A re-queued trial resumes the checkpoints its lost original left behind.
         key = trial.user_attrs.get("requeued_from", trial.number)
-        run = TrialRun(trial, seeds, stop, dict(zip(seeds, configs)), key)
+        units = [tuple(seeds)] if self.spec.population else [(seed,) for seed in seeds]
+        run = TrialRun(trial, seeds, units, stop, dict(zip(seeds, configs)), key)
         self.runs[trial.number] = run
-        self.pending.extend((trial.number, seed, config) for seed, config in zip(seeds, configs))
+        self.pending.extend((trial.number, unit) for unit in units)
         self.say(f"trial {trial.number} started: {format_params(params)}")
         return True
 
-    def payload(self, number: int, seed: int, config: dict[str, Any]) -> dict[str, Any]:
-        resources = self.spec.resources
+    def payload(self, number: int, unit: Seeds) -> dict[str, Any]:
+        resources, run = self.spec.resources, self.runs[number]
         return {
-            "config": config,
+            "configs": [run.configs[seed] for seed in unit],
             "trial": number,
-            "seed": seed,
+            "seeds": list(unit),
             "topic": self.topic,
             "stop_event": f"{self.topic}-stop-{number}",
             "gpus": resources.gpus,
@@ -240,7 +251,7 @@ class Driver:
             "time_limit": resources.time_limit,
             "entry": self.entry,
             "run_dir": str(self.run_dir),
-            "checkpoint": checkpoint_path(self.runs[number].checkpoint_key, seed),
+            "checkpoint": checkpoint_path(run.checkpoint_key, unit),
         }
 
     def task_resources(self) -> dict[str, Any]:
@@ -250,7 +261,8 @@ class Driver:
     def on_event(self, message: dict[str, Any]) -> None:
         run = self.runs.get(message.get("trial"))
         if run is not None and message.get("event") == "started":
-            run.starts[message["seed"]] = run.starts.get(message["seed"], 0) + 1
+            unit = tuple(message["seeds"])
+            run.starts[unit] = run.starts.get(unit, 0) + 1
         if run is None or message.get("event") != "eval" or run.pruned or run.fail_reason:
             return
         curve = run.evals.setdefault(message["seed"], [])
@@ -280,51 +292,43 @@ class Driver:
         """Stop the trial's runs in flight and drop the ones not started."""
         run.stop.set()
         kept = deque()
-        for item in self.pending:
-            (run.dropped.add(item[1]) if item[0] == run.trial.number else kept.append(item))
+        for number, unit in self.pending:
+            (run.dropped.add(unit) if number == run.trial.number else kept.append((number, unit)))
         self.pending = kept
 
     # -- completions ------------------------------------------------------------------------
     def on_done(self, future: Any) -> None:
-        number, seed = self.futures.pop(future)
+        number, unit = self.futures.pop(future)
         run = self.runs[number]
         outcome = task_outcome(future)
-        if outcome["status"] == "lost" and self.retry(run, seed, outcome["reason"]):
+        if outcome["status"] == "lost" and self.retry(run, unit, outcome["reason"]):
             return
-        run.outcomes[seed] = outcome
-        if outcome["status"] == "lost" and run.pruned:
-            outcome["status"] = "stopped"
-        elif outcome["status"] == "lost":
-            outcome["status"] = "failed"
-            outcome["reason"] += f" (after {run.retries.get(seed, 0)} retries)"
-        if outcome["status"] == "failed" and run.fail_reason is None:
-            run.fail_reason = f"seed {seed}: {outcome['reason']}"
-            if not run.pruned:
+        run.outcomes[unit] = outcome
+        if outcome["status"] == "lost" and not run.pruned:
+            outcome["reason"] += f" (after {run.retries.get(unit, 0)} retries)"
+        if run.fail_reason is None and not run.pruned:
+            run.fail_reason = failure(unit, outcome)
+            if run.fail_reason is not None:
                 self.stop_runs(run)
         if run.settled:
             self.finish(run)
 
-    def retry(self, run: TrialRun, seed: int, reason: str) -> bool:
-        """Submit a seed-run whose worker died again, unless its trial is done or out of retries."""
+    def retry(self, run: TrialRun, unit: Seeds, reason: str) -> bool:
+        """Submit a run whose worker died again, unless its trial is done or out of retries."""
         done = run.pruned or run.fail_reason is not None
-        if done or run.retries.get(seed, 0) >= self.spec.budget.max_retries:
+        if done or run.retries.get(unit, 0) >= self.spec.budget.max_retries:
             return False
-        run.retries[seed] = run.retries.get(seed, 0) + 1
-        self.pending.appendleft((run.trial.number, seed, run.configs[seed]))
-        self.say(f"trial {run.trial.number} seed {seed}: {first_line(reason)}; retry {run.retries[seed]}"
+        run.retries[unit] = run.retries.get(unit, 0) + 1
+        self.pending.appendleft((run.trial.number, unit))
+        self.say(f"trial {run.trial.number} {seeds_label(unit)}: {first_line(reason)}; retry {run.retries[unit]}"
                  f" of {self.spec.budget.max_retries}")
         return True
 
     def finish(self, run: TrialRun) -> None:
-        trial, outcomes = run.trial, run.outcomes
-        results = {seed: o["result"] for seed, o in outcomes.items() if o.get("result")}
-        set_run_attrs(trial, outcomes)
+        trial, results = run.trial, run.results()
+        set_run_attrs(trial, run.outcomes)
         # Our resubmissions, or more starts than that where the scheduler reran a task itself.
-        trial.set_user_attr("retries", sum(max(run.retries.get(s, 0), run.starts.get(s, 1) - 1) for s in run.seeds))
-        if run.fail_reason is None and not run.pruned:
-            stopped = [o for o in outcomes.values() if o["status"] == "stopped"]
-            if stopped:
-                run.fail_reason = f"stopped early: {stopped[0]['result'].get('stop_reason')}"
+        trial.set_user_attr("retries", sum(max(run.retries.get(u, 0), run.starts.get(u, 1) - 1) for u in run.units))
         if run.fail_reason is None and not run.pruned:
             try:
                 value = self.objective(results)
@@ -376,7 +380,7 @@ class Driver:
             run.stop.set()
         self.runs.clear()
         # Every RUNNING trial that is not older than this session is ours, including one that
-        # Ctrl-C caught between `ask` and its seed-runs being submitted.
+        # Ctrl-C caught between `ask` and its runs being submitted.
         for trial in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             if trial.number in self.earlier:
                 continue
@@ -397,31 +401,50 @@ class Driver:
         self.show()
 
 
-def checkpoint_path(key: int, seed: int) -> str:
-    """Where a seed-run checkpoints, relative to the run folder (kept only while it runs)."""
-    return f"checkpoints/trial-{key}/seed-{seed}"
+def checkpoint_path(key: int, unit: Seeds) -> str:
+    """Where a run checkpoints, relative to the run folder (kept only while it runs)."""
+    return f"checkpoints/trial-{key}/{seeds_label(unit).replace(' ', '-').replace(',', '-')}"
+
+
+def seeds_label(unit: Seeds) -> str:
+    return f"seed {unit[0]}" if len(unit) == 1 else "seeds " + ",".join(map(str, unit))
+
+
+def failure(unit: Seeds, outcome: dict[str, Any]) -> str | None:
+    """Why this run fails its (not pruned) trial: the task failed, or one member's result."""
+    if outcome["status"] != "ok":
+        return f"{seeds_label(unit)}: {outcome['reason']}"
+    for seed, result in zip(unit, outcome["results"]):
+        if (reason := member_failure(result)) is not None:
+            return f"seed {seed}: {reason}"
+    return None
 
 
 def task_outcome(future: Any) -> dict[str, Any]:
     """A finished future as an outcome dict: a task error is a failure, a dead worker "lost"."""
     if future.status == "cancelled":
-        return {"status": "failed", "reason": "cancelled", "result": None}
+        return {"status": "failed", "reason": "cancelled", "results": None}
     error = future.exception() if future.status == "error" else None
     if isinstance(error, KilledWorker):
-        return {"status": "lost", "reason": f"worker lost ({getattr(error.last_worker, 'address', 'unknown')})", "result": None}
+        return {"status": "lost", "reason": f"worker lost ({getattr(error.last_worker, 'address', 'unknown')})", "results": None}
     if error is not None:
-        return {"status": "failed", "reason": f"{type(error).__name__}: {error}", "result": None}
+        return {"status": "failed", "reason": f"{type(error).__name__}: {error}", "results": None}
     return future.result()
 
 
-def set_run_attrs(trial: optuna.Trial, outcomes: dict[int, dict[str, Any]]) -> None:
-    """Totals over the trial's seed-runs, stored on the trial (and thus in trials.parquet)."""
-    results = [o["result"] for o in outcomes.values() if o.get("result")]
-    trial.set_user_attr("env_steps", int(sum(r["env_steps"] for r in results)))
+def set_run_attrs(trial: optuna.Trial, outcomes: dict[Seeds, dict[str, Any]]) -> None:
+    """Totals over the trial's runs, stored on the trial (and thus in trials.parquet).
+
+    Seconds add up over runs (a population's members share theirs); env steps over seeds, and
+    steps/s is the trial's env steps over its training seconds.
+    """
+    results = [r for o in outcomes.values() for r in o.get("results") or []]
+    train_seconds = sum(max(r["wall_seconds"] for r in o["results"]) for o in outcomes.values() if o.get("results"))
+    env_steps = int(sum(r["env_steps"] for r in results))
+    trial.set_user_attr("env_steps", env_steps)
     trial.set_user_attr("wall_seconds", float(sum(o.get("wall_seconds") or 0 for o in outcomes.values())))
-    trial.set_user_attr("train_seconds", float(sum(r["wall_seconds"] for r in results)))
-    rates = [r["steps_per_second"] for r in results]
-    trial.set_user_attr("steps_per_second", float(sum(rates) / len(rates)) if rates else None)
+    trial.set_user_attr("train_seconds", float(train_seconds))
+    trial.set_user_attr("steps_per_second", env_steps / train_seconds if train_seconds else None)
     trial.set_user_attr("worker", ",".join(sorted({o["worker"] for o in outcomes.values() if o.get("worker")})))
     starts = [o["startup_seconds"] for o in outcomes.values() if o.get("startup_seconds")]
     trial.set_user_attr("startup_seconds", float(sum(starts) / len(starts)) if starts else None)

@@ -96,7 +96,7 @@ def run_sweep(
         echo(f"storage: {mask_url(storage_url)}")
     study = open_study(spec, run_dir, storage_url)
     save_run_info(spec, run_dir, storage_url)
-    # The embedded scheduler reports a seed-run on a dead worker at once (KilledWorker), so the
+    # The embedded scheduler reports a run on a dead worker at once (KilledWorker), so the
     # driver's bounded, counted retries are the only reruns (an external one keeps its setting).
     with dask.config.set({"distributed.scheduler.allowed-failures": 0}), \
             connect(scheduler, spec.parallel, spec.resources.gpus, echo, security=security) as client:

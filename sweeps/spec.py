@@ -100,13 +100,13 @@ class Budget(Strict):
     """When the sweep stops: `n_trials` finished (COMPLETE or PRUNED) trials and/or a timeout.
 
     Failed trials do not count; `max_failed` stops a sweep whose trials all fail.
-    `max_retries` reruns a seed-run whose worker died (a lost node is not the trial's fault).
+    `max_retries` reruns a run whose worker died (a lost node is not the trial's fault).
     """
 
     n_trials: int | None = Field(20, ge=1)
     timeout: float | None = Field(None, gt=0, description="seconds; no new trials after it")
     max_failed: int | None = Field(None, ge=0, description="default: n_trials (or 100)")
-    max_retries: int = Field(2, ge=0, description="reruns of a seed-run whose worker died")
+    max_retries: int = Field(2, ge=0, description="reruns of a run whose worker died")
 
     @model_validator(mode="after")
     def _some_limit(self) -> Budget:
@@ -131,7 +131,7 @@ class Pruner(Strict):
 
 
 class Resources(Strict):
-    """What one seed-run of a trial holds on its worker.
+    """What one run of a trial (its seeds as a population, or one seed) holds on its worker.
 
     `gpus` > 0 reserves Dask resource `GPU` (start workers with `--resources GPU=N`) and pins
     that many distinct GPU ids; `cpu_threads` sizes TensorFlow's thread pools ("auto": the
@@ -160,7 +160,8 @@ class StudySpec(Strict):
     objective: Objective = Objective()
     seeds: int | list[int] = 1
     budget: Budget = Budget()
-    parallel: int = Field(2, ge=1, description="seed-runs in flight at once")
+    population: bool = Field(True, description="train a trial's seeds together in one task")
+    parallel: int = Field(2, ge=1, description="tasks in flight at once")
     sampler: Sampler = Sampler()
     pruner: Pruner = Pruner()
     resources: Resources = Resources()

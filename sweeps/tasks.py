@@ -1,6 +1,7 @@
-"""The Dask task: one seed-run of a trial, trained in a child process on a worker.
+"""The Dask task: one run of a trial (all its seeds as one population, or one seed), trained in
+a child process on a worker.
 
-`run_seed` takes and returns plain data and never submits work. Events go back to the driver
+`run_seeds` takes and returns plain data and never submits work. Events go back to the driver
 through the worker's structured-event channel (`Worker.log_event`, read by
 `Client.subscribe_topic`); a stop request comes in through a named `distributed.Event`.
 `run_child` holds the process handling and is usable without Dask.
@@ -22,23 +23,23 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-ENTRY = "dqn_tf:train"
+ENTRY = "dqn_tf:train_population"  # (configs, on_event, checkpoint_dir) -> [TrainResult]
 STDERR_TAIL_LINES = 20
 STOP_POLL_S = 0.5
 
 
-def run_seed(payload: dict[str, Any]) -> dict[str, Any]:
-    """Dask entry point. `payload`: config, trial, seed, topic, stop_event, gpus,
-    cpu_threads ("auto" or int), time_limit, entry, run_dir, checkpoint (a path under
-    run_dir). Returns `run_child`'s outcome."""
+def run_seeds(payload: dict[str, Any]) -> dict[str, Any]:
+    """Dask entry point. `payload`: configs and seeds (one per population member), trial,
+    topic, stop_event, gpus, cpu_threads ("auto" or int), time_limit, entry, run_dir,
+    checkpoint (a path under run_dir). Returns `run_child`'s outcome."""
     from distributed import Event, get_client, get_worker
 
     from sweeps.devices import worker_pool
 
     worker, client = get_worker(), get_client()
-    tag = {"trial": payload["trial"], "seed": payload["seed"]}
+    trial, seeds = payload["trial"], payload["seeds"]
     # Counted by the driver: a scheduler may rerun a lost task by itself (allowed-failures).
-    worker.log_event(payload["topic"], {**tag, "event": "started", "worker": worker.address})
+    worker.log_event(payload["topic"], {"trial": trial, "seeds": seeds, "event": "started", "worker": worker.address})
     # Bind the worker's client here, in the task thread: the relay thread could not find it.
     stop = Event(payload["stop_event"], client=client)
     threads = payload.get("cpu_threads", "auto")
@@ -48,8 +49,9 @@ def run_seed(payload: dict[str, Any]) -> dict[str, Any]:
     checkpoint_dir = shared_checkpoint_dir(payload.get("run_dir"), payload.get("checkpoint"))
     with pool.lease(int(payload.get("gpus", 0))) as gpu_ids:
         outcome = run_child(
-            payload["config"],
-            emit=lambda event: worker.log_event(payload["topic"], {**tag, **event}),
+            payload["configs"],
+            emit=lambda event: worker.log_event(
+                payload["topic"], {**event, "trial": trial, "seed": seeds[event.get("member", 0)]}),
             stop_requested=stop.is_set,
             threads=int(threads),
             gpu_ids=gpu_ids,
@@ -59,9 +61,9 @@ def run_seed(payload: dict[str, Any]) -> dict[str, Any]:
         )
     if checkpoint_dir is not None:  # the run ended here: nothing left to resume
         shutil.rmtree(checkpoint_dir, ignore_errors=True)
-        with contextlib.suppress(OSError):  # the trial's folder, once its last seed-run is done
+        with contextlib.suppress(OSError):  # the trial's folder, once its last run is done
             Path(checkpoint_dir).parent.rmdir()
-    return {**outcome, **tag, "worker": worker.address}
+    return {**outcome, "trial": trial, "seeds": seeds, "worker": worker.address}
 
 
 def shared_checkpoint_dir(run_dir: str | None, checkpoint: str | None) -> str | None:
@@ -93,7 +95,7 @@ def child_env(threads: int, gpu_ids: list[str]) -> dict[str, str]:
 
 
 def run_child(
-    config: dict[str, Any],
+    configs: list[dict[str, Any]],
     *,
     emit: Callable[[dict[str, Any]], None],
     stop_requested: Callable[[], bool],
@@ -103,10 +105,12 @@ def run_child(
     entry: str = ENTRY,
     checkpoint_dir: str | None = None,
 ) -> dict[str, Any]:
-    """Train `config` in `python -m sweeps.child`; relay its events; enforce the time limit.
+    """Train `configs` as one population in `python -m sweeps.child`; relay its events;
+    enforce the time limit.
 
-    Returns {"status": "ok" | "stopped" | "failed", "result", "reason", "returncode",
-    "startup_seconds", "wall_seconds"}; never raises for a trainer failure.
+    Returns {"status": "ok" | "failed", "results" (one per config, None when failed), "reason",
+    "returncode", "startup_seconds", "wall_seconds"}; never raises for a trainer failure.
+    Whether a member diverged or stopped early is in its result (see `member_failure`).
     """
     started = time.perf_counter()
     proc = subprocess.Popen(
@@ -118,7 +122,7 @@ def run_child(
         env=child_env(threads, gpu_ids or []),
         start_new_session=True,  # a kill reaches the whole child group, not the worker
     )
-    proc.stdin.write(json.dumps({"config": config, "entry": entry, "checkpoint_dir": checkpoint_dir}) + "\n")
+    proc.stdin.write(json.dumps({"configs": configs, "entry": entry, "checkpoint_dir": checkpoint_dir}) + "\n")
     proc.stdin.flush()
     messages: dict[str, Any] = {}
     tail: deque[str] = deque(maxlen=STDERR_TAIL_LINES)
@@ -144,20 +148,26 @@ def run_child(
         "returncode": proc.returncode,
         "startup_seconds": messages.get("startup_seconds"),
         "wall_seconds": time.perf_counter() - started,
-        "result": messages.get("result"),
+        "results": messages.get("results"),
         "reason": None,
     }
     if timed_out:
-        return {**outcome, "status": "failed", "result": None, "reason": f"timeout after {time_limit:g} s"}
+        return {**outcome, "status": "failed", "results": None, "reason": f"timeout after {time_limit:g} s"}
     if "error" in messages:
         error = messages["error"]
-        message = error["message"]
-        if not (error["kind"] == "diverged" and message.startswith("diverged")):
-            message = f"{error['kind']}: {message}"
-        return {**outcome, "status": "failed", "reason": message}
-    if outcome["result"] is None:
+        return {**outcome, "status": "failed", "reason": f"{error['kind']}: {error['message']}"}
+    if outcome["results"] is None:
         return {**outcome, "status": "failed", "reason": exit_reason(proc.returncode, tail)}
-    return {**outcome, "status": "stopped" if outcome["result"].get("stopped_early") else "ok"}
+    return {**outcome, "status": "ok"}
+
+
+def member_failure(result: dict[str, Any]) -> str | None:
+    """Why one member's run fails a trial that was not pruned: it diverged or stopped early."""
+    if result.get("diverged"):
+        return result.get("stop_reason") or "diverged"
+    if result.get("stopped_early"):
+        return f"stopped early: {result.get('stop_reason')}"
+    return None
 
 
 def read_protocol(stream, emit, messages: dict[str, Any], started: float) -> None:
@@ -172,8 +182,10 @@ def read_protocol(stream, emit, messages: dict[str, Any], started: float) -> Non
             emit(message["event"])
         elif kind == "started":
             messages["startup_seconds"] = time.perf_counter() - started
-        elif kind in ("result", "error"):
-            messages[kind] = message.get("result", message)
+        elif kind == "results":
+            messages["results"] = message["results"]
+        elif kind == "error":
+            messages["error"] = message
 
 
 def relay_stop(proc: subprocess.Popen, stop_requested: Callable[[], bool], done: threading.Event) -> None:

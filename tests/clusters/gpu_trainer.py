@@ -11,13 +11,15 @@ import os
 import time
 from pathlib import Path
 
-from tests.sweeps.fake_trainer import train as fake_train
+from tests.sweeps import fake_trainer
 
 
-def train(config, on_event=None, checkpoint_dir=None):
+def train_population(configs, on_event=None, checkpoint_dir=None):
     started = time.time()
-    result = fake_train(config, on_event=on_event, checkpoint_dir=checkpoint_dir)
-    record = {"cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"), "devices": config.devices,
-              "start": started, "end": time.time(), "seed": config.seed, "learning_rate": config.learning_rate}
+    results = fake_trainer.train_population(configs, on_event=on_event, checkpoint_dir=checkpoint_dir)
+    first = configs[0]
+    record = {"cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"), "devices": first.devices,
+              "start": started, "end": time.time(), "seeds": [c.seed for c in configs],
+              "learning_rate": first.learning_rate}
     Path(os.environ["DQN_SWEEP_TEST_RECORD"], f"{os.getpid()}.json").write_text(json.dumps(record))
-    return result
+    return results

@@ -16,7 +16,7 @@ from procs import BIN, ROOT, dask_cluster, logs
 from sweeps.results import load
 
 pytestmark = pytest.mark.timeout(120)
-ENTRY = "tests.clusters.gpu_trainer:train"
+ENTRY = "tests.clusters.gpu_trainer:train_population"
 
 
 def test_concurrent_trials_get_distinct_gpu_ids(tmp_path):

@@ -15,7 +15,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent / "dqn-sweep"
-FAKE = "tests.sweeps.fake_trainer:train"
+FAKE = "tests.sweeps.fake_trainer:train_population"
 SECRET = "Hunter2-s3cr3t"
 pytestmark = pytest.mark.timeout(120)
 

@@ -1,8 +1,8 @@
 """Trainers that fail the hard way, for the fault tests (no TensorFlow unless asked).
 
-`train` picks its fault by `gamma`: 0.91 exits with status 1, 0.92 segfaults, 0.93 is
-SIGKILLed (what the OOM killer does), 0.94 hangs, 0.5 diverges (the fake trainer's NaN);
-anything else trains like the fake trainer. `nan_train` runs the real trainer on an
+`train_population` picks its fault by a member's `gamma`: 0.91 exits with status 1, 0.92
+segfaults, 0.93 is SIGKILLed (what the OOM killer does), 0.94 hangs, 0.5 diverges (the fake
+trainer's NaN); anything else trains like the fake trainer. `nan_train_population` runs the real trainer on an
 environment whose rewards are NaN, so it diverges for real.
 """
 
@@ -18,8 +18,8 @@ from tests.sweeps import fake_trainer
 FAULTS = {0.91: "exit", 0.92: "segfault", 0.93: "sigkill", 0.94: "hang"}
 
 
-def train(config, on_event=None, checkpoint_dir=None):
-    fault = FAULTS.get(config.gamma)
+def train_population(configs, on_event=None, checkpoint_dir=None):
+    fault = next((FAULTS[c.gamma] for c in configs if c.gamma in FAULTS), None)
     if fault is not None:
         print(f"faulty trainer: about to {fault}", file=sys.stderr, flush=True)
     if fault == "exit":
@@ -30,10 +30,10 @@ def train(config, on_event=None, checkpoint_dir=None):
         os.kill(os.getpid(), signal.SIGKILL)
     if fault == "hang":
         time.sleep(3600)
-    return fake_trainer.train(config, on_event, checkpoint_dir)
+    return fake_trainer.train_population(configs, on_event, checkpoint_dir)
 
 
-def nan_train(config, on_event=None, checkpoint_dir=None):
+def nan_train_population(configs, on_event=None, checkpoint_dir=None):
     import gymnasium as gym
     import numpy as np
 
@@ -51,4 +51,5 @@ def nan_train(config, on_event=None, checkpoint_dir=None):
             return np.zeros(2, np.float32), float("nan"), False, False, {}
 
     gym.register("NanReward-v0", entry_point=NanRewardEnv, max_episode_steps=50)
-    return dqn_tf.train({**config.to_dict(), "env_id": "NanReward-v0"}, on_event, checkpoint_dir)
+    configs = [{**config.to_dict(), "env_id": "NanReward-v0"} for config in configs]
+    return dqn_tf.train_population(configs, on_event, checkpoint_dir)

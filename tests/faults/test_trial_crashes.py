@@ -9,9 +9,9 @@ from sweeps.driver import Driver
 from sweeps.results import load
 from sweeps.session import open_study
 from sweeps.spec import parse_spec
-from sweeps.tasks import run_child
+from sweeps.tasks import member_failure, run_child
 
-FAULTY = "tests.faults.faulty_trainer:train"
+FAULTY = "tests.faults.faulty_trainer:train_population"
 EXPECTED = {  # gamma -> how the reason starts (and what else it holds)
     0.91: ("child exited with status 1", "faulty trainer: about to exit"),
     0.92: ("child killed by signal SIGSEGV", "about to segfault"),
@@ -55,7 +55,8 @@ def test_crashes_hangs_and_divergence_fail_alone(client, tmp_path):
 def test_the_real_trainer_going_nan_is_diverged():
     config = {"total_timesteps": 1500, "net_arch": [32], "learning_starts": 200, "train_freq": 4,
               "eval_freq": 500, "n_eval_episodes": 3, "buffer_size": 1000, "batch_size": 32}
-    outcome = run_child(config, emit=lambda event: None, stop_requested=lambda: False,
-                        entry="tests.faults.faulty_trainer:nan_train")
-    assert outcome["status"] == "failed"
-    assert outcome["reason"].startswith("diverged: loss nan"), outcome["reason"]
+    outcome = run_child([config], emit=lambda event: None, stop_requested=lambda: False,
+                        entry="tests.faults.faulty_trainer:nan_train_population")
+    assert outcome["status"] == "ok"
+    reason = member_failure(outcome["results"][0])
+    assert reason.startswith("diverged: loss nan"), reason

@@ -12,7 +12,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent / "dqn-sweep"
-FAKE = "tests.sweeps.fake_trainer:train"
+FAKE = "tests.sweeps.fake_trainer:train_population"
 
 
 def closed_port() -> int:

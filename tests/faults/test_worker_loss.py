@@ -81,7 +81,7 @@ def test_reruns_by_an_external_scheduler_are_counted_too(tmp_path):
     with LocalCluster(n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address=None,
                       silence_logs=logging.CRITICAL) as cluster, Client(cluster) as client:
         study = open_study(spec, tmp_path, None)
-        driver = Driver(spec, study, client, tmp_path, entry="tests.sweeps.fake_trainer:train")
+        driver = Driver(spec, study, client, tmp_path, entry="tests.sweeps.fake_trainer:train_population")
 
         def kill_once_running() -> None:
             deadline = time.monotonic() + 30

@@ -15,7 +15,7 @@ from sweeps.session import open_study
 from sweeps.spec import parse_spec
 
 pytestmark = pytest.mark.timeout(120)
-FAKE = "tests.sweeps.fake_trainer:train"
+FAKE = "tests.sweeps.fake_trainer:train_population"
 
 
 @pytest.fixture(scope="module")
@@ -60,6 +60,17 @@ def test_multi_seed_objective_is_the_aggregate_over_seeds(client, tmp_path):
     assert len(tables["trials"]) == 2
     assert set(tables["evals"]["seed"]) == {0, 1, 2, 3}
     assert len(tables["evals"]) == 2 * 4 * 10
+
+
+def test_one_task_per_seed_gives_the_same_values_as_a_population(client, tmp_path):
+    values = {}
+    for population in (True, False):
+        spec = make_spec(seeds=3, population=population, sampler={"name": "random", "seed": 4})
+        study, tally = sweep(spec, client, tmp_path / str(population))
+        assert tally.completed == 4
+        values[population] = [t.value for t in study.trials]
+        assert set(load(tmp_path / str(population))["evals"]["seed"]) == {0, 1, 2}
+    assert values[True] == values[False]
 
 
 def test_pruned_trials_stop_early_and_free_their_workers(client, tmp_path):

@@ -11,7 +11,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent / "dqn-sweep"
-FAKE = "tests.sweeps.fake_trainer:train"
+FAKE = "tests.sweeps.fake_trainer:train_population"
 pytestmark = pytest.mark.timeout(120)
 
 

@@ -1,4 +1,5 @@
-"""The trial's child process: results, failures kept apart from stops, time limit, stop relay.
+"""The trial's child process: a population's results, failures kept apart from stops, time
+limit, stop relay.
 
 Uses the fake trainer (no TensorFlow) so each case costs only a Python start-up.
 """
@@ -8,10 +9,10 @@ import threading
 import pytest
 
 from dqn_tf.config import TrainConfig
-from sweeps.tasks import auto_threads, child_env, run_child
+from sweeps.tasks import auto_threads, child_env, member_failure, run_child
 
 pytestmark = pytest.mark.timeout(60)
-FAKE = "tests.sweeps.fake_trainer:train"
+FAKE = "tests.sweeps.fake_trainer:train_population"
 
 
 def config(**changes):
@@ -19,7 +20,7 @@ def config(**changes):
     return TrainConfig.from_dict({**values, **changes}).to_dict()
 
 
-def run(cfg, stop_after=None, **kwargs):
+def run(cfgs, stop_after=None, **kwargs):
     events, stop = [], threading.Event()
 
     def emit(event):
@@ -27,7 +28,7 @@ def run(cfg, stop_after=None, **kwargs):
         if stop_after is not None and len(events) >= stop_after:
             stop.set()
 
-    outcome = run_child(cfg, emit=emit, stop_requested=stop.is_set, entry=FAKE, **kwargs)
+    outcome = run_child(cfgs if isinstance(cfgs, list) else [cfgs], emit=emit, stop_requested=stop.is_set, entry=FAKE, **kwargs)
     return outcome, events
 
 
@@ -35,21 +36,32 @@ def test_result_and_events_come_back():
     outcome, events = run(config())
     assert outcome["status"] == "ok", outcome["reason"]
     assert [e["step"] for e in events] == list(range(100, 1001, 100))
-    assert outcome["result"]["env_steps"] == 1000
+    assert outcome["results"][0]["env_steps"] == 1000
+    assert member_failure(outcome["results"][0]) is None
     assert outcome["startup_seconds"] > 0
+
+
+def test_a_population_reports_each_member():
+    outcome, events = run([config(seed=0), config(seed=7, learning_rate=0.02)])
+    assert outcome["status"] == "ok", outcome["reason"]
+    assert [r["config"]["seed"] for r in outcome["results"]] == [0, 7]
+    assert [r["member"] for r in outcome["results"]] == [0, 1]
+    assert {e["member"] for e in events} == {0, 1}
+    final = [r["final_eval_mean"] for r in outcome["results"]]
+    assert final[1] > final[0]  # its own learning rate and seed
 
 
 def test_stop_request_ends_the_run_early_and_cleanly():
     outcome, _ = run(config(train_freq=50), stop_after=2)
-    assert outcome["status"] == "stopped"
-    assert outcome["result"]["stop_reason"] == "pruned"
-    assert outcome["result"]["env_steps"] < 1000
+    (result,) = outcome["results"]
+    assert outcome["status"] == "ok" and result["stopped_early"]
+    assert result["stop_reason"] == "pruned"
+    assert result["env_steps"] < 1000
 
 
 @pytest.mark.parametrize(
     "changes, reason",
     [
-        ({"gamma": 0.5}, "diverged: loss became nan"),
         ({"exploration_fraction": 0.5}, "ValueError: fake trainer bug"),
         ({"exploration_fraction": 0.25}, "child exited with status 3"),
         ({"exploration_final_eps": 0.9, "exploration_initial_eps": 0.5}, "config: "),
@@ -59,7 +71,15 @@ def test_failures_carry_their_reason(changes, reason):
     outcome, _ = run(config(**changes) if "exploration_initial_eps" not in changes else {**config(), **changes})
     assert outcome["status"] == "failed"
     assert outcome["reason"].startswith(reason), outcome["reason"]
-    assert outcome["result"] is None
+    assert outcome["results"] is None
+
+
+def test_a_diverged_member_is_a_failure_of_its_own():
+    outcome, _ = run([config(), config(gamma=0.5)])
+    assert outcome["status"] == "ok"
+    healthy, diverged = outcome["results"]
+    assert member_failure(healthy) is None
+    assert member_failure(diverged).startswith("diverged: loss became nan")
 
 
 def test_time_limit_kills_the_child():
