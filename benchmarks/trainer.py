@@ -117,7 +117,7 @@ def micro() -> None:
         }
         tau, active = np.ones(1), np.ones(1, dtype=bool)
         learner.train(batch, tau, active)
-        cost = per_call(lambda: learner.train(batch, tau, active), n=max(20, 400 // steps))
+        cost = per_call(lambda batch=batch, tau=tau, active=active: learner.train(batch, tau, active), n=max(20, 400 // steps))
         print(f"train call, {steps:3d} gradient steps: {cost / 1000:8.2f} ms/call = {cost / steps / 1000:.3f} ms/step")
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 import yaml
@@ -61,19 +61,19 @@ def read_config_file(path: Path) -> dict[str, Any]:
 
 @app.command()
 def train(
-    env: Annotated[Optional[str], typer.Option(help="Gymnasium environment id, e.g. CartPole-v1.")] = None,
+    env: Annotated[str | None, typer.Option(help="Gymnasium environment id, e.g. CartPole-v1.")] = None,
     set_: Annotated[
         list[str],
         typer.Option("--set", help="Override a trainer field: KEY=VALUE (YAML value). Repeatable."),
-    ] = [],
+    ] = [],  # noqa: B006 - typer reads the default, never mutates it
     config: Annotated[
-        Optional[Path], typer.Option(help="YAML/JSON file of trainer fields (e.g. from `dqn-sweep best`).")
+        Path | None, typer.Option(help="YAML/JSON file of trainer fields (e.g. from `dqn-sweep best`).")
     ] = None,
     output: Annotated[
         Path, typer.Option(help="Folder for result.json (created if missing).")
     ] = Path("runs/train"),
     checkpoint_dir: Annotated[
-        Optional[Path], typer.Option(help="Checkpoint at each evaluation; rerun with it to resume.")
+        Path | None, typer.Option(help="Checkpoint at each evaluation; rerun with it to resume.")
     ] = None,
 ) -> None:
     """Train one DQN agent and write OUTPUT/result.json."""
@@ -108,32 +108,32 @@ def train(
 
 RunDir = Annotated[Path, typer.Argument(help="Run folder written by `dqn-sweep run` (runs/<study>).")]
 StorageOption = Annotated[
-    Optional[str],
+    str | None,
     typer.Option("--storage", help="Storage URL to read instead of the one the run folder recorded."),
 ]
-StudyOption = Annotated[Optional[str], typer.Option("--study", help="Study name (with --storage).")]
+StudyOption = Annotated[str | None, typer.Option("--study", help="Study name (with --storage).")]
 
 
 @app.command()
 def run(
     study_file: Annotated[Path, typer.Argument(help="Study file (YAML), e.g. studies/cartpole.yaml.")],
     scheduler: Annotated[
-        Optional[str], typer.Option(help="Dask scheduler address (tcp://HOST:8786); default: a local cluster.")
+        str | None, typer.Option(help="Dask scheduler address (tcp://HOST:8786); default: a local cluster.")
     ] = None,
     storage: Annotated[
-        Optional[str],
+        str | None,
         typer.Option(help="Optuna storage: sqlite:///F.db, postgresql://..., mysql://..., redis://..., "
                      "or a journal file. Default: $DQN_SWEEP_STORAGE, else OUTPUT/journal.log. "
                      "Passwords are never stored or shown: use $DQN_SWEEP_STORAGE or ${VAR} in the URL."),
     ] = None,
-    n_trials: Annotated[Optional[int], typer.Option(help="Finished trials to reach (overrides budget.n_trials).")] = None,
-    parallel: Annotated[Optional[int], typer.Option(help="Tasks in flight (overrides parallel); a task trains one trial's seeds.")] = None,
-    output: Annotated[Optional[Path], typer.Option(help="Run folder. Default: runs/<study>.")] = None,
+    n_trials: Annotated[int | None, typer.Option(help="Finished trials to reach (overrides budget.n_trials).")] = None,
+    parallel: Annotated[int | None, typer.Option(help="Tasks in flight (overrides parallel); a task trains one trial's seeds.")] = None,
+    output: Annotated[Path | None, typer.Option(help="Run folder. Default: runs/<study>.")] = None,
     tls_ca_file: Annotated[
-        Optional[str], typer.Option(help="CA certificate of a tls:// cluster (default: Dask config).")
+        str | None, typer.Option(help="CA certificate of a tls:// cluster (default: Dask config).")
     ] = None,
-    tls_cert: Annotated[Optional[str], typer.Option(help="Client certificate for a tls:// cluster.")] = None,
-    tls_key: Annotated[Optional[str], typer.Option(help="Client private key for a tls:// cluster.")] = None,
+    tls_cert: Annotated[str | None, typer.Option(help="Client certificate for a tls:// cluster.")] = None,
+    tls_key: Annotated[str | None, typer.Option(help="Client private key for a tls:// cluster.")] = None,
     allow_version_mismatch: Annotated[
         bool, typer.Option(help="Warn, instead of stopping, when workers run another dqn-sweep, "
                            "TensorFlow or gymnasium than this driver.")
@@ -179,7 +179,7 @@ def run(
     typer.echo(f"{spec.study}: {tally.finished} trials finished, {tally.failed} failed this run; {best}; tables in {run_dir}")
 
 
-def open_run(run_dir: Path, storage: Optional[str], study: Optional[str]):
+def open_run(run_dir: Path, storage: str | None, study: str | None):
     from sweeps.session import load_run
     from sweeps.spec import SpecError
     from sweeps.storage import StorageError
@@ -214,7 +214,7 @@ def status(run_dir: RunDir, storage: StorageOption = None, study: StudyOption = 
 @app.command()
 def best(
     run_dir: RunDir,
-    output: Annotated[Optional[Path], typer.Option(help="Write the YAML here instead of stdout.")] = None,
+    output: Annotated[Path | None, typer.Option(help="Write the YAML here instead of stdout.")] = None,
     storage: StorageOption = None,
     study: StudyOption = None,
 ) -> None:
@@ -241,7 +241,7 @@ def best(
 def export(
     run_dir: RunDir,
     format_: Annotated[str, typer.Option("--format", help="parquet or csv.")] = "csv",
-    output: Annotated[Optional[Path], typer.Option(help="Folder for the tables. Default: RUN_DIR/export.")] = None,
+    output: Annotated[Path | None, typer.Option(help="Folder for the tables. Default: RUN_DIR/export.")] = None,
     storage: StorageOption = None,
     study: StudyOption = None,
 ) -> None:
@@ -264,7 +264,7 @@ def export(
 def report(
     run_dir: RunDir,
     output: Annotated[
-        Optional[Path], typer.Option(help="HTML file to write. Default: RUN_DIR/report.html.")
+        Path | None, typer.Option(help="HTML file to write. Default: RUN_DIR/report.html.")
     ] = None,
     top: Annotated[int, typer.Option(help="Trials in the learning-curve figure.")] = 5,
 ) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -30,11 +30,11 @@ class TrainProgress:
         self.task = self.bar.add_task("train", total=total_steps, status="")
         self.last_eval = ""
 
-    def __enter__(self) -> TrainProgress:
+    def __enter__(self) -> Self:
         self.bar.__enter__()
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.bar.__exit__(*exc)
 
     def on_event(self, event: dict[str, Any]) -> None:

@@ -6,7 +6,7 @@ import sys
 
 def loaded_modules(statement: str) -> set[str]:
     code = f"{statement}\nimport sys\nprint(' '.join(sorted(sys.modules)))"
-    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    completed = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=120)
     assert completed.returncode == 0, completed.stderr[-2000:]
     return {name.split(".")[0] for name in completed.stdout.split()}
 

@@ -10,7 +10,7 @@ from dqn_tf.replay import ReplayBuffer
 def collect(collector: Collector, actions_fn, steps: int):
     stored = []
     for t in range(steps):
-        obs, actions, rewards, next_obs, terminated, valid = collector.step(actions_fn(t), np.array([t]))
+        obs, _actions, _rewards, next_obs, terminated, valid = collector.step(actions_fn(t), np.array([t]))
         stored.append((obs.copy(), next_obs.copy(), terminated.copy(), valid.copy()))
     return stored
 

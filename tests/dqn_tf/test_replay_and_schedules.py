@@ -70,7 +70,7 @@ def test_state_round_trip():
 
 
 def test_linear_epsilon_schedule():
-    args = dict(total=1000, fraction=0.1, initial=1.0, final=0.05)
+    args = {"total": 1000, "fraction": 0.1, "initial": 1.0, "final": 0.05}
     assert linear_epsilon(0, **args) == 1.0
     assert linear_epsilon(50, **args) == pytest.approx(0.525)
     assert linear_epsilon(100, **args) == 0.05

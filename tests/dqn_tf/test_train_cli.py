@@ -14,7 +14,7 @@ def test_train_writes_result_json_and_summary(tmp_path):
         CLI + ["train", "--env", "CartPole-v1", "--config", str(config), "--set", "total_timesteps=600",
                "--set", "learning_rate=1e-3", "--set", "train_freq=4", "--set", "gradient_steps=1",
                "--set", "eval_freq=300", "--output", str(tmp_path / "out")],
-        capture_output=True, text=True, timeout=180,
+        check=False, capture_output=True, text=True, timeout=180,
     )
     assert completed.returncode == 0, completed.stderr[-2000:]
     result = json.loads((tmp_path / "out" / "result.json").read_text())
@@ -34,7 +34,7 @@ def test_bad_input_is_one_line_error_without_traceback(tmp_path):
         (["--env", "Pendulum-v1", "--set", "total_timesteps=10"], "Discrete action space"),
         (["--config", str(tmp_path / "missing.yaml")], "missing.yaml"),
     ]:
-        completed = subprocess.run(CLI + ["train", *args], capture_output=True, text=True, timeout=120)
+        completed = subprocess.run(CLI + ["train", *args], check=False, capture_output=True, text=True, timeout=120)
         assert completed.returncode == 2, (args, completed.stderr)
         assert fragment in completed.stderr, (args, completed.stderr)
         assert "Traceback" not in completed.stderr
