@@ -1,7 +1,11 @@
 """Sweep throughput: trials/hour at parallelism 1 and 2 on the same study, and where a trial's
 wall time goes (trainer, child process start-up incl. TensorFlow import, driver overhead).
 
-    .venv/bin/python benchmarks/sweep.py [--study studies/smoke.yaml] [--trials 6]
+    .venv/bin/python benchmarks/sweep.py [--study studies/smoke.yaml] [--trials 6] [--seeds 3]
+    .venv/bin/python benchmarks/sweep.py --seeds 3 --populations   # seeds as one task vs one each
+
+`--populations` compares, at parallelism 2, a trial's seeds trained as one population task (the
+default) with one task per seed (`population: false`).
 
 Cluster start-up is timed apart; each sweep runs on a fresh run folder and a fresh cluster.
 """
@@ -22,9 +26,12 @@ from sweeps.session import open_study
 from sweeps.spec import load_spec
 
 
-def sweep(study: Path, trials: int, parallel: int) -> dict[str, float]:
-    spec = load_spec(study, {"budget.n_trials": trials, "budget.timeout": None, "parallel": parallel,
-                             "pruner": {"name": "none"}})
+def sweep(study: Path, trials: int, parallel: int, seeds: int | None, population: bool = True) -> dict[str, float]:
+    overrides = {"budget.n_trials": trials, "budget.timeout": None, "parallel": parallel,
+                 "pruner": {"name": "none"}, "population": population}
+    if seeds is not None:
+        overrides["seeds"] = seeds
+    spec = load_spec(study, overrides)
     run_dir = Path(tempfile.mkdtemp(prefix=f"bench-p{parallel}-"))
     try:
         started = time.perf_counter()
@@ -38,9 +45,10 @@ def sweep(study: Path, trials: int, parallel: int) -> dict[str, float]:
     finally:
         shutil.rmtree(run_dir, ignore_errors=True)
     assert (frame["state"] == "COMPLETE").all(), frame[["state", "fail_reason"]]
-    runs = len(frame) * len(spec.seed_list)
+    runs = len(frame) * (1 if population else len(spec.seed_list))  # tasks, each a child process
     return {
         "parallel": parallel,
+        "population": population,
         "cluster_s": cluster_s,
         "wall_s": wall,
         "trials_per_hour": len(frame) / wall * 3600,
@@ -62,17 +70,28 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--study", type=Path, default=Path("studies/smoke.yaml"))
     parser.add_argument("--trials", type=int, default=6)
+    parser.add_argument("--seeds", type=int, default=None, help="seeds per trial (default: the study's)")
+    parser.add_argument("--populations", action="store_true", help="population task vs one task per seed")
     args = parser.parse_args()
     load_before = os.getloadavg()[0]
-    rows = [sweep(args.study, args.trials, parallel) for parallel in (1, 2)]
-    print(f"study {args.study}, {args.trials} trials per sweep, pruning off; {os.cpu_count()} cores, "
-          f"load average {load_before:.2f} before / {os.getloadavg()[0]:.2f} after (other work skews it)")
-    print("parallel  cluster_s  wall_s  trials/hour  train_s/run  child_s/run (startup)  driver_s/run")
+    if args.populations:
+        rows = [sweep(args.study, args.trials, 2, args.seeds, population) for population in (True, False)]
+    else:
+        rows = [sweep(args.study, args.trials, parallel, args.seeds) for parallel in (1, 2)]
+    print(f"study {args.study}, {args.trials} trials per sweep, seeds {args.seeds or 'as in the study'}, "
+          f"pruning off; {os.cpu_count()} cores, load average {load_before:.2f} before / "
+          f"{os.getloadavg()[0]:.2f} after (other work skews it)")
+    print("parallel  population  cluster_s  wall_s  trials/hour  train_s/task  child_s/task (startup)  driver_s/task")
     for r in rows:
         driver = f"{r['driver_s']:.2f}" if r["parallel"] == 1 else "-"
-        print(f"{r['parallel']:>8}  {r['cluster_s']:>9.2f}  {r['wall_s']:>6.1f}  {r['trials_per_hour']:>11.0f}  "
-              f"{r['train_s']:>11.2f}  {r['child_s']:>11.2f} ({r['startup_s']:.2f})  {driver:>12}")
-    print(f"speed-up with 2 workers: {rows[1]['trials_per_hour'] / rows[0]['trials_per_hour']:.2f}x")
+        print(f"{r['parallel']:>8}  {str(r['population']):>10}  {r['cluster_s']:>9.2f}  {r['wall_s']:>6.1f}  "
+              f"{r['trials_per_hour']:>11.0f}  {r['train_s']:>12.2f}  {r['child_s']:>12.2f} ({r['startup_s']:.2f})  "
+              f"{driver:>13}")
+    ratio = rows[0]["trials_per_hour"] / rows[1]["trials_per_hour"]
+    if args.populations:
+        print(f"trials/hour with populations vs one task per seed: {ratio:.2f}x")
+        return
+    print(f"speed-up with 2 workers: {1 / ratio:.2f}x")
     print(f"driver overhead per trial (parallel 1, beyond the child process): {rows[0]['driver_s']:.2f} s; "
           f"once per sweep (before the first ask, after the last tell): {rows[0]['first_s']:.2f} s")
 
