@@ -1,8 +1,8 @@
 """`python -m sweeps.child`: one training run in its own process (the only place TF loads).
 
 Protocol: the parent writes one JSON request line to stdin ({"configs", "entry",
-"checkpoint_dir"}; the entry trains the configs as one population), then may write "stop"
-lines. The child writes JSON lines to its stdout pipe: {"type": "started", "import_seconds"},
+"checkpoint_dir"}; the entry trains the configs as one population), then may write
+"stop MEMBERS REASON" lines (MEMBERS: comma-separated indices into the configs). The child writes JSON lines to its stdout pipe: {"type": "started", "import_seconds"},
 {"type": "event", "event"}, then either {"type": "results", "results"} (one per config) or
 {"type": "error", "kind", "message"}. Anything else the
 trainer or TensorFlow prints goes to stderr, so it cannot corrupt the protocol.
@@ -40,17 +40,18 @@ def resolve(entry: str) -> Callable[..., Any]:
     return getattr(importlib.import_module(module), name)
 
 
-def watch_stdin(stop: threading.Event, reason: list[str]) -> None:
-    """Stop on a "stop" line; exit at once when the parent goes away (stdin closes).
+def watch_stdin(stopped: dict[int, str]) -> None:
+    """Note the members each "stop" line names; exit at once when the parent goes away (stdin closes).
 
     A parent gone means its worker died: nobody reads our result, and a rerun elsewhere may
     already be resuming from our checkpoint, so training on would only compete with it.
     """
     for line in sys.stdin:
-        if line.strip().startswith("stop"):
-            reason.append(line.strip().partition(" ")[2] or "pruned")
-            stop.set()
-            return
+        command, _, rest = line.strip().partition(" ")
+        if command == "stop":
+            members, _, reason = rest.partition(" ")
+            for member in members.split(","):
+                stopped[int(member)] = reason or "pruned"
     os._exit(EXIT_PARENT_GONE)
 
 
@@ -59,8 +60,8 @@ def main() -> int:
     os.dup2(2, 1)
     sys.stdout = sys.stderr
     request = json.loads(sys.stdin.readline())
-    stop, reason = threading.Event(), []
-    threading.Thread(target=watch_stdin, args=(stop, reason), daemon=True).start()
+    stopped: dict[int, str] = {}  # member -> why it stops
+    threading.Thread(target=watch_stdin, args=(stopped,), daemon=True).start()
 
     started = time.perf_counter()
     from dqn_tf.config import ConfigError, parse_config
@@ -75,7 +76,7 @@ def main() -> int:
 
     def on_event(event: dict[str, Any]) -> str | None:
         send(protocol, {"type": "event", "event": event})
-        return reason[0] if stop.is_set() else None
+        return stopped.get(event.get("member", 0))
 
     try:
         results = trainer(configs, on_event=on_event, checkpoint_dir=request.get("checkpoint_dir"))

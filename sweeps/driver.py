@@ -1,14 +1,17 @@
 """The sweep driver: Optuna ask/tell in the client, runs of trials in flight on Dask.
 
-Asks a trial, turns it into one trainer config per seed and groups the seeds into runs (all
+Asks a trial, turns it into one trainer config per seed and groups the seeds into tasks (all
 seeds as one population, trained in one compiled graph, unless the study sets `population:
-false`: then one run per seed). Keeps `parallel` runs in flight and refills on every completion (no batch barriers; completions and eval events share one
-queue, which `distributed.as_completed` cannot offer without polling). Eval events stream back from the runs;
-the across-seed value at each evaluation step is reported, and a trial the pruner rejects is
-told to stop through a named `distributed.Event`. When all seeds of a trial are back it is told
-COMPLETE (aggregated objective), PRUNED, or FAIL with the reason in user attr `fail_reason`.
-A run whose worker died is submitted again, up to `budget.max_retries` times; when the
-workers see the run folder it resumes from its checkpoint there (`checkpoint_path`).
+false`: then one task per seed). With `pack: N`, up to N trials that agree on every
+shape-changing trainer field share one task, each trial its own members. Keeps `parallel`
+tasks in flight and refills on every completion (no batch barriers; completions and eval
+events share one queue, which `distributed.as_completed` cannot offer without polling). Eval
+events stream back; the across-seed value at each evaluation step is reported, and a trial the
+pruner rejects is told to stop through its own named `distributed.Event` (only its members
+stop). When all seeds of a trial are back it is told COMPLETE (aggregated objective), PRUNED,
+or FAIL with the reason in user attr `fail_reason`. A task whose worker died is submitted
+again, up to `budget.max_retries` times; when the workers see the run folder it resumes from
+its checkpoint there (`checkpoint_path`).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import optuna
 from distributed import Client, Event, KilledWorker
 from optuna.trial import TrialState
 
+from dqn_tf.config import POPULATION_SHARED_FIELDS
 from sweeps import search
 from sweeps.results import ResultsWriter
 from sweeps.spec import StudySpec, grid_size
@@ -77,12 +81,14 @@ class Tally:
         return min(estimates) if estimates else None
 
 
-Seeds = tuple[int, ...]  # the seeds one task trains, as one population
+Seeds = tuple[int, ...]  # the seeds of one trial that one task trains
+Part = tuple[int, Seeds]  # (trial number, seeds): one trial's members in a task
+Task = tuple[Part, ...]  # one Dask task: its parts' members train as one population
 
 
 @dataclasses.dataclass
 class TrialRun:
-    """Driver-side state of one trial while its runs (groups of seeds) are in flight."""
+    """Driver-side state of one trial while its parts (groups of seeds) are in flight."""
 
     trial: optuna.Trial
     seeds: list[int]
@@ -97,6 +103,7 @@ class TrialRun:
     outcomes: dict[Seeds, dict[str, Any]] = dataclasses.field(default_factory=dict)
     dropped: set[Seeds] = dataclasses.field(default_factory=set)
     reported: set[int] = dataclasses.field(default_factory=set)
+    packed_with: set[int] = dataclasses.field(default_factory=set)
     pruned: bool = False
     fail_reason: str | None = None
 
@@ -136,8 +143,9 @@ class Driver:
         self.topic = f"dqn-sweep-{uuid.uuid4().hex[:12]}"
         self.inbox: queue.Queue[tuple[str, Any]] = queue.Queue()
         self.runs: dict[int, TrialRun] = {}
-        self.pending: deque[tuple[int, Seeds]] = deque()
-        self.futures: dict[Any, tuple[int, Seeds]] = {}
+        self.pending: deque[Part] = deque()  # asked, not yet in a task
+        self.retrying: deque[Task] = deque()  # lost on a dead worker, to submit again as they were
+        self.futures: dict[Any, Task] = {}
         self.tally = Tally(self.n_trials, spec.budget.timeout)
         self.stopping: str | None = None
         self.earlier: set[int] = set()
@@ -168,15 +176,42 @@ class Driver:
         return self.tally
 
     def fill(self) -> None:
-        """Submit runs until `parallel` are in flight or the budget allows no more."""
+        """Submit tasks until `parallel` are in flight or the budget allows no more."""
         while len(self.futures) < self.parallel:
-            if not self.pending and not self.ask():
+            task = self.next_task()
+            if task is None:
                 return
-            number, unit = self.pending.popleft()
-            future = self.client.submit(run_seeds, self.payload(number, unit), pure=False, **self.task_resources())
-            self.futures[future] = (number, unit)
+            for number, _ in task:
+                self.runs[number].packed_with.update(other for other, _ in task if other != number)
+            future = self.client.submit(run_seeds, self.payload(task), pure=False, **self.task_resources())
+            self.futures[future] = task
             future.add_done_callback(lambda done: self.inbox.put(("done", done)))
         self.show()
+
+    def next_task(self) -> Task | None:
+        """A lost task to rerun, else the next asked part packed with up to `pack - 1` parts of
+        same-shaped trials (asking for more while the budget allows; others wait their turn)."""
+        if self.retrying:
+            return self.retrying.popleft()
+        if not self.pending and not self.ask():
+            return None
+        task = [self.pending.popleft()]
+        shape, asks_left = self.shape(task[0]), self.spec.pack - 1
+        while len(task) < self.spec.pack:
+            match = next((part for part in self.pending if self.shape(part) == shape), None)
+            if match is not None:
+                self.pending.remove(match)
+                task.append(match)
+            elif asks_left == 0 or not self.ask():
+                break
+            else:
+                asks_left -= 1
+        return tuple(task)
+
+    def shape(self, part: Part) -> tuple[str, ...]:
+        """What trials must agree on to train in one population (see `check_population`)."""
+        config = self.runs[part[0]].configs[part[1][0]]
+        return tuple(repr(config.get(field)) for field in POPULATION_SHARED_FIELDS)
 
     def wait_and_handle(self) -> None:
         """Block until an event or a completion arrives, then handle everything that is in.
@@ -228,7 +263,7 @@ class Driver:
         configs = search.seed_configs(self.spec, params)
         seeds = [config["seed"] for config in configs]
         trial.set_user_attr("seeds", seeds)
-        stop = Event(f"{self.topic}-stop-{trial.number}", client=self.client)
+        stop = Event(self.stop_event_name(trial.number), client=self.client)
         # A re-queued trial resumes the checkpoints its lost original left behind.
         key = trial.user_attrs.get("requeued_from", trial.number)
         units = [tuple(seeds)] if self.spec.population else [(seed,) for seed in seeds]
@@ -238,21 +273,23 @@ class Driver:
         self.say(f"trial {trial.number} started: {format_params(params)}")
         return True
 
-    def payload(self, number: int, unit: Seeds) -> dict[str, Any]:
-        resources, run = self.spec.resources, self.runs[number]
+    def payload(self, task: Task) -> dict[str, Any]:
+        resources = self.spec.resources
         return {
-            "configs": [run.configs[seed] for seed in unit],
-            "trial": number,
-            "seeds": list(unit),
+            "configs": [self.runs[number].configs[seed] for number, unit in task for seed in unit],
+            "parts": [[number, list(unit)] for number, unit in task],
             "topic": self.topic,
-            "stop_event": f"{self.topic}-stop-{number}",
+            "stop_events": {str(number): self.stop_event_name(number) for number, _ in task},
             "gpus": resources.gpus,
             "cpu_threads": resources.cpu_threads,
             "time_limit": resources.time_limit,
             "entry": self.entry,
             "run_dir": str(self.run_dir),
-            "checkpoint": checkpoint_path(run.checkpoint_key, unit),
+            "checkpoint": checkpoint_path([self.runs[number].checkpoint_key for number, _ in task], task[0][1]),
         }
+
+    def stop_event_name(self, number: int) -> str:
+        return f"{self.topic}-stop-{number}"
 
     def task_resources(self) -> dict[str, Any]:
         return {"resources": {"GPU": self.spec.resources.gpus}} if self.spec.resources.gpus else {}
@@ -289,23 +326,37 @@ class Driver:
             self.say(f"trial {run.trial.number} pruned at step {step}")
 
     def stop_runs(self, run: TrialRun) -> None:
-        """Stop the trial's runs in flight and drop the ones not started."""
+        """Stop the trial's members in flight; drop its parts not started (a lost task waiting
+        to rerun is kept while it holds another live trial: its checkpoint has all members)."""
         run.stop.set()
-        kept = deque()
-        for number, unit in self.pending:
-            (run.dropped.add(unit) if number == run.trial.number else kept.append((number, unit)))
-        self.pending = kept
+        number = run.trial.number
+        run.dropped.update(unit for n, unit in self.pending if n == number)
+        self.pending = deque(part for part in self.pending if part[0] != number)
+        for task in [task for task in self.retrying if any(n == number for n, _ in task)]:
+            run.dropped.update(unit for n, unit in task if n == number)
+            if all(n not in self.runs or unit in self.runs[n].dropped for n, unit in task):
+                self.retrying.remove(task)
 
     # -- completions ------------------------------------------------------------------------
     def on_done(self, future: Any) -> None:
-        number, unit = self.futures.pop(future)
-        run = self.runs[number]
+        task = self.futures.pop(future)
         outcome = task_outcome(future)
-        if outcome["status"] == "lost" and self.retry(run, unit, outcome["reason"]):
+        if outcome["status"] == "lost" and self.retry(task, outcome["reason"]):
             return
-        run.outcomes[unit] = outcome
+        start = 0
+        for number, unit in task:
+            results = outcome.get("results")
+            part = {**outcome, "results": results[start:start + len(unit)] if results else None}
+            start += len(unit)
+            run = self.runs.get(number)
+            if run is not None and unit not in run.dropped:
+                self.settle(run, unit, part)
+
+    def settle(self, run: TrialRun, unit: Seeds, outcome: dict[str, Any]) -> None:
+        """Record one part's outcome; a failed part fails (and stops) its trial."""
         if outcome["status"] == "lost" and not run.pruned:
             outcome["reason"] += f" (after {run.retries.get(unit, 0)} retries)"
+        run.outcomes[unit] = outcome
         if run.fail_reason is None and not run.pruned:
             run.fail_reason = failure(unit, outcome)
             if run.fail_reason is not None:
@@ -313,20 +364,25 @@ class Driver:
         if run.settled:
             self.finish(run)
 
-    def retry(self, run: TrialRun, unit: Seeds, reason: str) -> bool:
-        """Submit a run whose worker died again, unless its trial is done or out of retries."""
-        done = run.pruned or run.fail_reason is not None
-        if done or run.retries.get(unit, 0) >= self.spec.budget.max_retries:
+    def retry(self, task: Task, reason: str) -> bool:
+        """Submit a task whose worker died again, unless all its trials are done or one of
+        them is out of retries."""
+        live = [(self.runs[number], unit) for number, unit in task
+                if number in self.runs and not self.runs[number].pruned and self.runs[number].fail_reason is None]
+        max_retries = self.spec.budget.max_retries
+        if not live or any(run.retries.get(unit, 0) >= max_retries for run, unit in live):
             return False
-        run.retries[unit] = run.retries.get(unit, 0) + 1
-        self.pending.appendleft((run.trial.number, unit))
-        self.say(f"trial {run.trial.number} {seeds_label(unit)}: {first_line(reason)}; retry {run.retries[unit]}"
-                 f" of {self.spec.budget.max_retries}")
+        for run, unit in live:
+            run.retries[unit] = run.retries.get(unit, 0) + 1
+        self.retrying.append(task)
+        attempt = max(run.retries[unit] for run, unit in live)
+        self.say(f"{task_label(task)}: {first_line(reason)}; retry {attempt} of {max_retries}")
         return True
 
     def finish(self, run: TrialRun) -> None:
         trial, results = run.trial, run.results()
         set_run_attrs(trial, run.outcomes)
+        trial.set_user_attr("packed_with", sorted(run.packed_with))
         # Our resubmissions, or more starts than that where the scheduler reran a task itself.
         trial.set_user_attr("retries", sum(max(run.retries.get(u, 0), run.starts.get(u, 1) - 1) for u in run.units))
         if run.fail_reason is None and not run.pruned:
@@ -401,13 +457,18 @@ class Driver:
         self.show()
 
 
-def checkpoint_path(key: int, unit: Seeds) -> str:
-    """Where a run checkpoints, relative to the run folder (kept only while it runs)."""
-    return f"checkpoints/trial-{key}/{seeds_label(unit).replace(' ', '-').replace(',', '-')}"
+def checkpoint_path(keys: list[int], unit: Seeds) -> str:
+    """Where a task checkpoints, relative to the run folder (kept only while it runs)."""
+    trials = "+".join(f"trial-{key}" for key in keys)
+    return f"checkpoints/{trials}/{seeds_label(unit).replace(' ', '-').replace(',', '-')}"
 
 
 def seeds_label(unit: Seeds) -> str:
     return f"seed {unit[0]}" if len(unit) == 1 else "seeds " + ",".join(map(str, unit))
+
+
+def task_label(task: Task) -> str:
+    return ", ".join(f"trial {number} {seeds_label(unit)}" for number, unit in task)
 
 
 def failure(unit: Seeds, outcome: dict[str, Any]) -> str | None:

@@ -19,7 +19,7 @@ EVAL_COLUMNS = ["trial", "seed", "step", "mean_return", "std_return", "min_retur
 EPISODE_COLUMNS = ["trial", "seed", "episode", "step", "return", "length"]
 ATTR_COLUMNS = [
     "seeds", "env_steps", "wall_seconds", "train_seconds", "startup_seconds", "steps_per_second",
-    "worker", "fail_reason", "retries", "resumed_from_step",
+    "worker", "packed_with", "fail_reason", "retries", "resumed_from_step",
 ]
 
 

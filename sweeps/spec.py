@@ -15,7 +15,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from dqn_tf.config import ConfigError, TrainConfig, field_names, parse_config
 from dqn_tf.envs import check_env
@@ -161,6 +169,7 @@ class StudySpec(Strict):
     seeds: int | list[int] = 1
     budget: Budget = Budget()
     population: bool = Field(True, description="train a trial's seeds together in one task")
+    pack: int = Field(1, ge=1, description="up to this many same-shaped trials share one task")
     parallel: int = Field(2, ge=1, description="tasks in flight at once")
     sampler: Sampler = Sampler()
     pruner: Pruner = Pruner()
@@ -173,6 +182,13 @@ class StudySpec(Strict):
             return list(self.seeds)
         base = int(self.trainer.get("seed", 0))
         return [base + i for i in range(self.seeds)]
+
+    @field_validator("pack")
+    @classmethod
+    def _pack_needs_population(cls, pack: int, info: ValidationInfo) -> int:
+        if pack > 1 and info.data.get("population") is False:
+            raise ValueError("packed trials train as one population: set population: true, or pack: 1")
+        return pack
 
     def base_config(self) -> dict[str, Any]:
         """The trainer fields every trial starts from (`env_id` folded in)."""

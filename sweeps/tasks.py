@@ -1,10 +1,11 @@
-"""The Dask task: one run of a trial (all its seeds as one population, or one seed), trained in
-a child process on a worker.
+"""The Dask task: one population trained in a child process on a worker, made of one or more
+trials' seeds (all seeds of a trial, one seed, or several same-shaped trials packed together).
 
 `run_seeds` takes and returns plain data and never submits work. Events go back to the driver
 through the worker's structured-event channel (`Worker.log_event`, read by
-`Client.subscribe_topic`); a stop request comes in through a named `distributed.Event`.
-`run_child` holds the process handling and is usable without Dask.
+`Client.subscribe_topic`); a stop request comes in per trial through a named
+`distributed.Event` and stops only that trial's members. `run_child` holds the process
+handling and is usable without Dask.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -29,19 +30,25 @@ STOP_POLL_S = 0.5
 
 
 def run_seeds(payload: dict[str, Any]) -> dict[str, Any]:
-    """Dask entry point. `payload`: configs and seeds (one per population member), trial,
-    topic, stop_event, gpus, cpu_threads ("auto" or int), time_limit, entry, run_dir,
-    checkpoint (a path under run_dir). Returns `run_child`'s outcome."""
+    """Dask entry point. `payload`: configs (one per population member, in the order of
+    `parts`: [[trial, [seeds]], ...]), topic, stop_events ({trial: event name}), gpus,
+    cpu_threads ("auto" or int), time_limit, entry, run_dir, checkpoint (a path under run_dir).
+    Returns `run_child`'s outcome."""
     from distributed import Event, get_client, get_worker
 
     from sweeps.devices import worker_pool
 
     worker, client = get_worker(), get_client()
-    trial, seeds = payload["trial"], payload["seeds"]
-    # Counted by the driver: a scheduler may rerun a lost task by itself (allowed-failures).
-    worker.log_event(payload["topic"], {"trial": trial, "seeds": seeds, "event": "started", "worker": worker.address})
+    members = [(trial, seed) for trial, seeds in payload["parts"] for seed in seeds]
+    for trial, seeds in payload["parts"]:  # counted by the driver: a scheduler may rerun a lost task itself
+        worker.log_event(payload["topic"], {"trial": trial, "seeds": seeds, "event": "started", "worker": worker.address})
     # Bind the worker's client here, in the task thread: the relay thread could not find it.
-    stop = Event(payload["stop_event"], client=client)
+    stops = {int(trial): Event(name, client=client) for trial, name in payload["stop_events"].items()}
+
+    def stopped_members() -> list[int]:
+        stopped = {trial for trial, event in stops.items() if event.is_set()}
+        return [k for k, (trial, _) in enumerate(members) if trial in stopped]
+
     threads = payload.get("cpu_threads", "auto")
     if threads == "auto":
         threads = auto_threads(worker.host, client.scheduler_info()["workers"].values())
@@ -50,9 +57,9 @@ def run_seeds(payload: dict[str, Any]) -> dict[str, Any]:
     with pool.lease(int(payload.get("gpus", 0))) as gpu_ids:
         outcome = run_child(
             payload["configs"],
-            emit=lambda event: worker.log_event(
-                payload["topic"], {**event, "trial": trial, "seed": seeds[event.get("member", 0)]}),
-            stop_requested=stop.is_set,
+            emit=lambda event: worker.log_event(payload["topic"], {
+                **event, "trial": members[event.get("member", 0)][0], "seed": members[event.get("member", 0)][1]}),
+            stopped_members=stopped_members,
             threads=int(threads),
             gpu_ids=gpu_ids,
             time_limit=payload.get("time_limit"),
@@ -63,7 +70,7 @@ def run_seeds(payload: dict[str, Any]) -> dict[str, Any]:
         shutil.rmtree(checkpoint_dir, ignore_errors=True)
         with contextlib.suppress(OSError):  # the trial's folder, once its last run is done
             Path(checkpoint_dir).parent.rmdir()
-    return {**outcome, "trial": trial, "seeds": seeds, "worker": worker.address}
+    return {**outcome, "parts": payload["parts"], "worker": worker.address}
 
 
 def shared_checkpoint_dir(run_dir: str | None, checkpoint: str | None) -> str | None:
@@ -98,15 +105,16 @@ def run_child(
     configs: list[dict[str, Any]],
     *,
     emit: Callable[[dict[str, Any]], None],
-    stop_requested: Callable[[], bool],
+    stopped_members: Callable[[], Collection[int]],
     threads: int = 1,
     gpu_ids: list[str] | None = None,
     time_limit: float | None = None,
     entry: str = ENTRY,
     checkpoint_dir: str | None = None,
 ) -> dict[str, Any]:
-    """Train `configs` as one population in `python -m sweeps.child`; relay its events;
-    enforce the time limit.
+    """Train `configs` as one population in `python -m sweeps.child`; relay its events and
+    the stops of members (indices into `configs`) that `stopped_members` names; enforce the
+    time limit.
 
     Returns {"status": "ok" | "failed", "results" (one per config, None when failed), "reason",
     "returncode", "startup_seconds", "wall_seconds"}; never raises for a trainer failure.
@@ -133,7 +141,7 @@ def run_child(
     ]
     for thread in readers:
         thread.start()
-    threading.Thread(target=relay_stop, args=(proc, stop_requested, done), daemon=True).start()
+    threading.Thread(target=relay_stops, args=(proc, stopped_members, len(configs), done), daemon=True).start()
     timed_out = False
     try:
         proc.wait(timeout=time_limit)
@@ -188,25 +196,30 @@ def read_protocol(stream, emit, messages: dict[str, Any], started: float) -> Non
             messages["error"] = message
 
 
-def relay_stop(proc: subprocess.Popen, stop_requested: Callable[[], bool], done: threading.Event) -> None:
-    """Forward a stop request to the child; it stops cleanly after its next event.
+def relay_stops(
+    proc: subprocess.Popen, stopped_members: Callable[[], Collection[int]], members: int, done: threading.Event
+) -> None:
+    """Forward stop requests to the child ("stop 0,1 pruned"); each member stops cleanly
+    after its next event.
 
     Polls (a short scheduler call every STOP_POLL_S) rather than blocking in `Event.wait`,
     so that no wait is left pending on the scheduler when the run ends or the cluster closes.
     """
-    while not done.wait(STOP_POLL_S):
+    sent: set[int] = set()
+    while len(sent) < members and not done.wait(STOP_POLL_S):
         try:
-            stopped = stop_requested()
+            new = set(stopped_members()) - sent
         except (OSError, TimeoutError):  # scheduler briefly unreachable: keep training, retry
             continue
         except AttributeError:  # the worker's client is closing: stdin EOF will stop the child
             return
-        if stopped:
-            try:
-                proc.stdin.write("stop pruned\n")
-                proc.stdin.flush()
-            except (BrokenPipeError, ValueError, OSError):
-                pass
+        if not new:
+            continue
+        sent |= new
+        try:
+            proc.stdin.write(f"stop {','.join(map(str, sorted(new)))} pruned\n")
+            proc.stdin.flush()
+        except (BrokenPipeError, ValueError, OSError):
             return
 
 

@@ -55,7 +55,7 @@ def test_crashes_hangs_and_divergence_fail_alone(client, tmp_path):
 def test_the_real_trainer_going_nan_is_diverged():
     config = {"total_timesteps": 1500, "net_arch": [32], "learning_starts": 200, "train_freq": 4,
               "eval_freq": 500, "n_eval_episodes": 3, "buffer_size": 1000, "batch_size": 32}
-    outcome = run_child([config], emit=lambda event: None, stop_requested=lambda: False,
+    outcome = run_child([config], emit=lambda event: None, stopped_members=lambda: (),
                         entry="tests.faults.faulty_trainer:nan_train_population")
     assert outcome["status"] == "ok"
     reason = member_failure(outcome["results"][0])

@@ -126,3 +126,17 @@ def test_seeds_aggregate_and_a_failing_trial_is_fail_with_its_reason(tmp_path):
                     for _, group in evals.groupby("seed")]
         assert row["value"] == pytest.approx(sum(per_seed) / 2)
         assert row["env_steps"] == 2 * 2000
+
+
+def test_packed_trials_train_in_one_task(tmp_path):
+    space = {"net_arch": {"type": "categorical", "choices": [[32]]}}  # one shape: all four trials fit one task
+    study = study_file(tmp_path, study="packed", space=space, pack=4, parallel=1)
+    run_dir = tmp_path / "run"
+    cli("run", str(study), "--output", str(run_dir))
+    tables = load(run_dir)
+    trials = tables["trials"]
+    assert list(trials["state"]) == ["COMPLETE"] * 4
+    assert [sorted(p) for p in trials["packed_with"]] == [[n for n in range(4) if n != m] for m in range(4)]
+    assert trials["worker"].nunique() == 1 and (trials["env_steps"] == 2000).all()
+    assert trials["params_learning_rate"].nunique() == 4
+    assert tables["evals"].groupby("trial").size().tolist() == [4] * 4  # each trial its own evaluations

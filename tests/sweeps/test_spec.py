@@ -53,6 +53,8 @@ def test_shipped_studies_are_valid(name):
         (with_("budget", {"n_trials": None}), ["budget", "set n_trials, timeout or both"]),
         (with_("budget.n_trials", 0), ["budget.n_trials = 0", "greater than or equal to 1"]),
         (with_("parallel", 0), ["parallel = 0"]),
+        (with_("pack", 0), ["pack = 0", "greater than or equal to 1"]),
+        (with_("pack", 2) | {"population": False}, ["pack = 2", "population: true, or pack: 1"]),
         (with_("sampler.name", "bayes"), ["sampler.name = 'bayes'", "'tpe'"]),
         (with_("pruner.name", "early"), ["pruner.name = 'early'", "'median'"]),
         (with_("resources.cpu_threads", 0), ["cpu_threads = 0", "'auto'"]),

@@ -20,7 +20,8 @@ def config(**changes):
     return TrainConfig.from_dict({**values, **changes}).to_dict()
 
 
-def run(cfgs, stop_after=None, **kwargs):
+def run(cfgs, stop_after=None, stop_members=(0,), **kwargs):
+    """Run the fake; after `stop_after` events, ask `stop_members` to stop."""
     events, stop = [], threading.Event()
 
     def emit(event):
@@ -28,7 +29,9 @@ def run(cfgs, stop_after=None, **kwargs):
         if stop_after is not None and len(events) >= stop_after:
             stop.set()
 
-    outcome = run_child(cfgs if isinstance(cfgs, list) else [cfgs], emit=emit, stop_requested=stop.is_set, entry=FAKE, **kwargs)
+    cfgs = cfgs if isinstance(cfgs, list) else [cfgs]
+    outcome = run_child(cfgs, emit=emit, stopped_members=lambda: stop_members if stop.is_set() else (),
+                        entry=FAKE, **kwargs)
     return outcome, events
 
 
@@ -57,6 +60,16 @@ def test_stop_request_ends_the_run_early_and_cleanly():
     assert outcome["status"] == "ok" and result["stopped_early"]
     assert result["stop_reason"] == "pruned"
     assert result["env_steps"] < 1000
+
+
+def test_a_stop_request_stops_only_the_members_it_names():
+    outcome, _ = run([config(train_freq=50), config(train_freq=50, seed=1), config(train_freq=50, seed=2)],
+                          stop_after=2, stop_members=(0, 2))
+    first, second, third = outcome["results"]
+    assert outcome["status"] == "ok"
+    assert first["stopped_early"] and third["stopped_early"] and first["stop_reason"] == "pruned"
+    assert first["env_steps"] < 1000 and third["env_steps"] < 1000
+    assert not second["stopped_early"] and second["env_steps"] == 1000
 
 
 @pytest.mark.parametrize(
