@@ -2,11 +2,10 @@
 
 import json
 
-import gymnasium as gym
-import numpy as np
 import pytest
 
 from dqn_tf import ConfigError, TrainingDiverged, train
+from tests import nan_env
 
 TINY = {
     "total_timesteps": 1500, "net_arch": [32], "learning_starts": 200, "train_freq": 4,
@@ -67,22 +66,9 @@ def test_continuous_action_env_is_rejected_before_training():
         train({**TINY, "env_id": "Pendulum-v1"})
 
 
-class NanRewardEnv(gym.Env):
-    observation_space = gym.spaces.Box(-1, 1, (2,), np.float32)
-    action_space = gym.spaces.Discrete(2)
-
-    def reset(self, *, seed=None, options=None):
-        super().reset(seed=seed)
-        return np.zeros(2, np.float32), {}
-
-    def step(self, action):
-        return np.zeros(2, np.float32), float("nan"), False, False, {}
-
-
 def test_nan_rewards_stop_the_run_as_diverged():
-    gym.register("NanReward-v0", entry_point=NanRewardEnv, max_episode_steps=50)
     with pytest.raises(TrainingDiverged, match="diverged"):
-        train({**TINY, "env_id": "NanReward-v0"})
+        train({**TINY, "env_id": nan_env.register()})
 
 
 @pytest.mark.slow

@@ -34,22 +34,9 @@ def train_population(configs, on_event=None, checkpoint_dir=None):
 
 
 def nan_train_population(configs, on_event=None, checkpoint_dir=None):
-    import gymnasium as gym
-    import numpy as np
-
     import dqn_tf
+    from tests import nan_env
 
-    class NanRewardEnv(gym.Env):
-        observation_space = gym.spaces.Box(-1, 1, (2,), np.float32)
-        action_space = gym.spaces.Discrete(2)
-
-        def reset(self, *, seed=None, options=None):
-            super().reset(seed=seed)
-            return np.zeros(2, np.float32), {}
-
-        def step(self, action):
-            return np.zeros(2, np.float32), float("nan"), False, False, {}
-
-    gym.register("NanReward-v0", entry_point=NanRewardEnv, max_episode_steps=50)
-    configs = [{**config.to_dict(), "env_id": "NanReward-v0"} for config in configs]
+    env_id = nan_env.register()
+    configs = [{**config.to_dict(), "env_id": env_id} for config in configs]
     return dqn_tf.train_population(configs, on_event, checkpoint_dir)
