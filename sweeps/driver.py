@@ -326,16 +326,12 @@ class Driver:
             self.say(f"trial {run.trial.number} pruned at step {step}")
 
     def stop_runs(self, run: TrialRun) -> None:
-        """Stop the trial's members in flight; drop its parts not started (a lost task waiting
-        to rerun is kept while it holds another live trial: its checkpoint has all members)."""
+        """Stop the trial's members in flight and drop its parts not yet in a task. A lost task
+        waiting to rerun keeps them (its checkpoint holds all members); they stop at once."""
         run.stop.set()
         number = run.trial.number
         run.dropped.update(unit for n, unit in self.pending if n == number)
         self.pending = deque(part for part in self.pending if part[0] != number)
-        for task in [task for task in self.retrying if any(n == number for n, _ in task)]:
-            run.dropped.update(unit for n, unit in task if n == number)
-            if all(n not in self.runs or unit in self.runs[n].dropped for n, unit in task):
-                self.retrying.remove(task)
 
     # -- completions ------------------------------------------------------------------------
     def on_done(self, future: Any) -> None:
@@ -348,9 +344,7 @@ class Driver:
             results = outcome.get("results")
             part = {**outcome, "results": results[start:start + len(unit)] if results else None}
             start += len(unit)
-            run = self.runs.get(number)
-            if run is not None and unit not in run.dropped:
-                self.settle(run, unit, part)
+            self.settle(self.runs[number], unit, part)
 
     def settle(self, run: TrialRun, unit: Seeds, outcome: dict[str, Any]) -> None:
         """Record one part's outcome; a failed part fails (and stops) its trial."""
