@@ -55,6 +55,7 @@ class TrainConfig:
     double_dqn: bool = False
     dueling: bool = False
     max_grad_norm: float = Field(10.0, gt=0)
+    huber_delta: float = Field(1.0, gt=0)  # 1.0 is SB3's smooth L1 loss
     eval_freq: int = Field(5_000, ge=0)
     n_eval_episodes: int = Field(10, ge=1, le=1000)
     seed: int = Field(0, ge=0, lt=2**31)
@@ -128,7 +129,8 @@ class TrainConfig:
 
 
 # Fields that change array shapes, the graph or the loop's schedule: one value per population.
-# The others (learning_rate, gamma, tau, exploration_*, max_grad_norm, seed) may differ per member.
+# The others (learning_rate, gamma, tau, exploration_*, max_grad_norm, huber_delta, seed) may
+# differ per member.
 POPULATION_SHARED_FIELDS = (
     "env_id", "total_timesteps", "n_envs", "batch_size", "buffer_size", "learning_starts",
     "train_freq", "gradient_steps", "target_update_interval", "net_arch", "double_dqn", "dueling",
@@ -150,7 +152,7 @@ def check_population(configs: list[TrainConfig]) -> None:
         raise ConfigError(
             "population members must share every shape-changing field: " + "; ".join(problems)
             + ". Members may differ only in seed, learning_rate, gamma, tau, exploration_*, "
-            "max_grad_norm"
+            "max_grad_norm, huber_delta"
         )
 
 

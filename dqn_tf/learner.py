@@ -41,6 +41,7 @@ class Learner:
             )
         self.gamma = tf.constant([c.gamma for c in configs], tf.float32)
         self.max_grad_norm = tf.constant([c.max_grad_norm for c in configs], tf.float32)
+        self.huber_delta = tf.constant([[c.huber_delta] for c in configs], tf.float32)  # [K, 1]
         weights = initial_weights(self.arch, [c.seed for c in configs])
         with self.strategy.scope():
             self.online = [tf.Variable(w, name="online") for w in weights]
@@ -111,7 +112,8 @@ class Learner:
         with tf.GradientTape() as tape:
             q_taken = tf.gather(q_values(self.arch, self.online, obs), actions, batch_dims=2)
             error = tf.abs(q_taken - targets)
-            per_example = tf.where(error <= 1.0, 0.5 * tf.square(error), error - 0.5)  # Huber
+            delta = self.huber_delta  # Huber: quadratic within delta, linear beyond
+            per_example = tf.where(error <= delta, 0.5 * tf.square(error), delta * (error - 0.5 * delta))
             loss = tf.reduce_sum(per_example, axis=1) / global_batch  # [K]; sums over replicas
             total = tf.reduce_sum(loss)  # members' losses touch disjoint slices of the weights
         grads = tape.gradient(total, self.online)

@@ -59,7 +59,7 @@ def train_population(
     """Train one agent per config, side by side; member k's result is at index k.
 
     Configs may differ in seed and continuous hyperparameters (learning_rate, gamma, tau,
-    exploration_*, max_grad_norm) but must share every shape-changing field (ConfigError
+    exploration_*, max_grad_norm, huber_delta) but must share every shape-changing field (ConfigError
     otherwise). Events carry `"member": k`; a truthy answer stops only that member.
     """
     started = time.perf_counter()

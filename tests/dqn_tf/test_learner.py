@@ -12,31 +12,35 @@ from dqn_tf.policy import GreedyPolicy
 from dqn_tf.strategy import plan_devices
 
 
-def huber(x):
-    return np.where(np.abs(x) <= 1, 0.5 * x**2, np.abs(x) - 0.5)
+def huber(x, delta=1.0):
+    return np.where(np.abs(x) <= delta, 0.5 * x**2, delta * (np.abs(x) - 0.5 * delta))
 
 
 ONE = np.ones(1, dtype=bool)
 
 
 def test_loss_uses_bellman_targets_that_bootstrap_only_when_not_terminated():
-    config = TrainConfig(net_arch=(16,), gamma=0.9, batch_size=8, seed=4)
-    learner = Learner([config], obs_dim=3, n_actions=2, plan=plan_devices("cpu"))
+    """Each member's loss: Huber with its own delta and gamma on its own Bellman targets."""
+    configs = [TrainConfig(net_arch=(16,), gamma=0.9, batch_size=8, seed=4),
+               TrainConfig(net_arch=(16,), gamma=0.5, batch_size=8, seed=5, huber_delta=0.3)]
+    learner = Learner(configs, obs_dim=3, n_actions=2, plan=plan_devices("cpu"))
     rng = np.random.default_rng(1)
     batch = {  # [member, step, batch, ...]
-        "obs": rng.normal(size=(1, 1, 8, 3)).astype(np.float32),
-        "actions": rng.integers(0, 2, (1, 1, 8)).astype(np.int32),
-        "rewards": rng.normal(size=(1, 1, 8)).astype(np.float32) * 5,
-        "next_obs": rng.normal(size=(1, 1, 8, 3)).astype(np.float32),
-        "dones": np.array([[[0, 1] * 4]], dtype=np.float32),
+        "obs": rng.normal(size=(2, 1, 8, 3)).astype(np.float32),
+        "actions": rng.integers(0, 2, (2, 1, 8)).astype(np.int32),
+        "rewards": rng.normal(size=(2, 1, 8)).astype(np.float32) * 5,
+        "next_obs": rng.normal(size=(2, 1, 8, 3)).astype(np.float32),
+        "dones": np.array([[[0, 1] * 4]] * 2, dtype=np.float32),
     }
     q = GreedyPolicy(learner.greedy_layers())  # online == target before the first update
-    q_taken = q.scores(batch["obs"][:, 0])[0, np.arange(8), batch["actions"][0, 0]]
-    next_q = q.scores(batch["next_obs"][:, 0])[0].max(1)
-    targets = batch["rewards"][0, 0] + 0.9 * (1 - batch["dones"][0, 0]) * next_q
-    expected = huber(q_taken - targets).mean()
-    loss = learner.train(batch, np.zeros(1), ONE)["loss"]
-    assert loss.shape == (1,) and loss[0] == pytest.approx(expected, rel=1e-4)
+    scores, next_scores = q.scores(batch["obs"][:, 0]), q.scores(batch["next_obs"][:, 0])
+    expected = []
+    for k, config in enumerate(configs):
+        q_taken = scores[k, np.arange(8), batch["actions"][k, 0]]
+        targets = batch["rewards"][k, 0] + config.gamma * (1 - batch["dones"][k, 0]) * next_scores[k].max(1)
+        expected.append(huber(q_taken - targets, config.huber_delta).mean())
+    loss = learner.train(batch, np.zeros(2), np.ones(2, dtype=bool))["loss"]
+    assert loss.shape == (2,) and loss == pytest.approx(expected, rel=1e-4)
 
 
 def test_greedy_policy_mirrors_the_network():
