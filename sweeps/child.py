@@ -2,10 +2,11 @@
 
 Protocol: the parent writes one JSON request line to stdin ({"configs", "entry",
 "checkpoint_dir"}; the entry trains the configs as one population), then may write
-"stop MEMBERS REASON" lines (MEMBERS: comma-separated indices into the configs). The child writes JSON lines to its stdout pipe: {"type": "started", "import_seconds"},
-{"type": "event", "event"}, then either {"type": "results", "results"} (one per config) or
-{"type": "error", "kind", "message"}. Anything else the
-trainer or TensorFlow prints goes to stderr, so it cannot corrupt the protocol.
+"stop MEMBERS REASON" lines (MEMBERS: comma-separated indices into the configs). The child
+writes JSON lines to its stdout pipe: {"type": "started", "import_seconds"}, {"type": "event",
+"event"}, then either {"type": "results", "results"} (one per config) or {"type": "error",
+"kind", "message"}. Anything else the trainer or TensorFlow prints goes to stderr, so it
+cannot corrupt the protocol.
 """
 
 from __future__ import annotations

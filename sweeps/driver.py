@@ -361,8 +361,8 @@ class Driver:
     def retry(self, task: Task, reason: str) -> bool:
         """Submit a task whose worker died again, unless all its trials are done or one of
         them is out of retries."""
-        live = [(self.runs[number], unit) for number, unit in task
-                if number in self.runs and not self.runs[number].pruned and self.runs[number].fail_reason is None]
+        parts = [(self.runs[number], unit) for number, unit in task]
+        live = [(run, unit) for run, unit in parts if not run.pruned and run.fail_reason is None]
         max_retries = self.spec.budget.max_retries
         if not live or any(run.retries.get(unit, 0) >= max_retries for run, unit in live):
             return False

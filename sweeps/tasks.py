@@ -49,6 +49,10 @@ def run_seeds(payload: dict[str, Any]) -> dict[str, Any]:
         stopped = {trial for trial, event in stops.items() if event.is_set()}
         return [k for k, (trial, _) in enumerate(members) if trial in stopped]
 
+    def emit(event: dict[str, Any]) -> None:
+        trial, seed = members[event.get("member", 0)]
+        worker.log_event(payload["topic"], {**event, "trial": trial, "seed": seed})
+
     threads = payload.get("cpu_threads", "auto")
     if threads == "auto":
         threads = auto_threads(worker.host, client.scheduler_info()["workers"].values())
@@ -57,8 +61,7 @@ def run_seeds(payload: dict[str, Any]) -> dict[str, Any]:
     with pool.lease(int(payload.get("gpus", 0))) as gpu_ids:
         outcome = run_child(
             payload["configs"],
-            emit=lambda event: worker.log_event(payload["topic"], {
-                **event, "trial": members[event.get("member", 0)][0], "seed": members[event.get("member", 0)][1]}),
+            emit=emit,
             stopped_members=stopped_members,
             threads=int(threads),
             gpu_ids=gpu_ids,

@@ -63,8 +63,8 @@ def test_stop_request_ends_the_run_early_and_cleanly():
 
 
 def test_a_stop_request_stops_only_the_members_it_names():
-    outcome, _ = run([config(train_freq=50), config(train_freq=50, seed=1), config(train_freq=50, seed=2)],
-                          stop_after=2, stop_members=(0, 2))
+    members = [config(train_freq=50, seed=seed) for seed in range(3)]
+    outcome, _ = run(members, stop_after=2, stop_members=(0, 2))
     first, second, third = outcome["results"]
     assert outcome["status"] == "ok"
     assert first["stopped_early"] and third["stopped_early"] and first["stop_reason"] == "pruned"
