@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from distributed import Client, LocalCluster
 
 from sweeps.security import tls_error_message
+from sweeps.tasks import all_workers
 
 CONNECT_TIMEOUT_S = 10
 
@@ -56,7 +57,7 @@ def connect(
                 "the study is saved: rerun to resume ($DQN_SWEEP_CONNECT_TIMEOUT sets the wait)"
             ) from None
         with client:
-            echo(f"connected to scheduler {scheduler} ({len(client.scheduler_info()['workers'])} workers)")
+            echo(f"connected to scheduler {scheduler} ({len(all_workers(client))} workers)")
             yield client
         return
     dashboard = importlib.util.find_spec("bokeh") is not None

@@ -1,4 +1,5 @@
-"""Security of a sweep: TLS to the Dask cluster, and storage URLs that keep their secrets.
+"""Security of a sweep: TLS to the Dask cluster, storage URLs that keep their secrets, and the
+environment a trial's child process gets.
 
 TLS: `tls_security` builds the `distributed.security.Security` a client needs to reach a
 `tls://` scheduler from the `--tls-ca-file/--tls-cert/--tls-key` options (distributed's own
@@ -10,12 +11,18 @@ replaces it (and `password=`-like query values) by `***`. Users keep the secret 
 passing the URL in `DQN_SWEEP_STORAGE`, by a `${VAR}` reference inside the URL (expanded by
 `expand_url` when the storage is opened; the reference itself is what gets recorded), or by the
 database's own mechanisms (PGPASSWORD / ~/.pgpass for PostgreSQL, option files for MySQL).
+
+Trial environment: a child's stderr tail becomes the trial's `fail_reason` (Optuna storage,
+Parquet tables, HTML report), so the child gets an allowlist of the worker's variables
+(`child_environment`), never all of them; `scrub_secrets` masks, as a second line of defence,
+the worker's secret-looking values that still show up in a reason.
 """
 
 from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -157,3 +164,62 @@ def tls_error_message(scheduler: str, error: Exception) -> str:
         return (f"TLS is required but the scheduler address {scheduler} is not tls://; use the scheduler's "
                 f"tls:// address ({text})")
     return f"cannot connect to the Dask scheduler at {scheduler} ({type(error).__name__}: {text})"
+
+
+# --- a trial's environment ---------------------------------------------------------------
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+CHILD_NAMES = frozenset({
+    "PATH", "HOME", "USER", "LOGNAME", "LANG", "TZ", "TMPDIR", "LD_LIBRARY_PATH",
+    "PYTHONPATH", "PYTHONHASHSEED", "VIRTUAL_ENV",
+})
+# Families that tune TensorFlow, CUDA, the BLAS/OpenMP runtimes, and dqn-sweep itself.
+CHILD_PREFIXES = ("LC_", "TF_", "XLA_", "CUDA_", "CUDNN_", "NVIDIA_", "NCCL_", "OMP_", "MKL_", "KMP_",
+                  "OPENBLAS_", "KERAS_", "DQN_SWEEP_")
+NEVER_TO_CHILD = frozenset({STORAGE_ENV})  # the storage URL and its password: trials never need it
+TERRAFORM_PREFIXES = ("TF_VAR_", "TF_TOKEN_", "TF_CLI_")  # Terraform's TF_ variables, not TensorFlow's
+SECRET_NAME = re.compile(r"PASS|SECRET|TOKEN|KEY|CREDENTIAL|AUTH", re.IGNORECASE)
+MIN_SECRET_LENGTH = 6  # shorter values would mask ordinary words
+
+
+def child_environment(environ: Mapping[str, str], extra: Iterable[str] = ()) -> dict[str, str]:
+    """The allowlisted part of `environ`, plus the variables named in `extra` (`resources.env`);
+    never `DQN_SWEEP_STORAGE`."""
+    extra = set(extra) - NEVER_TO_CHILD
+    return {name: value for name, value in environ.items() if name in extra or _allowlisted(name)}
+
+
+def _allowlisted(name: str) -> bool:
+    return ((name in CHILD_NAMES or name.startswith(CHILD_PREFIXES))
+            and not name.startswith(TERRAFORM_PREFIXES) and name not in NEVER_TO_CHILD)
+
+
+def env_name_problem(name: object) -> str | None:
+    """Why `name` cannot be passed to a trial through `resources.env`, or None if it can."""
+    if not isinstance(name, str) or not ENV_NAME.fullmatch(name):
+        return (f"{name!r} is not an environment variable name: use letters, digits and '_', "
+                "not starting with a digit")
+    if name in NEVER_TO_CHILD:
+        return (f"{name} holds the storage URL and its password; trials never get it (the driver owns "
+                "the storage); allowed: any other variable name")
+    return None
+
+
+def env_secrets(environ: Mapping[str, str]) -> list[str]:
+    """Values in `environ` that must not appear in a trial's reason, longest first: those of
+    secret-looking names (PASSWORD, TOKEN, KEY, ...) and `DQN_SWEEP_STORAGE`, and the passwords
+    inside any URL value, when at least MIN_SECRET_LENGTH characters long."""
+    found: set[str] = set()
+    for name, value in environ.items():
+        if name in NEVER_TO_CHILD or SECRET_NAME.search(name):
+            found.add(value)
+        if "://" in value:
+            found.update(secrets_of(value))
+    return sorted((s for s in found if len(s) >= MIN_SECRET_LENGTH), key=len, reverse=True)
+
+
+def scrub_secrets(text: str, secrets: Iterable[str]) -> str:
+    """`text` with every one of `secrets` replaced by `***` (longest first, so a secret that
+    contains another is masked whole)."""
+    for secret in sorted(secrets, key=len, reverse=True):
+        text = text.replace(secret, MASK)
+    return text

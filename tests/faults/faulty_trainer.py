@@ -3,15 +3,18 @@
 `train_population` picks its fault by a member's `gamma`: 0.91 exits with status 1, 0.92
 segfaults, 0.93 is SIGKILLed (what the OOM killer does), 0.94 hangs, 0.5 diverges (the fake
 trainer's NaN); anything else trains like the fake trainer. `nan_train_population` runs the real trainer on an
-environment whose rewards are NaN, so it diverges for real.
+environment whose rewards are NaN, so it diverges for real. `leaky_population` prints its
+environment, and its worker's, to stderr and crashes.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sys
 import time
+from pathlib import Path
 
 from tests.sweeps import fake_trainer
 
@@ -40,3 +43,14 @@ def nan_train_population(configs, on_event=None, checkpoint_dir=None):
     env_id = nan_env.register()
     configs = [{**config.to_dict(), "env_id": env_id} for config in configs]
     return dqn_tf.train_population(configs, on_event, checkpoint_dir)
+
+
+def leaky_population(configs, on_event=None, checkpoint_dir=None):
+    """Print the child's environment, then the worker's (read from /proc: a stand-in for a
+    secret the trainer got some other way, e.g. from a library that echoes its credentials),
+    one JSON line each, to stderr; exit with status 1."""
+    print("child env: " + json.dumps(dict(os.environ)), file=sys.stderr)
+    worker = Path(f"/proc/{os.getppid()}/environ").read_bytes().decode(errors="replace")
+    print("worker env: " + json.dumps(dict(item.partition("=")[::2] for item in worker.split("\0") if item)),
+          file=sys.stderr, flush=True)
+    os._exit(1)

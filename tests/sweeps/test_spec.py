@@ -59,6 +59,13 @@ def test_shipped_studies_are_valid(name):
         (with_("pruner.name", "early"), ["pruner.name = 'early'", "'median'"]),
         (with_("resources.cpu_threads", 0), ["cpu_threads = 0", "'auto'"]),
         (with_("resources.gpus", -1), ["resources.gpus = -1"]),
+        (with_("resources.env", ["WANDB_MODE", "9LIVES"]), ["resources.env = ['WANDB_MODE', '9LIVES']",
+                                                          "'9LIVES' is not an environment variable name", "letters"]),
+        (with_("resources.env", ["DQN_SWEEP_STORAGE"]), ["resources.env = ['DQN_SWEEP_STORAGE']", "storage URL",
+                                                         "allowed: any other variable name"]),
+        (with_("resources.env", ["CUDA_VISIBLE_DEVICES"]), ["resources.env = ['CUDA_VISIBLE_DEVICES']",
+                                                            "resources.gpus", "allowed: any other"]),
+        (with_("resources.env", "WANDB_MODE"), ["resources.env = 'WANDB_MODE'", "valid list"]),
         (with_("study", "my study!"), ["study = 'my study!'", "pattern"]),
         (with_("trainer.gama", 0.9), ["trainer:", "gama: unknown field", "did you mean 'gamma'"]),
         (with_("trainer.gamma", 2.0), ["trainer:", "gamma = 2.0", "less than or equal to 1"]),
@@ -114,6 +121,8 @@ def test_seeds_and_base_config():
     assert parse_spec(with_("seeds", [5, 7])).seed_list == [5, 7]
     gpu = parse_spec(with_("resources.gpus", 2))
     assert gpu.base_config()["devices"] == "gpu:2"
+    assert parse_spec(base()).resources.env == []
+    assert parse_spec(with_("resources.env", ["WANDB_MODE", "MUJOCO_GL"])).resources.env == ["WANDB_MODE", "MUJOCO_GL"]
 
 
 def test_grid_size_counts_every_point():

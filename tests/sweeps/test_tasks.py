@@ -1,15 +1,27 @@
 """The trial's child process: a population's results, failures kept apart from stops, time
-limit, stop relay.
+limit, stop relay; its environment (an allowlist), scrubbed reasons, and thread sizing.
 
 Uses the fake trainer (no TensorFlow) so each case costs only a Python start-up.
 """
 
+import json
+import os
 import threading
 
 import pytest
 
 from dqn_tf.config import TrainConfig
-from sweeps.tasks import auto_threads, child_env, member_failure, run_child
+from sweeps.security import env_secrets, scrub_secrets
+from sweeps.tasks import (
+    SET_BY_TASK,
+    auto_threads,
+    available_cores,
+    cgroup_cpu_quota,
+    child_env,
+    host_slots,
+    member_failure,
+    run_child,
+)
 
 pytestmark = pytest.mark.timeout(60)
 FAKE = "tests.sweeps.fake_trainer:train_population"
@@ -103,15 +115,108 @@ def test_time_limit_kills_the_child():
 
 
 def test_child_gets_its_threads_and_only_its_gpus():
-    env = child_env(3, ["2", "5"])
-    assert env["TF_NUM_INTRAOP_THREADS"] == env["TF_NUM_INTEROP_THREADS"] == "3"
+    env = child_env(3, ["2", "5"], environ={"CUDA_VISIBLE_DEVICES": "0,1,2,3,4,5", "OMP_NUM_THREADS": "64"})
+    assert env["TF_NUM_INTRAOP_THREADS"] == env["TF_NUM_INTEROP_THREADS"] == env["OMP_NUM_THREADS"] == "3"
     assert env["CUDA_VISIBLE_DEVICES"] == "2,5"
-    assert child_env(1, [])["CUDA_VISIBLE_DEVICES"] == ""
+    assert child_env(1, [], environ={})["CUDA_VISIBLE_DEVICES"] == ""
+    assert set(SET_BY_TASK) <= set(child_env(1, [], environ={}))  # what resources.env may not name
 
 
-def test_auto_threads_share_the_host_among_all_its_task_slots():
-    import os
+WORKER = {
+    "PATH": "/usr/bin", "HOME": "/home/u", "LANG": "C.UTF-8", "LC_ALL": "C", "VIRTUAL_ENV": "/venv",
+    "TF_CPP_MIN_LOG_LEVEL": "0", "XLA_FLAGS": "--xla_gpu_autotune_level=0", "NCCL_DEBUG": "INFO",
+    "DQN_SWEEP_TEST_RECORD": "/tmp/r", "DQN_SWEEP_STORAGE": "postgresql://u:pg-secret@db/x",
+    "AWS_SECRET_ACCESS_KEY": "aws-secret", "PGPASSWORD": "pg-password", "GITHUB_TOKEN": "ghp_token",
+    "DATABASE_URL": "postgresql://app:url-secret@db/app", "WANDB_MODE": "offline", "SHORTKEY": "abc",
+    "TF_VAR_db_password": "tf-secret", "TF_TOKEN_app_terraform_io": "tf-token", "TF_CLI_CONFIG_FILE": "/t",  # Terraform's
+}
 
-    workers = [{"host": "a", "nthreads": 1}, {"host": "a", "nthreads": 1}, {"host": "b", "nthreads": 4}]
-    assert auto_threads("a", workers) == max(1, (os.cpu_count() or 1) // 2)
-    assert auto_threads("c", workers) == (os.cpu_count() or 1)
+
+def test_child_gets_the_allowlist_and_what_the_study_names():
+    env = child_env(2, [], ["WANDB_MODE", "DQN_SWEEP_STORAGE"], environ=WORKER)
+    kept = {"PATH", "HOME", "LANG", "LC_ALL", "VIRTUAL_ENV", "TF_CPP_MIN_LOG_LEVEL", "XLA_FLAGS", "NCCL_DEBUG",
+            "DQN_SWEEP_TEST_RECORD", "WANDB_MODE"}
+    assert {name for name in WORKER if name in env} == kept
+    assert env["TF_CPP_MIN_LOG_LEVEL"] == "0"  # the worker's choice, else quiet
+    assert child_env(2, [], environ={})["TF_CPP_MIN_LOG_LEVEL"] == "2"
+    assert "WANDB_MODE" not in child_env(2, [], environ=WORKER)
+
+
+def test_secret_looking_values_are_scrubbed_longest_first():
+    secrets = env_secrets(WORKER)
+    assert set(secrets) == {"postgresql://u:pg-secret@db/x", "pg-secret", "aws-secret", "pg-password",
+                            "ghp_token", "url-secret", "tf-secret", "tf-token"}  # "abc" is too short to mask safely
+    text = "auth failed for postgresql://u:pg-secret@db/x (pg-secret); key aws-secret; url-secret; abc"
+    assert scrub_secrets(text, secrets) == "auth failed for *** (***); key ***; ***; abc"
+
+
+LEAKY = "tests.faults.faulty_trainer:leaky_population"
+
+
+def test_a_crashed_childs_reason_holds_no_worker_secret(monkeypatch):
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "aws-s3cr3t-1")
+    monkeypatch.setenv("WANDB_API_KEY", "wandb-s3cr3t-2")  # named by the study: passed, yet never shown
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    outcome = run_child([config()], emit=lambda event: None, stopped_members=tuple, entry=LEAKY,
+                        env=["WANDB_MODE", "WANDB_API_KEY"])
+    assert outcome["reason"].startswith("child exited with status 1; stderr tail:\nchild env: {")
+    assert "s3cr3t" not in outcome["reason"]
+    child = json.loads(outcome["reason"].splitlines()[1].removeprefix("child env: "))
+    assert child["WANDB_MODE"] == "offline" and child["WANDB_API_KEY"] == "***"
+    assert "AWS_SECRET_ACCESS_KEY" not in child
+
+
+@pytest.mark.parametrize("cores, slots, threads", [(8, 2, 4), (64, 16, 4), (2, 7, 1), (4, 0, 4), (5, 2, 2)])
+def test_auto_threads_share_the_cores_among_the_slots(cores, slots, threads):
+    assert auto_threads(cores, slots) == threads
+
+
+def test_host_slots_count_every_thread_of_every_worker_on_the_host():
+    workers = [{"host": "a", "nthreads": 1}, {"host": "a", "nthreads": 3}, {"host": "a"}, {"host": "b", "nthreads": 4}]
+    assert host_slots("a", workers) == 5
+    assert host_slots("c", workers) == 0
+
+
+def cgroup(tmp_path, files):
+    """A fake cgroup file system: {relative path: content}."""
+    for name, text in files.items():
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text + "\n")
+    return tmp_path
+
+
+@pytest.mark.parametrize("files, cgroup_path, cpus", [
+    ({}, "/", None),
+    ({"cpu.max": "max 100000"}, "/", None),
+    ({"cpu.max": "150000 100000"}, "/", 1.5),
+    ({"cpu.max": "400000 100000", "kubepods/pod1/cpu.max": "max 100000", "kubepods/pod1/c1/cpu.max": "200000 100000"},
+     "/kubepods/pod1/c1", 2.0),  # the tightest of the cgroup and its ancestors
+    ({"cpu.max": "50000 100000"}, "/not/mounted/here", 0.5),
+    ({"cpu/cpu.cfs_quota_us": "300000", "cpu/cpu.cfs_period_us": "100000"}, "/", 3.0),  # v1
+    ({"cpu,cpuacct/cpu.cfs_quota_us": "-1", "cpu,cpuacct/cpu.cfs_period_us": "100000"}, "/", None),
+    ({"cpu.max": "junk"}, "/", None),
+])
+def test_cgroup_cpu_quota(tmp_path, files, cgroup_path, cpus):
+    assert cgroup_cpu_quota(cgroup(tmp_path, files), cgroup_path) == cpus
+
+
+@pytest.fixture
+def two_cpus():
+    """This thread pinned to two CPUs (restored after): tests see a known affinity."""
+    mine = sorted(os.sched_getaffinity(0))
+    if len(mine) < 2:
+        pytest.skip("needs 2 CPUs")
+    os.sched_setaffinity(0, mine[:2])
+    yield mine[:2]
+    os.sched_setaffinity(0, mine)
+
+
+def test_available_cores_take_affinity_and_quota(tmp_path, two_cpus):
+    assert available_cores(cgroup(tmp_path / "none", {}), "/") == 2
+    assert available_cores(cgroup(tmp_path / "max", {"cpu.max": "max 100000"}), "/") == 2
+    assert available_cores(cgroup(tmp_path / "half", {"cpu.max": "50000 100000"}), "/") == 1
+    assert available_cores(cgroup(tmp_path / "1.5", {"cpu.max": "150000 100000"}), "/") == 2  # rounded up
+    assert available_cores(cgroup(tmp_path / "16", {"cpu.max": "1600000 100000"}), "/") == 2  # affinity caps
+    os.sched_setaffinity(0, two_cpus[:1])
+    assert available_cores(tmp_path / "none", "/") == 1
