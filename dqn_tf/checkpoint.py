@@ -1,21 +1,21 @@
-"""Checkpoints: everything needed to resume a run exactly, written so a kill leaves a valid one.
+"""Checkpoints: everything needed to resume a run exactly, as arrays and JSON only.
 
-A checkpoint is `arrays.npz` (weights, optimizer slots, replay) plus `state.pkl` (counters,
-RNG state, envs, curves). Each file is written under a temporary name and renamed into place;
-`state.pkl` goes last and names the step of its `arrays-<step>.npz`, so a reader never sees a
-half-written pair.
+Nothing read from a checkpoint can execute code: `arrays-<step>.npz` holds weights, optimizer
+slots and replay (read with `allow_pickle=False`) and `state.json` holds counters, RNG states,
+env states and curves. Each file is written under a temporary name and renamed into place;
+`state.json` goes last and names its arrays file, so a reader never sees a half-written pair.
 """
 
 from __future__ import annotations
 
+import json
 import os
-import pickle
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-STATE_FILE = "state.pkl"
+STATE_FILE = "state.json"
 
 
 def _atomic_write(path: Path, write) -> None:
@@ -27,14 +27,17 @@ def _atomic_write(path: Path, write) -> None:
     os.replace(tmp, path)
 
 
-def save(folder: Path, step: int, arrays: dict[str, np.ndarray], state: dict[str, Any]) -> None:
+def save(folder: Path, step: int, arrays: dict[str, np.ndarray], state: dict[str, Any]) -> int:
+    """Write one checkpoint; returns its size in bytes."""
     folder.mkdir(parents=True, exist_ok=True)
     arrays_name = f"arrays-{step}.npz"
     _atomic_write(folder / arrays_name, lambda f: np.savez(f, **arrays))
-    _atomic_write(folder / STATE_FILE, lambda f: pickle.dump({**state, "arrays": arrays_name}, f))
+    text = json.dumps({**state, "arrays": arrays_name}).encode()
+    _atomic_write(folder / STATE_FILE, lambda f: f.write(text))
     for old in folder.glob("arrays-*.npz"):
         if old.name != arrays_name:
             old.unlink()
+    return (folder / arrays_name).stat().st_size + len(text)
 
 
 def load(folder: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]] | None:
@@ -42,17 +45,7 @@ def load(folder: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]] | None:
     state_path = folder / STATE_FILE
     if not state_path.exists():
         return None
-    with open(state_path, "rb") as handle:
-        state = pickle.load(handle)
-    with np.load(folder / state["arrays"]) as data:
+    state = json.loads(state_path.read_text())
+    with np.load(folder / Path(state["arrays"]).name, allow_pickle=False) as data:
         arrays = {name: data[name] for name in data.files}
     return arrays, state
-
-
-def pack(prefix: str, values: list[np.ndarray]) -> dict[str, np.ndarray]:
-    return {f"{prefix}/{i}": np.asarray(v) for i, v in enumerate(values)}
-
-
-def unpack(prefix: str, arrays: dict[str, np.ndarray]) -> list[np.ndarray]:
-    count = sum(1 for name in arrays if name.startswith(prefix + "/"))
-    return [arrays[f"{prefix}/{i}"] for i in range(count)]

@@ -15,16 +15,15 @@ from typing import Any
 from pydantic import ConfigDict, Field, ValidationError, field_validator
 from pydantic.dataclasses import dataclass
 
+from dqn_tf.envs import check_env
+from dqn_tf.errors import ConfigError
+
 DEVICES_PATTERN = re.compile(r"^(auto|cpu|cpu:[1-9][0-9]*|gpu|gpu:[1-9][0-9]*)$")
 DEVICE_NAME_PATTERN = re.compile(r"^/?(job:[^/]+/)?(device:)?(cpu|gpu|CPU|GPU):[0-9]+$")
 DEVICES_ALLOWED = (
     "'auto', 'cpu', 'cpu:N' (N logical CPU devices), 'gpu', 'gpu:N' (the first N GPUs) "
     "or a list of device names such as ['/gpu:0', '/gpu:1']"
 )
-
-
-class ConfigError(ValueError):
-    """A config value is invalid; the message names the field, the value and what is allowed."""
 
 
 @dataclass(frozen=True, config=ConfigDict(extra="forbid"))
@@ -173,8 +172,6 @@ def format_validation_error(error: ValidationError, values: dict[str, Any]) -> s
 
 def parse_config(values: dict[str, Any] | TrainConfig) -> TrainConfig:
     """Accept a TrainConfig or a dict; always return a fully checked TrainConfig."""
-    from dqn_tf.envs import check_env  # gymnasium only; no TensorFlow
-
     config = values if isinstance(values, TrainConfig) else TrainConfig.from_dict(values)
     config.check_consistency()
     check_env(config.env_id)

@@ -1,30 +1,55 @@
-"""Vectorised gymnasium environments with next-step autoreset, handled uniformly.
+"""Vectorised gymnasium environments with same-step autoreset, one vector env per member.
 
-Gymnasium 1.x vector envs (native ones such as CartPole's, and SyncVectorEnv by default)
-autoreset on the *next* step: the step that ends an episode returns the true final observation,
-and the following step for that env only resets it (its action is ignored, its reward is 0).
-`Collector` therefore never stores that reset step, and a truncated episode's transition keeps
-its true final observation to bootstrap from.
+Same-step autoreset, as Stable-Baselines3's VecEnvs do it: the step that ends an episode returns
+the next episode's first observation, and its true final observation separately. So every vector
+step is `n_envs` real transitions, a member's counter is `vector steps * n_envs`, and the members
+of a population stay in lockstep: each trains, moves its target and evaluates at exactly the
+steps of its solo run. A truncated episode bootstraps from its true final observation; a
+terminated one does not.
+
+Each member steps its own vector env, seeded with its own seed as its solo run's is, so no
+member's resets depend on another's seed; a stopped member's env is closed and never stepped.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import gymnasium as gym
 import numpy as np
+from gymnasium.envs.classic_control.cartpole import CartPoleVectorEnv
 from gymnasium.vector import AutoresetMode
 
-from dqn_tf.config import ConfigError
+from dqn_tf.errors import ConfigError
+
+
+class SameStepCartPole(CartPoleVectorEnv):
+    """gymnasium's native CartPole vector env (same dynamics, same reset distribution, same RNG
+    draws), resetting a sub-env in the step that ended it; gymnasium's resets on the next step."""
+
+    metadata = {**CartPoleVectorEnv.metadata, "autoreset_mode": AutoresetMode.SAME_STEP}
+
+    def step(self, action):
+        # prev_done is never set on entry, so the parent resets nothing (and draws nothing).
+        obs, reward, terminated, truncated, _ = super().step(action)
+        done = terminated | truncated
+        self.prev_done = np.zeros_like(done)
+        if not done.any():
+            return obs, reward, terminated, truncated, {}
+        info = {"final_obs": obs, "_final_obs": done}
+        self.state[:, done] = self.np_random.uniform(low=self.low, high=self.high, size=(4, done.sum()))
+        self.steps[done] = 0
+        return self.state.T.astype(np.float32), reward, terminated, truncated, info
 
 
 def make_vector_env(env_id: str, num_envs: int) -> gym.vector.VectorEnv:
-    """The env's native vector implementation where it has one (10-100x faster), else Sync."""
+    """CartPole's native vector env (10-100x faster than Sync), else a SyncVectorEnv; both
+    autoreset in the same step."""
     spec = gym.spec(env_id)
-    mode = "vector_entry_point" if spec.vector_entry_point is not None else "sync"
-    kwargs = {} if mode == "vector_entry_point" else {"vector_kwargs": {"autoreset_mode": AutoresetMode.NEXT_STEP}}
-    env = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode=mode, **kwargs)
-    if env.metadata.get("autoreset_mode", AutoresetMode.NEXT_STEP) != AutoresetMode.NEXT_STEP:
-        raise ConfigError(f"env_id = {env_id!r}: its vector env does not autoreset on the next step")
-    return env
+    if spec.vector_entry_point == "gymnasium.envs.classic_control.cartpole:CartPoleVectorEnv":
+        return SameStepCartPole(num_envs=num_envs, max_episode_steps=spec.max_episode_steps, **spec.kwargs)
+    return gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="sync",
+                        vector_kwargs={"autoreset_mode": AutoresetMode.SAME_STEP})
 
 
 def check_spaces(env_id: str, env: gym.vector.VectorEnv) -> tuple[int, int]:
@@ -50,111 +75,56 @@ def check_env(env_id: str) -> tuple[int, int]:
         env.close()
 
 
-def reset_seed(env: gym.vector.VectorEnv, seeds: list[int], n_envs: int) -> int | list[int]:
-    """The `reset(seed=...)` argument that gives each member's sub-envs its own seed.
-
-    A Sync vector env seeds sub-env i of member k with seeds[k] + i, exactly as a separate run's
-    `reset(seed=seeds[k])` does. A native vector env (CartPole's) has one RNG for all sub-envs,
-    so with several members it gets one seed derived from all of theirs.
-    """
-    if len(seeds) == 1:
-        return seeds[0]
-    if isinstance(env, (gym.vector.SyncVectorEnv, gym.vector.AsyncVectorEnv)):
-        return [seed + i for seed in seeds for i in range(n_envs)]
-    return int(np.random.SeedSequence(seeds).generate_state(1)[0] >> 1)
-
-
-class EpisodeTracker:
-    """Running return and length per env; finished episodes go to their member's list."""
-
-    def __init__(self, num_envs: int, members: int = 1):
-        self.returns = np.zeros(num_envs, dtype=np.float64)
-        self.lengths = np.zeros(num_envs, dtype=np.int64)
-        self.envs_per_member = num_envs // members
-        self.episodes: list[list[dict]] = [[] for _ in range(members)]
-
-    def update(
-        self, rewards: np.ndarray, kept: np.ndarray, done: np.ndarray, steps: np.ndarray, all_kept: bool
-    ) -> None:
-        """`kept`: envs whose transition counts; `steps`: each member's counter before this step
-        (an episode's `step` is its member's counter after the step, as in a separate run)."""
-        if all_kept:  # the common case, without the masking
-            self.returns += rewards
-            self.lengths += 1
-        else:
-            self.returns += np.where(kept, rewards, 0.0)
-            self.lengths += kept
-        if not done.any():
-            return
-        steps = steps + kept.reshape(len(self.episodes), self.envs_per_member).sum(axis=1)
-        for i in np.flatnonzero(done):
-            member = i // self.envs_per_member
-            episodes = self.episodes[member]
-            episodes.append(
-                {
-                    "episode": len(episodes),
-                    "step": int(steps[member]),
-                    "return": float(self.returns[i]),
-                    "length": int(self.lengths[i]),
-                }
-            )
-            self.returns[i] = 0.0
-            self.lengths[i] = 0
-
-
 class Collector:
-    """Steps the population's vector env (member k owns sub-envs [k*n, (k+1)*n)) and marks
-    which transitions are real (never a reset step) and counted (the member still trains).
+    """Steps every live member's vector env and keeps each member's finished episodes.
 
-    `dones` holds `terminated` only: a truncated episode is not terminal for the Bellman target,
-    and its `next_obs` is the true final observation because autoreset happens a step later.
+    Row r of every array is member `members[r]` (an index into the population's configs);
+    `keep` drops the rows of stopped members.
     """
 
-    def __init__(self, env: gym.vector.VectorEnv, seeds: list[int]):
-        self.env = env
-        self.members = len(seeds)
-        self.n_envs = env.num_envs // self.members
-        self.obs, _ = env.reset(seed=reset_seed(env, seeds, self.n_envs))
-        self.obs = self.obs.astype(np.float32)
-        self.pending_reset = np.zeros(env.num_envs, dtype=bool)
-        self.all_kept = True  # whether every transition of the last step was kept
-        self.tracker = EpisodeTracker(env.num_envs, self.members)
+    def __init__(self, env_id: str, n_envs: int, seeds: list[int]):
+        self.members = list(range(len(seeds)))
+        self.envs = [make_vector_env(env_id, n_envs) for _ in seeds]
+        self.obs = np.stack([env.reset(seed=seed)[0] for env, seed in zip(self.envs, seeds)]).astype(np.float32)
+        self.returns = np.zeros((len(seeds), n_envs))
+        self.lengths = np.zeros((len(seeds), n_envs), dtype=np.int64)
+        self.episodes: list[list[dict[str, Any]]] = [[] for _ in seeds]  # by member, kept when it stops
 
-    def step(self, actions: np.ndarray, steps: np.ndarray, counting: np.ndarray | None = None):
-        """Returns (obs, actions, rewards, next_obs, terminated, kept) for this vector step.
+    def step(self, actions: np.ndarray, step_after: int):
+        """Step with `actions` [K, n]; returns (obs, rewards, next_obs, terminated), [K, n, ...].
 
-        `steps` [K]: each member's transition counter before the step; `counting` [K]: members
-        still collecting (a finished or stopped member's envs run on but count for nothing);
-        None when all do.
+        `next_obs` is the true next observation (the final one where an episode ended) and
+        `terminated` excludes time limits, so truncated episodes bootstrap. `step_after` is the
+        members' counter after this step, recorded with each finished episode.
         """
-        next_obs, rewards, terminated, truncated, _ = self.env.step(actions)
-        next_obs = next_obs.astype(np.float32)
-        kept = ~self.pending_reset
-        if counting is not None:
-            kept &= np.repeat(counting, self.n_envs)
-        self.all_kept = bool(kept.all())
-        done = (terminated | truncated) & kept
-        self.tracker.update(rewards, kept, done, steps, self.all_kept)
-        transition = (self.obs, actions, rewards.astype(np.float32), next_obs, terminated, kept)
-        self.pending_reset = terminated | truncated
-        self.obs = next_obs
-        return transition
+        obs = self.obs
+        rows = [env.step(a) for env, a in zip(self.envs, actions)]
+        self.obs = np.stack([row[0] for row in rows]).astype(np.float32)
+        rewards = np.stack([row[1] for row in rows]).astype(np.float32)
+        terminated = np.stack([row[2] for row in rows])
+        done = terminated | np.stack([row[3] for row in rows])
+        next_obs = self.obs
+        self.returns += rewards
+        self.lengths += 1
+        if done.any():
+            next_obs = self.obs.copy()
+            for r, c in zip(*np.nonzero(done)):
+                next_obs[r, c] = rows[r][4]["final_obs"][c]
+                episodes = self.episodes[self.members[r]]
+                episodes.append({"episode": len(episodes), "step": step_after,
+                                 "return": float(self.returns[r, c]), "length": int(self.lengths[r, c])})
+            self.returns[done] = 0.0
+            self.lengths[done] = 0
+        return obs, rewards, next_obs, terminated
 
-    def __getstate__(self) -> dict:
-        """Native vector envs pickle whole (exact resume); Sync ones hold closures and don't,
-        so they are rebuilt and reset on load: episodes in flight then restart."""
-        state = self.__dict__.copy()
-        if isinstance(self.env, gym.vector.SyncVectorEnv):
-            state["env"] = (self.env.spec.id, self.env.num_envs)
-        return state
+    def keep(self, rows: list[int]) -> None:
+        for r, env in enumerate(self.envs):
+            if r not in rows:
+                env.close()
+        self.envs = [self.envs[r] for r in rows]
+        self.members = [self.members[r] for r in rows]
+        self.obs, self.returns, self.lengths = self.obs[rows], self.returns[rows], self.lengths[rows]
 
-    def __setstate__(self, state: dict) -> None:
-        self.__dict__.update(state)
-        if isinstance(self.env, tuple):
-            env_id, num_envs = self.env
-            self.env = make_vector_env(env_id, num_envs)
-            seed = sum(len(episodes) for episodes in self.tracker.episodes) + 1
-            self.obs = self.env.reset(seed=seed)[0].astype(np.float32)
-            self.pending_reset[:] = False
-            self.tracker.returns[:] = 0.0
-            self.tracker.lengths[:] = 0
+    def close(self) -> None:
+        for env in self.envs:
+            env.close()

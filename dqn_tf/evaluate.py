@@ -1,7 +1,6 @@
 """Greedy evaluation on separate envs: one vector env, one episode per sub-env, all at once.
 
-Each population member has its own Evaluator (its own seed), because members reach their
-evaluation steps at different times.
+Each population member has its own Evaluator (its own seed and count), as its solo run has.
 """
 
 from __future__ import annotations
@@ -9,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from dqn_tf.envs import make_vector_env
-from dqn_tf.policy import GreedyPolicy
+from dqn_tf.policy import Layers, greedy
 
 
 class Evaluator:
@@ -18,9 +17,8 @@ class Evaluator:
         self.seed = seed
         self.count = 0
 
-    def run(self, policy: GreedyPolicy) -> dict[str, float]:
-        """Mean/std/min/max over `n_episodes` greedy episodes of a one-member policy, fresh
-        seeds each time."""
+    def run(self, layers: Layers) -> dict[str, float]:
+        """Mean/std/min/max over `n_episodes` greedy episodes of one member, fresh seeds each time."""
         seed = int(np.random.SeedSequence([self.seed, self.count]).generate_state(1)[0] >> 1)
         self.count += 1
         obs, _ = self.env.reset(seed=seed)
@@ -28,7 +26,7 @@ class Evaluator:
         returns = np.zeros(n)
         running = np.ones(n, dtype=bool)
         while running.any():
-            obs, rewards, terminated, truncated, _ = self.env.step(policy.greedy(obs[None].astype(np.float32))[0])
+            obs, rewards, terminated, truncated, _ = self.env.step(greedy(layers, obs.astype(np.float32)))
             returns += np.where(running, rewards, 0.0)
             running &= ~(terminated | truncated)
         return {

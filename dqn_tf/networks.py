@@ -1,9 +1,10 @@
-"""Stacked Q-networks: one MLP per population member, weights stacked on a leading member axis.
+"""Q-networks as plain lists of weights: one MLP per population member, each its own variables.
 
-A population of K agents is one set of variables shaped [K, ...] and one batched matmul per
-layer ([K, B, in] @ [K, in, out]); member k's slice is exactly an independent MLP. K = 1 is an
-ordinary network. Member k's initial weights are those Keras' seeded GlorotUniform gives a
-`Dense` layer for that member's seed, so a member starts where a separate run would.
+Members are not stacked into batched matmuls: each member's forward and backward pass is the
+same graph as its solo run's, so member k computes bit-for-bit what `train` with its config
+computes (a batched matmul rounds differently from a plain one in the last bit, and RL amplifies
+that until the curves part). Member k's initial weights are those Keras' seeded GlorotUniform
+gives a `Dense` layer for that member's seed.
 """
 
 from __future__ import annotations
@@ -39,28 +40,24 @@ class Architecture:
         return list(range(count)) + [count + (1 if self.dueling else 0)]
 
 
-def initial_weights(arch: Architecture, seeds: list[int]) -> list[np.ndarray]:
-    """[kernel, bias, kernel, bias, ...] stacked over members, each member seeded on its own."""
-    per_member = []
-    for seed in seeds:
-        layer_seeds = np.random.default_rng(seed).integers(0, 2**31 - 1, size=len(arch.net_arch) + 2)
-        weights = []
-        for (_, fan_in, units), layer_seed in zip(arch.layer_shapes(), layer_seeds.tolist()):
-            init = keras.initializers.GlorotUniform(seed=layer_seed)
-            weights += [np.asarray(init((fan_in, units)), np.float32), np.zeros(units, np.float32)]
-        per_member.append(weights)
-    return [np.stack(column) for column in zip(*per_member)]
+def initial_weights(arch: Architecture, seed: int) -> list[np.ndarray]:
+    """[kernel, bias, kernel, bias, ...] of one member."""
+    layer_seeds = np.random.default_rng(seed).integers(0, 2**31 - 1, size=len(arch.net_arch) + 2)
+    weights = []
+    for (_, fan_in, units), layer_seed in zip(arch.layer_shapes(), layer_seeds.tolist()):
+        init = keras.initializers.GlorotUniform(seed=layer_seed)
+        weights += [np.asarray(init((fan_in, units)), np.float32), np.zeros(units, np.float32)]
+    return weights
 
 
 def q_values(arch: Architecture, weights: list[tf.Tensor], obs: tf.Tensor) -> tf.Tensor:
-    """Q-values [K, B, n_actions] for observations [K, B, obs_dim]."""
+    """Q-values [B, n_actions] of one member for observations [B, obs_dim]."""
     hidden = obs
     count = len(arch.net_arch)
     for i in range(count):
-        kernel, bias = weights[2 * i], weights[2 * i + 1]
-        hidden = tf.nn.relu(tf.matmul(hidden, kernel) + bias[:, None, :])
+        hidden = tf.nn.relu(tf.matmul(hidden, weights[2 * i]) + weights[2 * i + 1])
+    head = tf.matmul(hidden, weights[2 * count]) + weights[2 * count + 1]
     if not arch.dueling:
-        return tf.matmul(hidden, weights[2 * count]) + weights[2 * count + 1][:, None, :]
-    value = tf.matmul(hidden, weights[2 * count]) + weights[2 * count + 1][:, None, :]
-    advantage = tf.matmul(hidden, weights[2 * count + 2]) + weights[2 * count + 3][:, None, :]
-    return value + advantage - tf.reduce_mean(advantage, axis=2, keepdims=True)
+        return head
+    advantage = tf.matmul(hidden, weights[2 * count + 2]) + weights[2 * count + 3]
+    return head + advantage - tf.reduce_mean(advantage, axis=1, keepdims=True)

@@ -1,12 +1,15 @@
 """What a training run hands back: plain, JSON-serialisable data (no TensorFlow types).
 
 Events passed to `on_event` are plain dicts too, each about one population member:
-- ``{"event": "eval", "member", "step", "mean_return", "std_return", "min_return", "max_return",
-  "episodes"}``
+- ``{"event": "eval", "member", "step", "env_steps", "final", "mean_return", "std_return",
+  "min_return", "max_return", "episodes"}``: `step` is the `eval_freq` boundary the evaluation
+  belongs to (the member's counter `env_steps` may be past it when `n_envs` does not divide
+  `eval_freq`); the final evaluation has `step == total_timesteps` and `final` True
 - ``{"event": "progress", "member", "step", "total_timesteps", "steps_per_second", "episodes",
   "loss", "q_mean"}`` (the member's last train call; None before it has trained)
 A callback that returns a truthy value stops that member cleanly after that event (the others go
-on); a string return value is recorded as the stop reason (for example ``"pruned"``).
+on); a string return value is recorded as the stop reason (for example ``"pruned"``). Answers to
+a final evaluation are ignored: that member already trained to the end.
 """
 
 from __future__ import annotations

@@ -2,18 +2,23 @@
 compiled train call; `train(config, on_event)` is the population of one.
 
 Each member follows Stable-Baselines3's DQN step for step (so rl-zoo's tuned settings mean the
-same here): act epsilon-greedily, store the real transitions, every `train_freq` vector steps
-take `gradient_steps` gradient steps once `learning_starts` transitions are in, update the
-target net every `target_update_interval` transitions, evaluate every `eval_freq` transitions.
-Every member counts its own transitions (episode ends, whose reset steps are skipped, differ),
-and its epsilon, target updates, evaluations, progress and budget follow its own counter.
-Training phases are shared, because one compiled call trains every member: a phase starts when
-the population's furthest member reaches the next `train_freq` boundary, so a member may train
-a few transitions before a separate run would. With one member that is exactly SB3's schedule.
+same here): uniformly random actions before `learning_starts`, then epsilon-greedy; envs
+autoreset in the same step, so every vector step stores `n_envs` real transitions; every
+`train_freq` vector steps take `gradient_steps` gradient steps once more than `learning_starts`
+transitions are in; update the target net every `target_update_interval` transitions; evaluate
+every `eval_freq` transitions and at the end.
 
-A member stops alone: when `on_event` answers one of its events with a truthy value, when it
-diverges (its result says so; `train` raises TrainingDiverged), or when its budget is spent.
-Its envs then run on without counting and its weights receive no more updates.
+Members are in lockstep (all count `vector steps * n_envs`), so member k does exactly what its
+solo run does at exactly the same steps: same env seeding, actions, replay samples, training
+phases, target updates and evaluations (`member k == train(config k)` is tested). A member
+stops alone: when `on_event` answers one of its events (except the final evaluation) with a
+truthy value, when it diverges (its result says so; `train` raises TrainingDiverged), or at the
+end of its budget. A stopped member costs nothing more: its envs, replay and networks leave the
+population.
+
+Evaluations are labelled with the `eval_freq` boundary they belong to (`step`; the member's
+counter is `env_steps`, larger when `n_envs` does not divide `eval_freq`), so seeds aggregate and
+pruners compare like with like; the final evaluation has `step == total_timesteps` and `final`.
 """
 
 from __future__ import annotations
@@ -24,19 +29,19 @@ from typing import Any
 
 import numpy as np
 
-from dqn_tf import checkpoint
-from dqn_tf.config import ConfigError, TrainConfig, check_population, parse_config
-from dqn_tf.envs import Collector, check_spaces, make_vector_env
+from dqn_tf import checkpoint, env_state
+from dqn_tf.config import TrainConfig, check_population, parse_config
+from dqn_tf.envs import Collector, check_spaces
+from dqn_tf.errors import ConfigError
 from dqn_tf.evaluate import Evaluator
 from dqn_tf.learner import Learner
-from dqn_tf.policy import GreedyPolicy
+from dqn_tf.policy import act
 from dqn_tf.replay import ReplayBuffer
 from dqn_tf.result import EventCallback, TrainingDiverged, TrainResult
 from dqn_tf.schedules import crossings, linear_epsilon, polyak_coefficient
 from dqn_tf.strategy import plan_devices
 
 RESUMABLE_DIFFERENCES = {"devices"}  # a run may resume on other hardware, nothing else changes
-NEVER = np.iinfo(np.int64).max
 
 
 def train(
@@ -75,231 +80,209 @@ def train_population(
 
 
 class _Population:
-    """The mutable state of one population's training and the steps that advance it."""
+    """The state of one population's training and the steps that advance it.
+
+    Per-member records (results, stop reasons, RNGs, evaluators) are indexed by member; the
+    arrays of the members still training (envs, replay, networks) by row, `alive[row]` = member.
+    """
 
     def __init__(self, configs: list[TrainConfig], on_event: EventCallback | None, folder: Path | None):
-        self.configs = configs
-        self.shared = first = configs[0]  # every shape-changing field is the same for all
-        self.members = members = len(configs)
+        self.configs, self.shared = configs, configs[0]  # every shape-changing field is shared
         self.on_event = on_event or (lambda event: None)
         self.folder = folder
-        env = make_vector_env(first.env_id, members * first.n_envs)
-        obs_dim, n_actions = check_spaces(first.env_id, env)
-        self.plan = plan_devices(first.devices)
-        self.learner = Learner(configs, obs_dim, n_actions, self.plan)
-        self.replay = ReplayBuffer(first.buffer_size, obs_dim, members)
+        members = len(configs)
+        self.alive = list(range(members))
+        self.collector = Collector(self.shared.env_id, self.shared.n_envs, [c.seed for c in configs])
+        self.obs_dim, self.n_actions = check_spaces(self.shared.env_id, self.collector.envs[0])
+        self.plan = plan_devices(self.shared.devices)
+        self.replay = ReplayBuffer(self.shared.buffer_size, self.obs_dim, members)
         self.rngs = [np.random.default_rng(c.seed) for c in configs]
-        self.collector = Collector(env, [c.seed for c in configs])
-        self.evaluators = [Evaluator(first.env_id, first.n_eval_episodes, c.seed) for c in configs]
-        self.policy = GreedyPolicy(self.learner.greedy_layers())
-        self.tau = np.array([c.tau for c in configs])
-        self.exploration = [
-            np.array([getattr(c, name) for c in configs])
-            for name in ("exploration_fraction", "exploration_initial_eps", "exploration_final_eps")
-        ]
-        self.steps = np.zeros(members, dtype=np.int64)
-        self.gradient_steps = np.zeros(members, dtype=np.int64)
-        self.trained_at = np.zeros(members, dtype=np.int64)  # step of each member's last train call
-        self.last_loss = np.full(members, np.nan)  # of each member's last train call
-        self.last_q_mean = np.full(members, np.nan)
-        self.phases_done = 0
-        self.running = np.ones(members, dtype=bool)
-        self.diverged = np.zeros(members, dtype=bool)
+        self.evaluators = [Evaluator(self.shared.env_id, self.shared.n_eval_episodes, c.seed) for c in configs]
+        self.steps = self.trained_at = self.session_start = 0
+        self.env_steps = [0] * members
+        self.gradient_steps = [0] * members
+        self.last_stats: list[tuple[float | None, float | None]] = [(None, None)] * members
         self.stop_reasons: list[str | None] = [None] * members
+        self.diverged = [False] * members
         self.evals: list[list[dict[str, Any]]] = [[] for _ in configs]
-        self.resumed_from_step: list[int | None] = [None] * members
-        self.session_start = np.zeros(members, dtype=np.int64)
-        self.timings = {"collect_seconds": 0.0, "train_seconds": 0.0, "eval_seconds": 0.0}
-        if folder is not None:
-            self._restore()
+        self.resumed_from_step: int | None = None
+        self.timings = {"collect_seconds": 0.0, "train_seconds": 0.0, "eval_seconds": 0.0,
+                        "checkpoint_seconds": 0.0, "checkpoint_saves": 0, "checkpoint_bytes": 0}
+        saved = checkpoint.load(folder) if folder is not None else None
+        states = self._restore(*saved) if saved else None
+        self.learner = Learner([configs[m] for m in self.alive], self.obs_dim, self.n_actions, self.plan, states)
+        self._rows_changed()
 
     # -- the loop -----------------------------------------------------------------------------
 
     def loop(self) -> None:
-        shared, members = self.shared, self.members
-        n_envs, total = shared.n_envs, shared.total_timesteps
-        self.train_every = train_every = shared.train_freq * n_envs
-        self.progress_every = max(total // 100, 1)
-        self.exploration_ends = np.multiply(self.exploration[0], total)
-        self._schedule()
+        shared = self.shared
+        n_envs, total, eval_freq = shared.n_envs, shared.total_timesteps, shared.eval_freq
+        train_every, progress_every = shared.train_freq * n_envs, max(total // 100, 1)
         self.loop_started = time.perf_counter()
-        collect_started = time.perf_counter()
-        while self.running.any():
-            # Per-step numpy calls cost ~1 us each and dominate a cheap env step: do few.
-            if self.exploring:
-                self.epsilon = linear_epsilon(self.steps, total, *self.exploration).tolist()
-            obs = self.collector.obs.reshape(members, n_envs, -1)
-            actions = self.policy.act(obs, self.epsilon, self.rngs).reshape(-1)
-            obs, actions, rewards, next_obs, terminated, kept = self.collector.step(
-                actions, self.steps, self.counting
-            )
-            kept, all_kept = kept.reshape(members, n_envs), self.collector.all_kept
-            self.replay.add(
-                kept, obs.reshape(members, n_envs, -1), actions.reshape(members, n_envs),
-                rewards.reshape(members, n_envs), next_obs.reshape(members, n_envs, -1),
-                terminated.reshape(members, n_envs), all_kept,
-            )
-            if all_kept:  # every member advanced n_envs: plain int bookkeeping
-                self.steps += n_envs
-                self.slack -= n_envs
-                if self.slack > 0:
-                    continue
-                before = self.steps - n_envs
-            else:
-                before, self.steps = self.steps, self.steps + kept.sum(axis=1)
-                if not (self.steps >= self.next_due).any():
-                    self.slack = int((self.next_due - self.steps).min())
-                    continue
-            self.timings["collect_seconds"] += time.perf_counter() - collect_started
-            counting = self.running.copy()
-            phases = int(self.steps[counting].max()) // train_every - self.phases_done
-            if phases > 0:  # the furthest member reached a train_freq boundary
-                self.phases_done += phases
-                active = counting & (self.steps > shared.learning_starts)
-                if active.any():
-                    self._train_phase(phases * shared.gradient_steps, active)
-            self._member_events(before, counting)
-            self._schedule()
-            collect_started = time.perf_counter()
-        self.timings["collect_seconds"] += time.perf_counter() - collect_started
+        while self.alive:
+            due = min(total, *((self.steps // every + 1) * every for every in (train_every, progress_every)),
+                      (self.steps // eval_freq + 1) * eval_freq if eval_freq else total)
+            started = time.perf_counter()
+            while self.steps < due:
+                self._collect()
+            self.timings["collect_seconds"] += time.perf_counter() - started
+            before = self.steps - n_envs  # only the last step can have crossed a boundary
+            if crossings(before, self.steps, train_every) and self.steps > shared.learning_starts:
+                self._train_phase()
+            if crossings(before, self.steps, progress_every):
+                for member in self._running():
+                    self._emit(member, self._progress_event(member))
+            final = self.steps >= total
+            if final or (eval_freq and crossings(before, self.steps, eval_freq)):
+                self._evaluate_round(total if final else self.steps // eval_freq * eval_freq, final)
+            self._drop(finished=final)
 
-    def _member_events(self, before: np.ndarray, counting: np.ndarray) -> None:
-        """Progress, evaluation and the end of each member that collected this step."""
-        eval_freq = self.shared.eval_freq
-        report = crossings(before, self.steps, self.progress_every) > 0
-        evaluate = crossings(before, self.steps, eval_freq) > 0 if eval_freq else np.zeros_like(report)
-        for k in np.flatnonzero(counting):
-            if report[k] and self.stop_reasons[k] is None:
-                self._emit(k, self._progress_event(k))
-            if evaluate[k] and self.stop_reasons[k] is None:
-                self._evaluate(k)
-            if self.stop_reasons[k] is not None or self.steps[k] >= self.shared.total_timesteps:
-                self._finish(k)
+    def _collect(self) -> None:
+        shared = self.shared
+        warm_up = self.steps < shared.learning_starts
+        epsilon = None if warm_up else linear_epsilon(self.steps, shared.total_timesteps, *self.exploration)
+        actions = act(self.policy, self.collector.obs, epsilon, self.row_rngs, uniform=warm_up)
+        self.steps += shared.n_envs
+        obs, rewards, next_obs, terminated = self.collector.step(actions, self.steps)
+        self.replay.add(obs, actions, rewards, next_obs, terminated)
 
-    def _schedule(self) -> None:
-        """What the next steps need: the step at which each member next has something to do
-        besides collecting (a training phase, progress, evaluation, its end), who collects,
-        and whether epsilon still changes."""
-        every = [self.progress_every] + ([self.shared.eval_freq] if self.shared.eval_freq else [])
-        due = np.full(self.members, self.shared.total_timesteps, dtype=np.int64)
-        for interval in every:
-            due = np.minimum(due, (self.steps // interval + 1) * interval)
-        due = np.minimum(due, (self.phases_done + 1) * self.train_every)
-        self.next_due = np.where(self.running, due, NEVER)
-        self.slack = int((self.next_due - self.steps).min())  # steps until the first is due
-        self.counting = None if self.running.all() else self.running.copy()
-        self.exploring = bool((self.steps < self.exploration_ends).any())
-        self.epsilon = linear_epsilon(self.steps, self.shared.total_timesteps, *self.exploration).tolist()
+    def _running(self) -> list[int]:
+        return [m for m in self.alive if self.stop_reasons[m] is None]
 
-    def _train_phase(self, steps: int, active: np.ndarray) -> None:
+    def _train_phase(self) -> None:
         started = time.perf_counter()
-        interval = self.shared.target_update_interval
+        shared = self.shared
+        interval = shared.target_update_interval
         tau = polyak_coefficient(self.tau, self.steps // interval - self.trained_at // interval)
-        self.trained_at = np.where(active, self.steps, self.trained_at)
-        batch = self.replay.sample(self.rngs, (steps, self.shared.batch_size), active)
-        stats = self.learner.train(batch, tau, active)
-        self.last_loss = np.where(active, stats["loss"], self.last_loss)
-        self.last_q_mean = np.where(active, stats["q_mean"], self.last_q_mean)
-        for k in np.flatnonzero(active & ~stats["finite"]):
-            self.diverged[k] = True
-            self.stop_reasons[k] = (
-                f"diverged: loss {stats['loss'][k]} / mean Q {stats['q_mean'][k]} "
-                f"at env step {self.steps[k]}"
-            )
-        self.gradient_steps += np.where(active & stats["finite"], steps, 0)
-        self.policy = GreedyPolicy(self.learner.greedy_layers())
+        self.trained_at = self.steps
+        stats = self.learner.train(self.replay.sample(self.row_rngs, (shared.gradient_steps, shared.batch_size)), tau)
+        for row, member in enumerate(self.alive):
+            loss, q_mean = float(stats["loss"][row]), float(stats["q_mean"][row])
+            self.last_stats[member] = (loss, q_mean)
+            if stats["finite"][row]:
+                self.gradient_steps[member] += shared.gradient_steps
+            else:
+                self.diverged[member] = True
+                self.stop_reasons[member] = f"diverged: loss {loss} / mean Q {q_mean} at env step {self.steps}"
+        self.policy = self.learner.greedy_layers()
         self.timings["train_seconds"] += time.perf_counter() - started
 
-    def _finish(self, k: int) -> None:
-        """Member k stops collecting; it ends on an evaluation of its final policy."""
-        self.running[k] = False
-        if self.diverged[k]:
-            return
-        evals = self.evals[k]
-        if not evals or (evals[-1]["step"] != self.steps[k] and self.stop_reasons[k] is None):
-            self._evaluate(k)
-
-    def _evaluate(self, k: int) -> None:
+    def _evaluate_round(self, label: int, final: bool) -> None:
+        """Every running member evaluates its greedy policy; then one checkpoint for them all."""
         started = time.perf_counter()
-        results = self.evaluators[k].run(self.policy.member(k))
-        event = {"event": "eval", "member": k, "step": int(self.steps[k]), **results}
-        self.evals[k].append(event)
+        for member in self._running():
+            results = self.evaluators[member].run(self.policy[self.alive.index(member)])
+            event = {"event": "eval", "member": member, "step": label, "env_steps": self.steps,
+                     "final": final, **results}
+            self.evals[member].append(event)
+            self._emit(member, event)
         self.timings["eval_seconds"] += time.perf_counter() - started
-        if self.folder is not None:
-            self._save()
-        self._emit(k, event)
+        if self.folder is not None and not final:
+            self._drop(finished=False)
+            if self.alive:
+                self._save()
 
-    def _progress_event(self, k: int) -> dict[str, Any]:
+    def _emit(self, member: int, event: dict[str, Any]) -> None:
+        answer = self.on_event(dict(event))
+        if answer and not event.get("final") and self.stop_reasons[member] is None:
+            self.stop_reasons[member] = answer if isinstance(answer, str) else "stopped by on_event"
+
+    def _progress_event(self, member: int) -> dict[str, Any]:
         elapsed = time.perf_counter() - self.loop_started
+        loss, q_mean = self.last_stats[member]
         return {
             "event": "progress",
-            "member": k,
-            "step": int(self.steps[k]),
+            "member": member,
+            "step": self.steps,
             "total_timesteps": self.shared.total_timesteps,
-            "steps_per_second": int(self.steps[k] - self.session_start[k]) / max(elapsed, 1e-9),
-            "episodes": len(self.collector.tracker.episodes[k]),
-            "loss": _number(self.last_loss[k]),
-            "q_mean": _number(self.last_q_mean[k]),
+            "steps_per_second": (self.steps - self.session_start) / max(elapsed, 1e-9),
+            "episodes": len(self.collector.episodes[member]),
+            "loss": loss,
+            "q_mean": q_mean,
         }
 
-    def _emit(self, k: int, event: dict[str, Any]) -> None:
-        answer = self.on_event(dict(event))
-        if answer and self.stop_reasons[k] is None:
-            self.stop_reasons[k] = answer if isinstance(answer, str) else "stopped by on_event"
+    def _drop(self, finished: bool) -> None:
+        """Members that stopped (or all, at the end) leave the population and cost nothing more."""
+        rows = [] if finished else [r for r, m in enumerate(self.alive) if self.stop_reasons[m] is None]
+        if len(rows) == len(self.alive):
+            return
+        for row, member in enumerate(self.alive):
+            if row not in rows:
+                self.env_steps[member] = self.steps
+        if rows:
+            self.collector.keep(rows)
+            self.replay.keep(rows)
+            self.learner = self.learner.subset(rows)
+        self.alive = [self.alive[r] for r in rows]
+        self._rows_changed()
+
+    def _rows_changed(self) -> None:
+        """Per-row views of per-member settings, rebuilt when members leave."""
+        configs = [self.configs[m] for m in self.alive]
+        self.row_rngs = [self.rngs[m] for m in self.alive]
+        self.tau = np.array([c.tau for c in configs])
+        self.exploration = [np.array([getattr(c, name) for c in configs]) for name in
+                            ("exploration_fraction", "exploration_initial_eps", "exploration_final_eps")]
+        self.policy = self.learner.greedy_layers() if self.alive else []
 
     # -- checkpoints --------------------------------------------------------------------------
 
     def _save(self) -> None:
-        arrays = {f"replay/{k}": v for k, v in self.replay.state().items()}
-        for name, values in self.learner.state().items():
-            arrays.update(checkpoint.pack(name, values))
+        started = time.perf_counter()
+        arrays = {f"replay/{name}": values for name, values in self.replay.state().items()}
+        for row, member_state in enumerate(self.learner.state()):
+            for name, values in member_state.items():
+                arrays.update({f"learner/{row}/{name}/{i}": v for i, v in enumerate(values)})
+        arrays.update({"collector/obs": self.collector.obs, "collector/returns": self.collector.returns,
+                       "collector/lengths": self.collector.lengths})
         state = {
             "configs": [c.to_dict() for c in self.configs],
-            "steps": self.steps,
-            "gradient_steps": self.gradient_steps,
-            "trained_at": self.trained_at,
-            "last_stats": (self.last_loss, self.last_q_mean),
-            "phases_done": self.phases_done,
-            "running": self.running,
-            "diverged": self.diverged,
-            "stop_reasons": self.stop_reasons,
+            "alive": self.alive, "steps": self.steps, "trained_at": self.trained_at,
+            "env_steps": self.env_steps, "gradient_steps": self.gradient_steps, "last_stats": self.last_stats,
+            "stop_reasons": self.stop_reasons, "diverged": self.diverged, "evals": self.evals,
+            "episodes": self.collector.episodes,
             "rngs": [rng.bit_generator.state for rng in self.rngs],
-            "collector": self.collector,
+            "envs": [env_state.capture(env) for env in self.collector.envs],
             "evaluator_counts": [e.count for e in self.evaluators],
-            "evals": self.evals,
         }
-        checkpoint.save(self.folder, int(self.steps.max()), arrays, state)
+        self.timings["checkpoint_bytes"] = checkpoint.save(self.folder, self.steps, arrays, state)
+        self.timings["checkpoint_saves"] += 1
+        self.timings["checkpoint_seconds"] += time.perf_counter() - started
 
-    def _restore(self) -> None:
-        saved = checkpoint.load(self.folder)
-        if saved is None:
-            return
-        arrays, state = saved
+    def _restore(self, arrays: dict[str, np.ndarray], state: dict[str, Any]) -> list[dict[str, list[np.ndarray]]]:
+        """Continue where the checkpoint left off; returns the live members' learner states."""
         self._check_same_configs(state["configs"])
-        self.learner.load_state({name: checkpoint.unpack(name, arrays) for name in ("online", "target", "optimizer")})
+        self.alive = state["alive"]
+        self.collector.keep(self.alive)  # fresh envs, reset with each member's seed ...
+        for row, saved in enumerate(state["envs"]):
+            if saved is None:  # ... an env we cannot snapshot starts a fresh episode (inexact)
+                continue
+            env_state.restore(self.collector.envs[row], saved)
+            for name in ("obs", "returns", "lengths"):
+                getattr(self.collector, name)[row] = arrays[f"collector/{name}"][row]
+        self.collector.episodes = state["episodes"]
+        self.replay.keep(list(range(len(self.alive))))
         self.replay.load_state({k.removeprefix("replay/"): v for k, v in arrays.items() if k.startswith("replay/")})
-        self.collector.env.close()
-        self.collector = state["collector"]
         for rng, rng_state in zip(self.rngs, state["rngs"]):
             rng.bit_generator.state = rng_state
         for evaluator, count in zip(self.evaluators, state["evaluator_counts"]):
             evaluator.count = count
-        self.steps, self.session_start = state["steps"].copy(), state["steps"].copy()
-        self.resumed_from_step = [int(s) for s in self.steps]
-        self.gradient_steps, self.trained_at = state["gradient_steps"], state["trained_at"]
-        self.last_loss, self.last_q_mean = state["last_stats"]
-        self.phases_done, self.running, self.diverged = state["phases_done"], state["running"], state["diverged"]
-        self.stop_reasons, self.evals = state["stop_reasons"], state["evals"]
-        self.policy = GreedyPolicy(self.learner.greedy_layers())
+        self.steps = self.session_start = self.resumed_from_step = state["steps"]
+        self.trained_at, self.env_steps = state["trained_at"], state["env_steps"]
+        self.gradient_steps, self.last_stats = state["gradient_steps"], [tuple(s) for s in state["last_stats"]]
+        self.stop_reasons, self.diverged, self.evals = state["stop_reasons"], state["diverged"], state["evals"]
+        return [{name: _unpack(arrays, f"learner/{row}/{name}") for name in ("online", "target", "optimizer")}
+                for row in range(len(self.alive))]
 
     def _check_same_configs(self, saved: list[dict[str, Any]]) -> None:
-        if len(saved) != self.members:
+        if len(saved) != len(self.configs):
             raise ConfigError(
                 f"checkpoint_dir = '{self.folder}' holds a population of {len(saved)} member(s), "
-                f"now {self.members}; use a new folder or the same configs"
+                f"now {len(self.configs)}; use a new folder or the same configs"
             )
         changed = [
-            ("" if self.members == 1 else f"member {k} ")
+            ("" if len(self.configs) == 1 else f"member {k} ")
             + f"{key} (checkpoint {old[key]!r}, now {value!r})"
             for k, (old, config) in enumerate(zip(saved, self.configs))
             for key, value in config.to_dict().items()
@@ -314,37 +297,38 @@ class _Population:
     # -- the outcome --------------------------------------------------------------------------
 
     def close(self) -> None:
-        self.collector.env.close()
+        self.collector.close()
         for evaluator in self.evaluators:
             evaluator.close()
 
     def results(self, wall_seconds: float) -> list[TrainResult]:
-        return [self._result(k, wall_seconds) for k in range(self.members)]
+        timings = {name: round(value, 4) for name, value in self.timings.items()}
+        return [self._result(m, wall_seconds, timings) for m in range(len(self.configs))]
 
-    def _result(self, k: int, wall_seconds: float) -> TrainResult:
-        final = self.evals[k][-1] if self.evals[k] else {}
-        steps_this_session = int(self.steps[k] - self.session_start[k])
+    def _result(self, member: int, wall_seconds: float, timings: dict[str, float]) -> TrainResult:
+        evals = self.evals[member]
+        final = evals[-1] if evals else {}
         return TrainResult(
-            config=self.configs[k].to_dict(),
+            config=self.configs[member].to_dict(),
             final_eval_mean=final.get("mean_return"),
             final_eval_std=final.get("std_return"),
-            evals=[{key: v for key, v in e.items() if key not in ("event", "member")} for e in self.evals[k]],
-            episodes=list(self.collector.tracker.episodes[k]),
-            env_steps=int(self.steps[k]),
-            gradient_steps=int(self.gradient_steps[k]),
+            evals=[{key: v for key, v in e.items() if key not in ("event", "member")} for e in evals],
+            episodes=list(self.collector.episodes[member]),
+            env_steps=self.env_steps[member],
+            gradient_steps=self.gradient_steps[member],
             wall_seconds=wall_seconds,
-            steps_per_second=steps_this_session / max(wall_seconds, 1e-9),
+            steps_per_second=(self.env_steps[member] - self.session_start) / max(wall_seconds, 1e-9),
             replicas=self.plan.replicas,
             devices=list(self.plan.devices),
-            stopped_early=self.stop_reasons[k] is not None,
-            stop_reason=self.stop_reasons[k],
-            resumed_from_step=self.resumed_from_step[k],
-            timings={name: round(value, 4) for name, value in self.timings.items()},
-            member=k,
-            diverged=bool(self.diverged[k]),
+            stopped_early=self.stop_reasons[member] is not None,
+            stop_reason=self.stop_reasons[member],
+            resumed_from_step=self.resumed_from_step,
+            timings=timings,
+            member=member,
+            diverged=self.diverged[member],
         )
 
 
-def _number(value: float) -> float | None:
-    """A plain float for events, None for "not trained yet" (NaN)."""
-    return None if np.isnan(value) else float(value)
+def _unpack(arrays: dict[str, np.ndarray], prefix: str) -> list[np.ndarray]:
+    count = sum(1 for name in arrays if name.startswith(prefix + "/"))
+    return [arrays[f"{prefix}/{i}"] for i in range(count)]

@@ -29,10 +29,9 @@ batch = {
     "next_obs": rng.normal(size=(*shape, 4)).astype(np.float32),
     "dones": (rng.random(shape) < 0.3).astype(np.float32),
 }
-both = np.ones(2, dtype=bool)
-stats = [learner.train(batch, np.full(2, 0.5), both) for learner in learners]
-weights = [learner.state()["online"] for learner in learners]
-initial = Learner(configs, 4, 3, single).state()["online"]
+stats = [learner.train(batch, np.full(2, 0.5)) for learner in learners]
+weights = [[w for member in learner.state() for w in member["online"]] for learner in learners]
+initial = [w for member in Learner(configs, 4, 3, single).state() for w in member["online"]]
 print(json.dumps({
     "replicas": [learner.replicas for learner in learners],
     "max_weight_diff": max(float(np.abs(a - b).max()) for a, b in zip(*weights)),
