@@ -27,5 +27,6 @@ def test_sweeps_modules_import_without_tensorflow():
     import sweeps
 
     names = sorted(p.stem for p in pathlib.Path(sweeps.__file__).parent.glob("*.py") if p.stem != "__init__")
+    assert {"spec", "search", "driver", "tasks", "child", "cli"} <= set(names)  # the glob found the package
     statement = "\n".join(f"import sweeps.{name}" for name in names)
     assert "tensorflow" not in loaded_modules(statement)

@@ -38,13 +38,12 @@ def test_crashes_hangs_and_divergence_fail_alone(client, tmp_path):
 
     assert client.run(os.getpid) == pids  # no worker died or restarted
     assert tally.completed == 2 and tally.failed == len(EXPECTED)
-    for trial in study.trials:
-        if trial.params["gamma"] == 0.99:
-            assert trial.state == TrialState.COMPLETE
-            continue
-        start, detail = EXPECTED[trial.params["gamma"]]
-        reason = trial.user_attrs["fail_reason"]
-        assert trial.state == TrialState.FAIL
+    assert [t.state for t in study.trials if t.params["gamma"] == 0.99] == [TrialState.COMPLETE] * 2
+    faulty = {t.params["gamma"]: t for t in study.trials if t.params["gamma"] != 0.99}
+    assert sorted(faulty) == sorted(EXPECTED)
+    for gamma, (start, detail) in EXPECTED.items():
+        reason = faulty[gamma].user_attrs["fail_reason"]
+        assert faulty[gamma].state == TrialState.FAIL
         assert reason.startswith(f"seed 0: {start}") and detail in reason, reason
     frame = load(tmp_path)["trials"]
     assert (frame["state"] != "RUNNING").all()
