@@ -25,7 +25,7 @@ def slots_seen_by_a_task() -> int:
 def seven_workers():
     # processes=False keeps 7 workers cheap; tcp (not inproc) gives them a host, as real workers have
     with LocalCluster(n_workers=WORKERS, threads_per_worker=1, processes=False, protocol="tcp", host="127.0.0.1",
-                      dashboard_address=None, silence_logs=logging.ERROR) as cluster:
+                      dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR) as cluster:
         yield cluster
 
 

@@ -85,8 +85,6 @@ def test_no_worker_secret_reaches_the_reason_tables_or_run_folder(sweep):
     assert SECRET_MARK not in "\n".join(said)
 
 
-@pytest.mark.xfail(strict=True, reason="sweeps/driver.py: Driver.payload does not pass resources.env "
-                                       "(\"env\": list(resources.env)) yet")
 def test_a_sweep_passes_the_variables_its_study_names(sweep):
     study, _, _, _ = sweep
     assert dumped(study.trials[0].user_attrs["fail_reason"], "child env")["MY_TRIAL_SETTING"] == "for-the-trial"
@@ -100,7 +98,7 @@ def test_a_task_passes_the_variables_its_payload_names(monkeypatch, tmp_path):
                "cpu_threads": "auto", "entry": LEAKY, "run_dir": str(tmp_path), "checkpoint": "checkpoints/0",
                "env": ["MY_TRIAL_SETTING"]}
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, protocol="tcp", host="127.0.0.1",
-                      dashboard_address=None, silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
+                      dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
         outcome = client.submit(run_seeds, payload, pure=False).result()
     assert outcome["status"] == "failed" and SECRET_MARK not in json.dumps(outcome)
     child = dumped(outcome["reason"], "child env")
