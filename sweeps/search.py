@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import json
 import math
+import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import optuna
+from optuna.trial import TrialState
 
 if TYPE_CHECKING:
     from sweeps.spec import StudySpec
@@ -34,14 +36,53 @@ PRUNER_CLASSES: dict[str, type] = {
 }
 
 
-def make_sampler(spec: StudySpec) -> optuna.samplers.BaseSampler:
-    """The study's sampler. TPE gets `constant_liar` so parallel asks spread out."""
+SESSION_ATTR = "driver_session:"  # study user attrs, one per driver session: {"seed": ...}
+
+
+def make_sampler(spec: StudySpec, seed: int | None = None) -> optuna.samplers.BaseSampler:
+    """The study's sampler, seeded with `seed` (default `sampler.seed`). TPE gets
+    `constant_liar` so parallel asks spread out."""
     name, options = spec.sampler.name, dict(spec.sampler.options)
+    seed = spec.sampler.seed if seed is None else seed
     if name == "tpe":
         options.setdefault("constant_liar", True)
     if name == "grid":
-        return optuna.samplers.GridSampler(grid_space(spec), seed=spec.sampler.seed, **options)
-    return SAMPLER_CLASSES[name](seed=spec.sampler.seed, **options)
+        return optuna.samplers.GridSampler(grid_space(spec), seed=seed, **options)
+    return SAMPLER_CLASSES[name](seed=seed, **options)
+
+
+def session_seed(study: optuna.Study, seed: int | None) -> int | None:
+    """This driver session's sampler seed: drivers sharing a study must not draw the same trials.
+
+    Every session records itself on the study (user attr `driver_session:<id>`). The first
+    session on a study uses `seed` itself, so a fresh sweep is reproducible; the k-th (k counted
+    from the sessions recorded before it; a study that ran trials but has no record, as older
+    versions left them, counts as one) uses
+    a seed derived from (seed, k), so resuming is reproducible too. Two sessions starting at the
+    same moment may count the same k; of any two such, at least one sees the other's record
+    appear while registering (each writes, then reads), and that one mixes its own random id in.
+    `seed` None stays None: every session draws at random.
+    """
+    if seed is None:
+        return None
+
+    def recorded() -> set[str]:
+        return {key for key in study.user_attrs if key.startswith(SESSION_ATTR)}
+
+    before = recorded()
+    ran = study.get_trials(deepcopy=False, states=tuple(s for s in TrialState if s != TrialState.WAITING))
+    earlier = len(before) if before else int(bool(ran))
+    me = uuid.uuid4()
+    key = f"{SESSION_ATTR}{me.hex}"
+    study.set_user_attr(key, {"index": earlier})
+    raced = bool(recorded() - before - {key})
+    if earlier == 0 and not raced:
+        chosen = seed
+    else:
+        entropy = [seed, earlier, me.int] if raced else [seed, earlier]
+        chosen = int(np.random.SeedSequence(entropy).generate_state(1)[0])
+    study.set_user_attr(key, {"index": earlier, "seed": chosen})
+    return chosen
 
 
 def make_pruner(spec: StudySpec) -> optuna.pruners.BasePruner:
