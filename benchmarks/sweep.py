@@ -3,12 +3,18 @@ wall time goes (trainer, child process start-up incl. TensorFlow import, driver 
 
     .venv/bin/python benchmarks/sweep.py [--study studies/smoke.yaml] [--trials 6] [--seeds 3]
     .venv/bin/python benchmarks/sweep.py --seeds 3 --populations   # seeds as one task vs one each
-    .venv/bin/python benchmarks/sweep.py --pack 4 --trials 8       # 4 same-shaped trials a task vs 1
+    .venv/bin/python benchmarks/sweep.py --pack 4 --trials 16      # 4 same-shaped trials a task vs 1
+    .venv/bin/python benchmarks/sweep.py --informed runs/cartpole   # the asks figure of existing runs
 
 `--populations` compares, at parallelism 2, a trial's seeds trained as one population task (the
 default) with one task per seed (`population: false`). `--pack N` compares, at parallelism 2,
 one trial per task with up to N same-shaped trials per task (only trials that agree on
 net_arch, batch_size, ... pack: see `tasks` per sweep).
+
+Every sweep also prints "asks informed by >= 1 finished trial: X of N": the trials that started
+after some other trial had finished (COMPLETE or PRUNED), i.e. the sampler had a result to learn
+from when it asked them. It is computed from the trials table's timestamps only, so
+`--informed RUN_DIR ...` gives the same figure for run folders written by any version.
 
 Cluster start-up is timed apart; each sweep runs on a fresh run folder and a fresh cluster.
 """
@@ -53,7 +59,10 @@ def sweep(
     share = 1 / (frame["packed_with"].map(len) + 1)  # packed trials each record their whole task's seconds
     runs = share.sum() * (1 if population else len(spec.seed_list))  # tasks, each a child process
     wall_seconds, train_seconds = (frame["wall_seconds"] * share).sum(), (frame["train_seconds"] * share).sum()
+    informed, asked = informed_asks(frame)
     return {
+        "informed": informed,
+        "asked": asked,
         "parallel": parallel,
         "population": population,
         "pack": pack,
@@ -71,6 +80,17 @@ def sweep(
     }
 
 
+def informed_asks(frame) -> tuple[int, int]:
+    """(trials started after another trial finished, trials), from the trials table: a trial is
+    informed when some other COMPLETE or PRUNED trial's datetime_complete < its datetime_start."""
+    done = frame[frame["state"].isin(["COMPLETE", "PRUNED"])]
+    informed = sum(
+        bool(((done["datetime_complete"] < start) & (done["number"] != number)).any())
+        for number, start in zip(frame["number"], frame["datetime_start"])
+    )
+    return informed, len(frame)
+
+
 def span_seconds(frame) -> float:
     return (frame["datetime_complete"].max() - frame["datetime_start"].min()).total_seconds()
 
@@ -82,7 +102,14 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=None, help="seeds per trial (default: the study's)")
     parser.add_argument("--populations", action="store_true", help="population task vs one task per seed")
     parser.add_argument("--pack", type=int, default=None, help="up to N same-shaped trials per task vs 1")
+    parser.add_argument("--informed", type=Path, nargs="+", metavar="RUN_DIR",
+                        help="only print the asks figure of these run folders' trials tables")
     args = parser.parse_args()
+    if args.informed:
+        for run_dir in args.informed:
+            informed, asked = informed_asks(load(run_dir)["trials"])
+            print(f"{run_dir}: asks informed by >= 1 finished trial: {informed} of {asked}")
+        return
     load_before = os.getloadavg()[0]
     if args.populations:
         rows = [sweep(args.study, args.trials, 2, args.seeds, population) for population in (True, False)]
@@ -101,6 +128,9 @@ def main() -> None:
               f"{r['cluster_s']:>9.2f}  {r['wall_s']:>6.1f}  "
               f"{r['trials_per_hour']:>11.0f}  {r['train_s']:>12.2f}  {r['child_s']:>12.2f} ({r['startup_s']:.2f})  "
               f"{driver:>13}")
+    for r in rows:
+        print(f"parallel {r['parallel']}, population {r['population']}, pack {r['pack']}: "
+              f"asks informed by >= 1 finished trial: {r['informed']} of {r['asked']}")
     ratio = rows[0]["trials_per_hour"] / rows[1]["trials_per_hour"]
     if args.populations:
         print(f"trials/hour with populations vs one task per seed: {ratio:.2f}x")

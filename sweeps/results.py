@@ -15,11 +15,14 @@ import optuna
 import pandas as pd
 
 TABLES = ("trials", "evals", "episodes")
-EVAL_COLUMNS = ["trial", "seed", "step", "mean_return", "std_return", "min_return", "max_return"]
+# step: the eval_freq boundary the evaluation belongs to (comparable across seeds); env_steps:
+# the member's own counter when it evaluated (not aligned when n_envs does not divide eval_freq).
+EVAL_COLUMNS = ["trial", "seed", "step", "mean_return", "std_return", "min_return", "max_return", "env_steps"]
 EPISODE_COLUMNS = ["trial", "seed", "episode", "step", "return", "length"]
 ATTR_COLUMNS = [
     "seeds", "env_steps", "wall_seconds", "train_seconds", "startup_seconds", "steps_per_second",
-    "worker", "packed_with", "fail_reason", "retries", "resumed_from_step",
+    "worker", "packed_with", "fail_reason", "retries", "resumed_from_step", "requeued_from",
+    "finished_when_asked", "sampler_seed", "checkpoint_saves", "checkpoint_seconds_per_save", "checkpoint_bytes",
 ]
 
 
