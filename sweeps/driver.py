@@ -345,6 +345,7 @@ class Driver:
         append its evaluations to the tables."""
         trial, results = run.trial, run.results()
         run.record_attrs()
+        stopped = run.pruned
         state, value = run.verdict(self.spec.objective)
         if state == TrialState.FAIL:
             trial.set_user_attr("fail_reason", run.fail_reason)
@@ -359,7 +360,7 @@ class Driver:
             self.tally.completed += 1
             if self.tally.best_value is None or value > self.tally.best_value:
                 self.tally.best_value, self.tally.best_trial = value, trial.number
-            late = " (its members trained to the end before the stop reached them)" if run.pruned else ""
+            late = " (its members trained to the end before the stop reached them)" if stopped else ""
             self.say(f"trial {trial.number} finished: {value:.2f}{late}")
         self.release(run)
         self.tally.trial_seconds.append(time.monotonic() - run.started)

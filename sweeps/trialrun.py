@@ -89,7 +89,7 @@ class TrialRun:
         curve.append(event)
         return self.report(int(event["step"]), objective)
 
-    def report(self, step: int, objective: Objective) -> bool:
+    def report(self, step: int, objective: Objective, may_prune: bool = True) -> bool:
         """Once every seed has evaluated at exactly `step`, report the across-seed value; ask
         the pruner unless it is the final evaluation. True when the trial is pruned now."""
         if step in self.reported:
@@ -103,7 +103,7 @@ class TrialRun:
             final = final or self.is_final(curve[-1])
         self.reported.add(step)
         self.trial.report(search.aggregate(per_seed, objective.seed_aggregate), step)
-        if final or not self.trial.should_prune():
+        if final or not may_prune or not self.trial.should_prune():
             return False
         self.pruned = True
         return True
@@ -119,6 +119,15 @@ class TrialRun:
         self.fail_reason = failure(unit, outcome)
         return self.fail_reason is not None
 
+    def report_rest(self, objective: Objective) -> None:
+        """A pruned trial whose members all trained to the end before the stop reached them is
+        no longer pruned: report the steps it went on to evaluate (from its results)."""
+        self.pruned = False
+        for seed, result in self.results().items():
+            self.evals[seed] = list(result["evals"])
+        for step in sorted({int(e["step"]) for curve in self.evals.values() for e in curve}):
+            self.report(step, objective, may_prune=False)
+
     def trained_to_end(self) -> bool:
         """Every seed returned a result that ran to its final evaluation (a stop came too late)."""
         results = self.results()
@@ -131,7 +140,9 @@ class TrialRun:
         """How the trial ends: FAIL (reason in `fail_reason`), PRUNED, or COMPLETE with its
         objective. A pruned trial whose members all trained to the end before the stop reached
         them is COMPLETE: its final evaluation decides, never the pruner."""
-        if self.fail_reason is None and (not self.pruned or self.trained_to_end()):
+        if self.pruned and self.fail_reason is None and self.trained_to_end():
+            self.report_rest(objective)
+        if self.fail_reason is None and not self.pruned:
             try:
                 return TrialState.COMPLETE, objective_value(self.results(), objective)
             except ValueError as error:

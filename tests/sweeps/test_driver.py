@@ -181,3 +181,50 @@ def test_a_packed_trial_is_pruned_or_fails_alone(client, tmp_path):
         assert mate.user_attrs["env_steps"] == 2 * 1000
         assert mate.value == pytest.approx(1000 * 0.1 + 0.5)
     assert tally.failed == 1 and tally.pruned == states.count(TrialState.PRUNED)
+
+
+def test_final_evaluation_never_prunes_a_trial_that_trained_to_the_end(client, tmp_path):
+    # The pruner may only act after step 900, that is on the final evaluation (step 1000), where
+    # trial 1 is far below trial 0: it must still be COMPLETE with its objective.
+    spec = make_spec(seeds=2, parallel=1, budget={"n_trials": 2},
+                     pruner={"name": "median", "options": {"n_startup_trials": 1, "n_warmup_steps": 901}})
+    study, tally = sweep_enqueued(spec, client, tmp_path, [{"learning_rate": 0.1}, {"learning_rate": 0.01}])
+    first, second = study.trials
+    assert [first.state, second.state] == [TrialState.COMPLETE, TrialState.COMPLETE]
+    assert second.value == pytest.approx(1000 * 0.01 + 0.5) and second.value < first.value
+    assert second.intermediate_values[1000] == pytest.approx(second.value)  # reported, not pruned on
+    assert tally.completed == 2 and tally.pruned == 0
+
+
+def test_messy_members_report_at_the_same_steps_and_prune(client, tmp_path):
+    # n_envs 4 and seeds 0, 1: seed 1's counter runs 1, 5, ... so it evaluates at 101, 201, ...,
+    # its evaluations arrive late, and the run ends at 1053 (total 1050 is no eval boundary).
+    spec = make_spec(
+        trainer={"total_timesteps": 1050, "eval_freq": 100, "train_freq": 100, "n_envs": 4},
+        seeds=2, parallel=2, budget={"n_trials": 6},
+        pruner={"name": "median", "options": {"n_startup_trials": 1}},
+    )
+    rates = [0.1, 0.05, 0.002, 0.08, 0.001, 0.09]  # 0.002 and 0.001 start after a trial completed
+    study, tally = sweep_enqueued(spec, client, tmp_path, [{"learning_rate": lr} for lr in rates])
+    boundaries = [*range(100, 1001, 100), 1050]
+    finished = [t for t in study.trials if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+    assert len(finished) == 6 and tally.failed == 0
+    for trial in finished:
+        steps = sorted(trial.intermediate_values)
+        if trial.state == TrialState.COMPLETE:
+            assert steps == boundaries
+            assert trial.value == pytest.approx(1000 * trial.params["learning_rate"] + 0.5)
+        else:
+            assert steps == boundaries[:len(steps)] and 1050 not in steps
+    pruned = [t.params["learning_rate"] for t in finished if t.state == TrialState.PRUNED]
+    assert set(pruned) >= {0.002, 0.001}
+    evals = load(tmp_path)["evals"]
+    assert set(evals["step"]) <= set(boundaries)
+    late_seed = evals[evals["seed"] == 1]
+    assert (late_seed["env_steps"] != late_seed["step"]).all()  # unaligned counters, aligned labels
+    complete = next(t for t in finished if t.state == TrialState.COMPLETE)
+    rows = evals[evals["trial"] == complete.number]
+    # The fake checkpoints after every evaluation it delivers (both members: one task).
+    assert complete.user_attrs["checkpoint_saves"] == len(rows) == 2 * len(boundaries)
+    assert complete.user_attrs["checkpoint_bytes"] > 0 and complete.user_attrs["checkpoint_seconds_per_save"] > 0
+    assert not list(tmp_path.glob("checkpoints/*"))

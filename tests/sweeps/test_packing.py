@@ -1,0 +1,67 @@
+"""Packing without running blind: every trial asked starts at once in a task of same-shaped
+trials, never more trials RUNNING than the tasks in flight hold, and the timeout stops asking."""
+
+import logging
+import time
+
+import pytest
+from distributed import Client, LocalCluster
+from optuna.trial import TrialState
+
+from sweeps.driver import Driver
+from sweeps.session import open_study
+from sweeps.spec import parse_spec
+
+pytestmark = pytest.mark.timeout(120)
+FAKE = "tests.sweeps.fake_trainer:train_population"
+
+
+@pytest.fixture(scope="module")
+def client():
+    with LocalCluster(n_workers=2, threads_per_worker=1, host="127.0.0.1", processes=True,
+                      dashboard_address=None, silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
+        yield client
+
+
+def test_pack_asks_only_what_free_slots_start_and_stops_at_the_timeout(client, tmp_path, monkeypatch):
+    timeout = 3.0
+    spec = parse_spec({
+        "study": "pack", "env_id": "CartPole-v1",
+        "trainer": {"total_timesteps": 500, "eval_freq": 100, "train_freq": 100},
+        "space": {"learning_rate": {"type": "float", "low": 1e-3, "high": 1e-1, "log": True},
+                  "batch_size": {"type": "categorical", "choices": [32, 64]}},
+        "objective": {"metric": "final"}, "budget": {"n_trials": 200, "timeout": timeout},
+        "parallel": 2, "pack": 4, "sampler": {"name": "random", "seed": 5}, "pruner": {"name": "none"},
+    })
+    study = open_study(spec, tmp_path, None)
+    driver = Driver(spec, study, client, tmp_path, entry=FAKE)
+    submitted, problems = [], []
+    submit = client.submit
+
+    def checked_submit(function, payload, **kwargs):
+        """Before each task goes out: every RUNNING trial is in a task in flight or in this one."""
+        running = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
+        in_flight = {number for task in driver.futures.values() for number, _ in task}
+        this_task = {number for number, _ in payload["parts"]}
+        if running - in_flight - this_task:
+            problems.append(f"trials {sorted(running - in_flight - this_task)} RUNNING outside any task")
+        if len(running) > spec.parallel * spec.pack:
+            problems.append(f"{len(running)} trials RUNNING")
+        if len({config["batch_size"] for config in payload["configs"]}) != 1:
+            problems.append(f"mates of different shapes: {payload['parts']}")
+        submitted.append((time.monotonic() - driver.tally.started, len(payload["parts"])))
+        return submit(function, payload, **kwargs)
+
+    monkeypatch.setattr(client, "submit", checked_submit)
+    tally = driver.run()
+    assert problems == []
+    assert max(size for _, size in submitted) == spec.pack  # mates were found ...
+    assert max(at for at, _ in submitted) < timeout + 0.5  # ... and nothing was left to start late
+    states = [t.state for t in study.trials]
+    assert TrialState.RUNNING not in states and TrialState.WAITING not in states
+    assert states.count(TrialState.COMPLETE) == len(states) == tally.completed < spec.budget.n_trials
+    for trial in study.trials:
+        mates = [study.trials[n] for n in trial.user_attrs["packed_with"]]
+        assert all(m.params["batch_size"] == trial.params["batch_size"] for m in mates)
+    # Trials asked after the first tasks ended knew of finished trials.
+    assert max(t.user_attrs["finished_when_asked"] for t in study.trials) > 0
