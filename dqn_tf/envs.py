@@ -13,7 +13,7 @@ member's resets depend on another's seed; a stopped member's env is closed and n
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
@@ -27,7 +27,7 @@ class SameStepCartPole(CartPoleVectorEnv):
     """gymnasium's native CartPole vector env (same dynamics, same reset distribution, same RNG
     draws), resetting a sub-env in the step that ended it; gymnasium's resets on the next step."""
 
-    metadata = {**CartPoleVectorEnv.metadata, "autoreset_mode": AutoresetMode.SAME_STEP}
+    metadata: ClassVar[dict[str, Any]] = {**CartPoleVectorEnv.metadata, "autoreset_mode": AutoresetMode.SAME_STEP}
 
     def step(self, action):
         # prev_done is never set on entry, so the parent resets nothing (and draws nothing).

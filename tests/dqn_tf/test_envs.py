@@ -39,7 +39,7 @@ def test_terminal_and_truncated_transitions_keep_their_true_final_observation():
     stored = []
     for t in range(600):
         before = collector.obs.copy()
-        obs, rewards, next_obs, terminated = collector.step(np.zeros((1, 1), dtype=np.int64), t + 1)
+        obs, _, next_obs, terminated = collector.step(np.zeros((1, 1), dtype=np.int64), t + 1)
         np.testing.assert_array_equal(obs, before)
         stored.append((next_obs.copy(), terminated.copy(), collector.obs.copy()))
     ends = [t for t, (_, term, _) in enumerate(stored) if term[0, 0]]

@@ -1,10 +1,13 @@
 """The real trainer end to end, on tiny budgets (the learning test is the one long run)."""
 
 import json
+import pickle
 
+import numpy as np
 import pytest
 
-from dqn_tf import ConfigError, TrainingDiverged, train
+from dqn_tf import ConfigError, TrainingDiverged, train, train_population
+from dqn_tf.envs import make_vector_env
 from tests import nan_env
 
 TINY = {
@@ -41,24 +44,94 @@ def test_callback_stops_training_cleanly():
     assert result.env_steps == 500 and len(result.evals) == 1
 
 
-def test_resume_from_checkpoint_continues_exactly(tmp_path):
-    config = {**TINY, "seed": 3}
+class Crash(Exception):
+    """Stands in for a worker that dies mid-run."""
+
+
+def crash_after(step: int):
+    def on_event(event):
+        if event["event"] == "progress" and event["step"] > step:
+            raise Crash
+    return on_event
+
+
+@pytest.mark.parametrize("config", [
+    {**TINY, "seed": 3},  # CartPole's native vector env
+    {**TINY, "seed": 4, "env_id": "Acrobot-v1", "n_envs": 2, "dueling": True, "double_dqn": True, "tau": 0.5,
+     "total_timesteps": 1200, "eval_freq": 400, "n_eval_episodes": 1},  # a Sync vector env
+], ids=["cartpole", "acrobot"])
+def test_resume_after_a_crash_continues_exactly(tmp_path, config):
     uninterrupted = train(config)
-    stopped = train(config, on_event=lambda e: e["event"] == "eval" and e["step"] == 1000, checkpoint_dir=tmp_path)
-    assert stopped.env_steps == 1000
+    with pytest.raises(Crash):
+        train(config, on_event=crash_after(2 * config["eval_freq"]), checkpoint_dir=tmp_path)
     resumed = train(config, checkpoint_dir=tmp_path)
-    assert resumed.resumed_from_step == 1000 and resumed.env_steps == 1500
-    assert resumed.evals == uninterrupted.evals
+    assert resumed.resumed_from_step == 2 * config["eval_freq"]
+    assert resumed.evals == uninterrupted.evals  # no repeated step, no extra evaluation
     assert resumed.episodes == uninterrupted.episodes
+    assert resumed.gradient_steps == uninterrupted.gradient_steps
+    assert resumed.env_steps == uninterrupted.env_steps
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"arrays-{2 * config['eval_freq']}.npz", "state.json"]
     with pytest.raises(ConfigError, match="learning_rate"):
         train({**config, "learning_rate": 0.5}, checkpoint_dir=tmp_path)
 
 
-def test_dueling_double_dqn_on_a_sync_vector_env():
-    result = train({**TINY, "env_id": "Acrobot-v1", "n_envs": 2, "dueling": True, "double_dqn": True,
-                    "total_timesteps": 800, "eval_freq": 0, "n_eval_episodes": 1, "tau": 0.5})
-    assert result.env_steps >= 800 and len(result.evals) == 1
-    assert all(e["return"] <= 0 for e in result.episodes)  # Acrobot: -1 per step
+def test_a_population_saves_once_per_evaluation_round(tmp_path):
+    results = train_population([{**TINY, "seed": s} for s in (1, 2, 3)], checkpoint_dir=tmp_path)
+    timings = results[0].timings
+    assert timings["checkpoint_saves"] == 2  # at 500 and 1000; the end needs no checkpoint
+    assert timings["checkpoint_bytes"] == (tmp_path / "arrays-1000.npz").stat().st_size + \
+        (tmp_path / "state.json").stat().st_size
+    assert all(r.timings == timings for r in results)
+
+
+class Planted:
+    """Unpickling this runs code: it creates the file named by `path`."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def test_a_planted_pickle_in_a_checkpoint_folder_is_never_executed(tmp_path):
+    marker = tmp_path / "pwned"
+    folder = tmp_path / "checkpoint"
+    folder.mkdir()
+    (folder / "state.pkl").write_bytes(pickle.dumps({"steps": 1, "payload": Planted(str(marker))}))
+    result = train({**TINY, "seed": 1, "total_timesteps": 600}, checkpoint_dir=folder)
+    assert result.resumed_from_step is None and result.env_steps == 600  # the pickle was ignored
+    (folder / "state.json").write_text(json.dumps({"arrays": "evil.npz", "steps": 1}))
+    np.savez(folder / "evil.npz", x=np.array([Planted(str(marker))], dtype=object))
+    with pytest.raises(ValueError, match="allow_pickle"):
+        train({**TINY, "seed": 1}, checkpoint_dir=folder)
+    assert not marker.exists()
+
+
+def test_evaluations_are_labelled_with_their_eval_freq_boundary():
+    result = train({**TINY, "seed": 1, "n_envs": 3})
+    assert [(e["step"], e["env_steps"], e["final"]) for e in result.evals] == [
+        (500, 501, False), (1000, 1002, False), (1500, 1500, True)]
+
+
+def test_actions_are_uniformly_random_before_learning_starts():
+    """SB3 parity: even a greedy schedule (epsilon 0) acts uniformly at random during warm-up:
+    the episodes are those of uniform actions drawn from the member's own RNG."""
+    config = {**TINY, "seed": 2, "exploration_initial_eps": 0.0, "exploration_final_eps": 0.0,
+              "learning_starts": 1000, "total_timesteps": 1000, "eval_freq": 0, "n_eval_episodes": 1}
+    episodes = train(config).episodes
+    env, rng = make_vector_env("CartPole-v1", 1), np.random.default_rng(2)
+    env.reset(seed=2)
+    lengths, length = [], 0
+    for _ in range(1000):
+        _, _, terminated, truncated, _ = env.step(rng.integers(0, 2, size=1))
+        length += 1
+        if terminated[0] or truncated[0]:
+            lengths.append(length)
+            length = 0
+    assert len(lengths) > 20 and [e["length"] for e in episodes] == lengths
+    greedy_from_start = train({**config, "learning_starts": 0, "train_freq": 1000}).episodes
+    assert [e["length"] for e in greedy_from_start] != lengths  # epsilon 0 without warm-up: the net acts
 
 
 def test_continuous_action_env_is_rejected_before_training():
