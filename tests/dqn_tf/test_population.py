@@ -8,6 +8,8 @@ and Q of a train call may differ in the last bit (XLA fuses that reduction diffe
 larger graph; it does not feed the update), so those are compared to float rounding.
 """
 
+from typing import ClassVar
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -44,7 +46,7 @@ def outcomes(configs: list[dict], on_event=None) -> list[tuple]:
 def assert_same_run(a: tuple, b: tuple) -> None:
     assert a[:4] == b[:4]  # episodes, evals, gradient steps, env steps
     assert [(step, loss is None) for step, loss, _ in a[4]] == [(step, loss is None) for step, loss, _ in b[4]]
-    stats = lambda outcome: [v for _, loss, q in outcome[4] if loss is not None for v in (loss, q)]  # noqa: E731
+    stats = lambda outcome: [v for _, loss, q in outcome[4] if loss is not None for v in (loss, q)]
     np.testing.assert_allclose(stats(a), stats(b), rtol=1e-6, atol=1e-7)
 
 
@@ -96,7 +98,7 @@ class CountingEnv(gym.Env):
 
     observation_space = gym.spaces.Box(-1, 1, (2,), np.float32)
     action_space = gym.spaces.Discrete(2)
-    steps: dict[int, int] = {}
+    steps: ClassVar[dict[int, int]] = {}
     seed_ = None
 
     def reset(self, *, seed=None, options=None):
@@ -115,7 +117,7 @@ def test_a_stopped_member_stops_alone_and_costs_nothing_more():
     config = {**CARTPOLE, "env_id": "Counting-v0", "n_envs": 2}
     configs = [{**config, "seed": s} for s in (10, 20, 30)]
     CountingEnv.steps.clear()
-    prune_1 = lambda e: "pruned" if e["member"] == 1 and e["event"] == "eval" else None  # noqa: E731
+    prune_1 = lambda e: "pruned" if e["member"] == 1 and e["event"] == "eval" else None
     population = outcomes(configs, on_event=prune_1)
     results_steps = [p[3] for p in population]
     assert results_steps == [1200, 400, 1200]
