@@ -89,14 +89,14 @@ def micro() -> None:
     from dqn_tf.config import TrainConfig
     from dqn_tf.learner import Learner
     from dqn_tf.networks import q_values
-    from dqn_tf.policy import GreedyPolicy
+    from dqn_tf.policy import greedy
     from dqn_tf.strategy import plan_devices
 
     learner = Learner([TrainConfig()], 4, 2, plan_devices("cpu"))
-    obs = np.zeros((1, 1, 4), np.float32)
-    act = tf.function(lambda x: tf.argmax(q_values(learner.arch, learner.online, x), axis=2))
+    obs = np.zeros((1, 4), np.float32)
+    act = tf.function(lambda x: tf.argmax(q_values(learner.arch, learner.online[0], x), axis=1))
     act(obs)
-    policy = GreedyPolicy(learner.greedy_layers())
+    layers = learner.greedy_layers()[0]
 
     def per_call(fn, n=2000) -> float:
         started = time.perf_counter()
@@ -105,7 +105,7 @@ def micro() -> None:
         return (time.perf_counter() - started) / n * 1e6
 
     print(f"act, tf.function (1 env):   {per_call(lambda: act(obs)):8.1f} us/call")
-    print(f"act, numpy mirror (1 env):  {per_call(lambda: policy.greedy(obs)):8.1f} us/call")
+    print(f"act, numpy mirror (1 env):  {per_call(lambda: greedy(layers, obs)):8.1f} us/call")
     rng = np.random.default_rng(0)
     for steps in (1, 128):
         batch = {  # [member, step, batch, ...]
@@ -115,9 +115,9 @@ def micro() -> None:
             "next_obs": rng.normal(size=(1, steps, 64, 4)).astype(np.float32),
             "dones": np.zeros((1, steps, 64), np.float32),
         }
-        tau, active = np.ones(1), np.ones(1, dtype=bool)
-        learner.train(batch, tau, active)
-        cost = per_call(lambda batch=batch, tau=tau, active=active: learner.train(batch, tau, active), n=max(20, 400 // steps))
+        tau = np.ones(1)
+        learner.train(batch, tau)
+        cost = per_call(lambda batch=batch, tau=tau: learner.train(batch, tau), n=max(20, 400 // steps))
         print(f"train call, {steps:3d} gradient steps: {cost / 1000:8.2f} ms/call = {cost / steps / 1000:.3f} ms/step")
 
 
