@@ -140,3 +140,65 @@ def test_packed_trials_train_in_one_task(tmp_path):
     assert trials["worker"].nunique() == 1 and (trials["env_steps"] == 2000).all()
     assert trials["params_learning_rate"].nunique() == 4
     assert tables["evals"].groupby("trial").size().tolist() == [4] * 4  # each trial its own evaluations
+
+
+def test_n_envs_4_evaluations_compare_at_eval_freq_boundaries_and_prune(tmp_path):
+    # n_envs 4 does not divide eval_freq 750: members evaluate at counters 752 and 2252, labelled
+    # 750 and 2250, so both seeds and all trials report at the same steps and the pruner compares.
+    path = study_file(
+        tmp_path,
+        trainer={"total_timesteps": 3000, "n_envs": 4, "eval_freq": 750, "train_freq": 1, "learning_starts": 400},
+        space={"env_id": {"type": "categorical", "choices": ["CartPole-v1", "MountainCar-v0"]},
+               "learning_rate": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True}},
+        seeds=2,
+        budget={"n_trials": 5},
+        sampler={"name": "random", "seed": 2, "options": {}},
+        pruner={"name": "median", "options": {"n_startup_trials": 1}},
+    )
+    run_dir = tmp_path / "run"
+    cli("run", str(path), "--output", str(run_dir))
+    from sweeps.storage import load_study
+
+    trials = load_study(None, run_dir, "smoke").trials
+    boundaries = [750, 1500, 2250, 3000]
+    finished = [t for t in trials if t.state.name in ("COMPLETE", "PRUNED")]
+    assert len(finished) == 5
+    assert sum(t.state.name == "PRUNED" for t in finished) >= 1
+    for trial in finished:  # every boundary it reached, and all four when it trained to the end
+        steps = sorted(trial.intermediate_values)
+        expected = boundaries if trial.state.name == "COMPLETE" else boundaries[: max(1, len(steps))]
+        assert steps == expected
+    evals = load(run_dir)["evals"]
+    assert set(evals["step"]) <= set(boundaries)
+    assert set(evals["env_steps"]) >= {752, 2252}  # the members' counters, past the boundaries
+
+
+def test_best_then_train_reproduces_the_best_trials_curves(tmp_path):
+    """The number a sweep reports is what its config gets when trained again: `best` -> `train`
+    gives the best trial's per-seed evaluation curves exactly, though the sweep trained it packed
+    with another trial and its other seed in one population."""
+    path = study_file(
+        tmp_path,
+        trainer={"total_timesteps": 3000, "eval_freq": 750, "net_arch": [64, 64]},
+        space={"learning_rate": {"type": "float", "low": 5e-4, "high": 5e-3, "log": True},
+               "exploration_fraction": {"type": "float", "low": 0.05, "high": 0.3}},
+        seeds=2, pack=2, parallel=1,
+        budget={"n_trials": 2},
+        sampler={"name": "random", "seed": 0, "options": {}},
+    )
+    run_dir = tmp_path / "run"
+    cli("run", str(path), "--output", str(run_dir))
+    tables = load(run_dir)
+    trials = tables["trials"]
+    best = int(trials.loc[trials["value"].idxmax(), "number"])
+    assert list(trials.loc[trials["number"] == best, "packed_with"].iloc[0]) == [1 - best]
+    cli("best", str(run_dir), "--output", str(tmp_path / "best.yaml"))
+    curves = {}
+    for seed in (0, 1):
+        out = tmp_path / f"train{seed}"
+        cli("train", "--config", str(tmp_path / "best.yaml"), "--set", f"seed={seed}", "--output", str(out))
+        retrained = [(e["step"], e["mean_return"]) for e in json.loads((out / "result.json").read_text())["evals"]]
+        swept = tables["evals"][(tables["evals"]["trial"] == best) & (tables["evals"]["seed"] == seed)]
+        curves[seed] = list(swept.sort_values("step")[["step", "mean_return"]].itertuples(index=False, name=None))
+        assert retrained == curves[seed]
+    assert curves[0] != curves[1] and len(curves[0]) == 4
