@@ -120,3 +120,29 @@ def test_aggregation_mean_and_interquartile_mean():
     assert search.aggregate([4, 1, 3, 2, 1000, -1000, 0, 5], "iqm") == pytest.approx(2.5)
     assert search.aggregate([7.0], "iqm") == 7.0
     assert search.aggregate([1.0, 3.0], "iqm") == 2.0
+
+
+class RacingStudy:
+    """A study where another driver registers its session the moment this one writes its own."""
+
+    def __init__(self, study):
+        self.study = study
+
+    def __getattr__(self, name):
+        return getattr(self.study, name)
+
+    def set_user_attr(self, key, value):
+        self.study.set_user_attr(key, value)
+        if "index" in value and "seed" not in value:
+            self.study.set_user_attr(f"{search.SESSION_ATTR}other", {"index": 0})
+
+
+def test_session_seeds_the_first_exact_later_and_racing_ones_different():
+    study = optuna.create_study()
+    seeds = [search.session_seed(study, 3) for _ in range(3)]
+    assert seeds[0] == 3 and len(set(seeds)) == 3
+    again = optuna.create_study()
+    assert [search.session_seed(again, 3) for _ in range(3)] == seeds  # reproducible
+    # Started with another session on a fresh study, neither may take the plain seed.
+    assert search.session_seed(RacingStudy(optuna.create_study()), 3) != 3
+    assert search.session_seed(optuna.create_study(), None) is None
