@@ -28,7 +28,7 @@ def wait_for_a_complete_and_a_checkpointed_trial(run_dir: Path, proc: subprocess
             trials = pd.DataFrame()
         if len(trials) and (trials["state"] == "COMPLETE").any():
             done = set(trials.loc[trials["state"] == "COMPLETE", "number"])
-            saved = {int(p.parent.parent.name.removeprefix("trial-")) for p in run_dir.glob("checkpoints/*/*/state.pkl")}
+            saved = {int(p.parent.parent.name.removeprefix("trial-")) for p in run_dir.glob("checkpoints/*/*/state.json")}
             if saved - done:
                 return trials
         time.sleep(0.1)
@@ -46,7 +46,8 @@ def test_killed_driver_resumes_with_earlier_results_intact(tmp_path):
     study, _ = load_run(run_dir)
     lost = [t.number for t in study.trials if t.state.name == "RUNNING"]
     assert lost, "the kill should leave a trial RUNNING"
-    checkpointed = {n for n in lost if list(run_dir.glob(f"checkpoints/trial-{n}/seed-0/state.pkl"))}
+    checkpointed = {n for n in lost if list(run_dir.glob(f"checkpoints/trial-{n}/seed-0/state.json"))}
+    assert checkpointed, "the kill should leave a RUNNING trial with a checkpoint"
 
     done = subprocess.run(args, cwd=ROOT, check=False, capture_output=True, text=True, timeout=200)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
@@ -61,8 +62,9 @@ def test_killed_driver_resumes_with_earlier_results_intact(tmp_path):
         assert study.trials[number].user_attrs["fail_reason"] == "driver lost"
         (again,) = [t for t in study.trials if t.user_attrs.get("requeued_from") == number]
         assert again.state.name == "COMPLETE" and again.params == study.trials[number].params
-        if number in checkpointed:  # the re-queued trial picked up where the dead one was
-            assert again.user_attrs["resumed_from_step"] >= 500
+    for number in checkpointed:  # the re-queued trial picked up where the dead one was
+        (again,) = [t for t in study.trials if t.user_attrs.get("requeued_from") == number]
+        assert again.user_attrs["resumed_from_step"] >= 500
     after = load(run_dir)["trials"].set_index("number")
     kept = before[before["state"] == "COMPLETE"].set_index("number")
     columns = [c for c in kept.columns if c.startswith("params_")] + [

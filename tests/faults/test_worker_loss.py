@@ -24,7 +24,7 @@ def kill_worker_after_first_checkpoint(driver: Driver, run_dir: Path, killed: di
     """Wait for a seed-run's first checkpoint, then SIGKILL the worker process running it."""
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
-        states = sorted(run_dir.glob("checkpoints/trial-*/seed-*/state.pkl"))
+        states = sorted(run_dir.glob("checkpoints/trial-*/seed-*/state.json"))
         if states:
             number = int(states[0].parent.parent.name.removeprefix("trial-").split("+")[0])
             keys = {f.key for f, task in list(driver.futures.items()) if any(n == number for n, _ in task)}
