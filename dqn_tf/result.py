@@ -9,7 +9,8 @@ Events passed to `on_event` are plain dicts too, each about one population membe
   "loss", "q_mean"}`` (the member's last train call; None before it has trained)
 A callback that returns a truthy value stops that member cleanly after that event (the others go
 on); a string return value is recorded as the stop reason (for example ``"pruned"``). Answers to
-a final evaluation are ignored: that member already trained to the end.
+events at the end of the budget (the last progress event, the final evaluation) are ignored:
+that member already trained to the end.
 """
 
 from __future__ import annotations

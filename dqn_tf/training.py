@@ -1,8 +1,7 @@
 """`train_population(configs, on_event)`: K DQN agents side by side in one process and one
 compiled train call; `train(config, on_event)` is the population of one.
 
-Each member follows Stable-Baselines3's DQN step for step (so rl-zoo's tuned settings mean the
-same here): uniformly random actions before `learning_starts`, then epsilon-greedy; envs
+Each member follows Stable-Baselines3's DQN (so rl-zoo's tuned settings mean the same here): uniformly random actions before `learning_starts`, then epsilon-greedy; envs
 autoreset in the same step, so every vector step stores `n_envs` real transitions; every
 `train_freq` vector steps take `gradient_steps` gradient steps once more than `learning_starts`
 transitions are in; update the target net every `target_update_interval` transitions; evaluate
@@ -11,8 +10,8 @@ every `eval_freq` transitions and at the end.
 Members are in lockstep (all count `vector steps * n_envs`), so member k does exactly what its
 solo run does at exactly the same steps: same env seeding, actions, replay samples, training
 phases, target updates and evaluations (`member k == train(config k)` is tested). A member
-stops alone: when `on_event` answers one of its events (except the final evaluation) with a
-truthy value, when it diverges (its result says so; `train` raises TrainingDiverged), or at the
+stops alone: when `on_event` answers one of its events with a truthy value (not once it trained
+to the end: answers to its last events are ignored), when it diverges (its result says so; `train` raises TrainingDiverged), or at the
 end of its budget. A stopped member costs nothing more: its envs, replay and networks leave the
 population.
 
@@ -134,9 +133,12 @@ class _Population:
                 for member in self._running():
                     self._emit(member, self._progress_event(member))
             final = self.steps >= total
-            if final or (eval_freq and crossings(before, self.steps, eval_freq)):
+            evaluated = final or (eval_freq and crossings(before, self.steps, eval_freq))
+            if evaluated:
                 self._evaluate_round(total if final else self.steps // eval_freq * eval_freq, final)
             self._drop(finished=final)
+            if evaluated and not final and self.folder is not None and self.alive:
+                self._save()  # one checkpoint per evaluation round, of the members that go on
 
     def _collect(self) -> None:
         shared = self.shared
@@ -169,7 +171,7 @@ class _Population:
         self.timings["train_seconds"] += time.perf_counter() - started
 
     def _evaluate_round(self, label: int, final: bool) -> None:
-        """Every running member evaluates its greedy policy; then one checkpoint for them all."""
+        """Every running member evaluates its greedy policy."""
         started = time.perf_counter()
         for member in self._running():
             results = self.evaluators[member].run(self.policy[self.alive.index(member)])
@@ -178,14 +180,11 @@ class _Population:
             self.evals[member].append(event)
             self._emit(member, event)
         self.timings["eval_seconds"] += time.perf_counter() - started
-        if self.folder is not None and not final:
-            self._drop(finished=False)
-            if self.alive:
-                self._save()
 
     def _emit(self, member: int, event: dict[str, Any]) -> None:
         answer = self.on_event(dict(event))
-        if answer and not event.get("final") and self.stop_reasons[member] is None:
+        trained_to_the_end = self.steps >= self.shared.total_timesteps  # a stop has nothing left to stop
+        if answer and not trained_to_the_end and self.stop_reasons[member] is None:
             self.stop_reasons[member] = answer if isinstance(answer, str) else "stopped by on_event"
 
     def _progress_event(self, member: int) -> dict[str, Any]:
@@ -317,7 +316,7 @@ class _Population:
             env_steps=self.env_steps[member],
             gradient_steps=self.gradient_steps[member],
             wall_seconds=wall_seconds,
-            steps_per_second=(self.env_steps[member] - self.session_start) / max(wall_seconds, 1e-9),
+            steps_per_second=max(self.env_steps[member] - self.session_start, 0) / max(wall_seconds, 1e-9),
             replicas=self.plan.replicas,
             devices=list(self.plan.devices),
             stopped_early=self.stop_reasons[member] is not None,

@@ -275,6 +275,7 @@ class Driver:
             "parts": [[number, list(unit)] for number, unit in task],
             "topic": self.topic,
             "stop_events": {str(number): self.stop_event_name(number) for number, _ in task},
+            "interrupt_event": self.interrupt_event_name,
             "gpus": resources.gpus,
             "cpu_threads": resources.cpu_threads,
             "time_limit": resources.time_limit,
@@ -283,6 +284,10 @@ class Driver:
             "run_dir": str(self.run_dir),
             "checkpoint": lifecycle.checkpoint_path(keys, task[0][1]),
         }
+
+    @property
+    def interrupt_event_name(self) -> str:
+        return f"{self.topic}-interrupted"
 
     def stop_event_name(self, number: int) -> str:
         return f"{self.topic}-stop-{number}"
@@ -362,13 +367,13 @@ class Driver:
                 self.tally.best_value, self.tally.best_trial = value, trial.number
             late = " (its members trained to the end before the stop reached them)" if stopped else ""
             self.say(f"trial {trial.number} finished: {value:.2f}{late}")
-        self.release(run)
         self.tally.trial_seconds.append(time.monotonic() - run.started)
         self.writer.add_trial(self.study, trial.number, {
             seed: {"evals": (results.get(seed) or {}).get("evals") or run.evals.get(seed, []),
                    "episodes": (results.get(seed) or {}).get("episodes", [])}
             for seed in run.seeds
         })
+        self.release(run)  # after the tables: a scheduler hiccup here must not lose the trial's rows
         del self.runs[trial.number]
         self.show()
 
@@ -376,7 +381,8 @@ class Driver:
         """Free what the ended trial held outside this process: its stop event on the scheduler
         (`clear` deletes an event nobody waits on) and its checkpoint folders (nothing resumes
         them: it was not re-queued)."""
-        run.stop.clear()
+        with contextlib.suppress(OSError, TimeoutError):  # best effort: the event is tiny
+            run.stop.clear()
         lifecycle.remove_folders_of(self.run_dir, [run.checkpoint_key])
 
     # -- lifecycle --------------------------------------------------------------------------
@@ -384,6 +390,10 @@ class Driver:
         """Ctrl-C: stop the runs, mark every trial this session asked that is still RUNNING
         FAIL ("interrupted") and re-queue it (also one re-queued before: interrupts are not the
         trial's fault). Stop events stay set: they are how the workers' children learn to stop."""
+        # First: a worker that outlives this driver (an external cluster) keeps the checkpoints
+        # of the runs it stops, for the re-queued trials to resume.
+        with contextlib.suppress(OSError, TimeoutError):
+            Event(self.interrupt_event_name, client=self.client).set()
         for future in list(self.futures):
             future.cancel()
         for run in self.runs.values():

@@ -189,8 +189,11 @@ def child_environment(environ: Mapping[str, str], extra: Iterable[str] = ()) -> 
 
 
 def _allowlisted(name: str) -> bool:
+    """A family prefix admits no secret-looking name (TF_HTTP_PASSWORD is Terraform's, not ours);
+    a study passes one on purpose by naming it in `resources.env`."""
     return ((name in CHILD_NAMES or name.startswith(CHILD_PREFIXES))
-            and not name.startswith(TERRAFORM_PREFIXES) and name not in NEVER_TO_CHILD)
+            and not name.startswith(TERRAFORM_PREFIXES) and name not in NEVER_TO_CHILD
+            and not SECRET_NAME.search(name))
 
 
 def env_name_problem(name: object) -> str | None:

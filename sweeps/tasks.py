@@ -44,7 +44,8 @@ def run_seeds(payload: dict[str, Any]) -> dict[str, Any]:
     """Dask entry point. `payload`: configs (one per population member, in the order of
     `parts`: [[trial, [seeds]], ...]), topic, stop_events ({trial: event name}), gpus,
     cpu_threads ("auto" or int), time_limit, entry, run_dir, checkpoint (a path under run_dir),
-    env (the study's `resources.env`: more of the worker's variables for the child).
+    env (the study's `resources.env`: more of the worker's variables for the child),
+    interrupt_event (set by a driver's Ctrl-C: the checkpoint stays for the re-queued trial).
     Returns `run_child`'s outcome."""
     from distributed import Event, get_client, get_worker
 
@@ -82,7 +83,8 @@ def run_seeds(payload: dict[str, Any]) -> dict[str, Any]:
             checkpoint_dir=checkpoint_dir,
             env=payload.get("env") or (),
         )
-    if checkpoint_dir is not None:  # the run ended here: nothing left to resume
+    interrupted = payload.get("interrupt_event") and Event(payload["interrupt_event"], client=client).is_set()
+    if checkpoint_dir is not None and not interrupted:  # the run ended here: nothing left to resume
         shutil.rmtree(checkpoint_dir, ignore_errors=True)
         with contextlib.suppress(OSError):  # the trial's folder, once its last run is done
             Path(checkpoint_dir).parent.rmdir()

@@ -24,7 +24,7 @@ LEAKY = "tests.faults.faulty_trainer:leaky_population"
 SECRET_MARK = "s3cr3t"
 WORKER_ENV = {
     "AWS_SECRET_ACCESS_KEY": f"aws-{SECRET_MARK}-0001",  # not allowlisted; a secret's name
-    "DQN_SWEEP_API_TOKEN": f"tok-{SECRET_MARK}-0002",  # allowlisted family: reaches the child, masked
+    "DQN_SWEEP_API_TOKEN": f"tok-{SECRET_MARK}-0002",  # an allowlisted family, but a secret's name
     "DATABASE_URL": f"postgresql://app:url-{SECRET_MARK}-0004@db.internal/app",  # a password in a URL
     "PLAIN_UNLISTED": "plain-value",  # not allowlisted, not secret: stays on the worker
     "MY_TRIAL_SETTING": "for-the-trial",  # named in resources.env
@@ -71,8 +71,9 @@ def test_no_worker_secret_reaches_the_reason_tables_or_run_folder(sweep):
     assert worker["PLAIN_UNLISTED"] == "plain-value"  # the worker really held them all ...
     assert worker["AWS_SECRET_ACCESS_KEY"] == worker["DQN_SWEEP_STORAGE"] == "***"  # ... masked on the way out
     assert worker["DATABASE_URL"] == "postgresql://app:***@db.internal/app"
-    assert {"AWS_SECRET_ACCESS_KEY", "DATABASE_URL", "PLAIN_UNLISTED", "DQN_SWEEP_STORAGE"}.isdisjoint(child)
-    assert child["DQN_SWEEP_API_TOKEN"] == "***" and "PATH" in child
+    assert {"AWS_SECRET_ACCESS_KEY", "DATABASE_URL", "PLAIN_UNLISTED", "DQN_SWEEP_STORAGE",
+            "DQN_SWEEP_API_TOKEN"}.isdisjoint(child)
+    assert worker["DQN_SWEEP_API_TOKEN"] == "***" and "PATH" in child
     assert child["CUDA_VISIBLE_DEVICES"] == "" and child["PYTHONUNBUFFERED"] == "1"  # what the task sets
 
     trials = load(run_dir)["trials"]

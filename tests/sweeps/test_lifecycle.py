@@ -50,7 +50,8 @@ def interrupted_session(spec, client, run_dir):
         deadline = time.monotonic() + 30
         while (len(driver.futures) < 2 or len(driver.runs) < 2) and time.monotonic() < deadline:
             time.sleep(0.05)
-        time.sleep(0.5)
+        while len(list(run_dir.glob("checkpoints/*/*/state.json"))) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)  # both runs have checkpointed: there is something to resume
         asked.extend(sorted(driver.runs))
         os.kill(os.getpid(), signal.SIGINT)
 
@@ -78,6 +79,8 @@ def test_ctrl_c_twice_loses_no_trial(client, tmp_path):
     assert sorted(t.params["learning_rate"] for t in complete) == sorted(
         trials[n].params["learning_rate"] for n in first)  # the first session's params were re-run
     assert sorted(t.user_attrs["requeued_from"] for t in complete) == first  # their checkpoints' owners
+    # The cluster outlived both drivers: the runs they stopped kept their checkpoints, resumed here.
+    assert all(t.user_attrs["resumed_from_step"] >= 100 for t in complete)
 
 
 def events_of(client, topic):
