@@ -2,27 +2,18 @@
 child processes: pruning stops runs early, seeds aggregate, failures are FAIL with a reason and
 do not count, a rerun continues the study, trials a dead driver left RUNNING are recovered."""
 
-import logging
 
 import optuna
 import pytest
-from distributed import Client, LocalCluster
 from optuna.trial import TrialState
 
 from sweeps.driver import Driver
 from sweeps.results import load
 from sweeps.session import open_study
 from sweeps.spec import parse_spec
+from tests.sweeps.conftest import FAKE
 
 pytestmark = pytest.mark.timeout(120)
-FAKE = "tests.sweeps.fake_trainer:train_population"
-
-
-@pytest.fixture(scope="module")
-def client():
-    with LocalCluster(n_workers=2, threads_per_worker=1, host="127.0.0.1", processes=True,
-                      dashboard_address=None, silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
-        yield client
 
 
 def make_spec(**changes):

@@ -3,7 +3,6 @@ scheduler, checkpoint folders go with their trials, and each session on a study 
 sampler. A real LocalCluster and journal storage; interrupts are real SIGINTs in this process."""
 
 import json
-import logging
 import os
 import signal
 import threading
@@ -11,23 +10,15 @@ import time
 
 import optuna
 import pytest
-from distributed import Client, LocalCluster
 from optuna.trial import TrialState
 
 from sweeps.driver import Driver
 from sweeps.session import open_study
 from sweeps.spec import parse_spec
+from tests.sweeps.conftest import FAKE
 
 pytestmark = pytest.mark.timeout(120)
-FAKE = "tests.sweeps.fake_trainer:train_population"
 LR = optuna.distributions.FloatDistribution(1e-3, 1e-1, log=True)
-
-
-@pytest.fixture(scope="module")
-def client():
-    with LocalCluster(n_workers=2, threads_per_worker=1, host="127.0.0.1", processes=True,
-                      dashboard_address=None, silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
-        yield client
 
 
 def make_spec(**changes):

@@ -1,26 +1,17 @@
 """Packing without running blind: every trial asked starts at once in a task of same-shaped
 trials, never more trials RUNNING than the tasks in flight hold, and the timeout stops asking."""
 
-import logging
 import time
 
 import pytest
-from distributed import Client, LocalCluster
 from optuna.trial import TrialState
 
 from sweeps.driver import Driver
 from sweeps.session import open_study
 from sweeps.spec import parse_spec
+from tests.sweeps.conftest import FAKE
 
 pytestmark = pytest.mark.timeout(120)
-FAKE = "tests.sweeps.fake_trainer:train_population"
-
-
-@pytest.fixture(scope="module")
-def client():
-    with LocalCluster(n_workers=2, threads_per_worker=1, host="127.0.0.1", processes=True,
-                      dashboard_address=None, silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
-        yield client
 
 
 def test_pack_asks_only_what_free_slots_start_and_stops_at_the_timeout(client, tmp_path, monkeypatch):
