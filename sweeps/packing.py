@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import optuna
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 from dqn_tf.config import POPULATION_SHARED_FIELDS
 from sweeps.lifecycle import CHECKPOINTS
@@ -40,8 +40,8 @@ class Mates:
         # The grid sampler cannot complete partly fixed params (it needs them all or none).
         self.can_fix = spec.sampler.name != "grid" or not self.fixed
 
-    def wanted(self, first: optuna.Trial) -> bool:
-        """Whether `first` takes mates: not a re-queued trial whose original left a checkpoint
+    def wanted(self, first: optuna.Trial | FrozenTrial) -> bool:
+        """Whether `first` shares a task: not a re-queued trial whose original left a checkpoint
         folder of its own (that checkpoint holds exactly its members, so it resumes alone)."""
         key = first.user_attrs.get("requeued_from")
         return key is None or not (self.run_dir / CHECKPOINTS / f"trial-{key}").is_dir()
@@ -52,6 +52,8 @@ class Mates:
         wanted = {field: first.params[field] for field in self.fixed if field in first.params}
         waiting = self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
         if waiting:
+            if not self.wanted(waiting[0]):
+                return False  # it resumes alone: as a mate it would start over in a new folder
             queued = waiting[0].system_attrs.get("fixed_params") or {}
             return all(field in queued and queued[field] == value for field, value in wanted.items())
         if not self.can_fix:

@@ -56,3 +56,26 @@ def test_pack_asks_only_what_free_slots_start_and_stops_at_the_timeout(client, t
         assert all(m.params["batch_size"] == trial.params["batch_size"] for m in mates)
     # Trials asked after the first tasks ended knew of finished trials.
     assert max(t.user_attrs["finished_when_asked"] for t in study.trials) > 0
+
+
+def test_a_queued_trial_with_its_own_checkpoint_is_never_asked_as_a_mate(tmp_path):
+    """It resumes alone from its folder; as a mate it would start over in a new, shared one."""
+    import optuna
+
+    from sweeps.packing import Mates
+
+    spec = parse_spec({
+        "study": "mates", "env_id": "CartPole-v1", "trainer": {"total_timesteps": 500, "eval_freq": 100},
+        "space": {"learning_rate": {"type": "float", "low": 1e-3, "high": 1e-1, "log": True},
+                  "batch_size": {"type": "categorical", "choices": [32, 64]}},
+        "pack": 4,
+    })
+    study = optuna.create_study(direction="maximize")
+    first = study.ask()
+    first.suggest_categorical("batch_size", [32, 64])
+    mates = Mates(study, spec, tmp_path)
+    same_shape = {"learning_rate": 0.01, "batch_size": first.params["batch_size"]}
+    study.enqueue_trial(same_shape, user_attrs={"requeued_from": 7})
+    assert mates.prepare(first)  # a same-shaped queued trial whose original left no folder fits
+    (tmp_path / "checkpoints" / "trial-7" / "seed-0").mkdir(parents=True)
+    assert not mates.prepare(first)  # with a folder of its own it leads its own task
