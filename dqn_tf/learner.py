@@ -116,21 +116,10 @@ class Learner:
         return grads, losses, q_means
 
     def _member_gradients(self, k, config, global_batch, obs, actions, rewards, next_obs, dones):
-        online, target = self.online[k], self.target[k]
-        next_q = q_values(self.arch, target, next_obs)
-        if config.double_dqn:
-            best = tf.argmax(q_values(self.arch, online, next_obs), axis=1, output_type=tf.int32)
-            next_value = tf.gather(next_q, best, batch_dims=1)
-        else:
-            next_value = tf.reduce_max(next_q, axis=1)
-        targets = tf.stop_gradient(rewards + config.gamma * (1.0 - dones) * next_value)
         with tf.GradientTape() as tape:
-            q_taken = tf.gather(q_values(self.arch, online, obs), actions, batch_dims=1)
-            error = tf.abs(q_taken - targets)
-            delta = config.huber_delta  # Huber: quadratic within delta, linear beyond
-            per_example = tf.where(error <= delta, 0.5 * tf.square(error), delta * (error - 0.5 * delta))
-            loss = tf.reduce_sum(per_example) / global_batch  # sums to the mean over replicas
-        return tape.gradient(loss, online), loss, tf.reduce_sum(q_taken) / global_batch
+            loss, q_mean = td_loss(self.arch, self.online[k], self.target[k], (obs, actions, rewards, next_obs, dones),
+                                   config.gamma, config.huber_delta, config.double_dqn, global_batch)
+        return tape.gradient(loss, self.online[k]), loss, q_mean
 
     def q_values(self, obs: np.ndarray) -> np.ndarray:
         """Online Q-values [K, B, n_actions] for observations [K, B, obs_dim] (inspection, tests)."""
@@ -160,3 +149,24 @@ class Learner:
                                 ("optimizer", self.optimizers[k].variables)):
             for variable, value in zip(variables, state[name], strict=True):
                 variable.assign(value)
+
+
+def td_loss(arch: Architecture, online: list, target: list, batch: tuple, gamma, huber_delta, double_dqn: bool,
+            global_batch: int) -> tuple[tf.Tensor, tf.Tensor]:
+    """Huber TD loss and mean taken Q of a batch, summed over the batch axis and divided by the
+    *global* batch (so replicas' shares sum to the mean). Works on one member ([B] actions) and on
+    members stacked on a leading axis ([K, B] actions, `gamma`/`huber_delta` [K, 1]), which the
+    compiled loop uses; the target side is outside the gradient."""
+    obs, actions, rewards, next_obs, dones = batch
+    rank = len(actions.shape)
+    next_q = q_values(arch, target, next_obs)
+    if double_dqn:
+        best = tf.argmax(q_values(arch, online, next_obs), axis=-1, output_type=tf.int32)
+        next_value = tf.gather(next_q, best, batch_dims=rank)
+    else:
+        next_value = tf.reduce_max(next_q, axis=-1)
+    targets = tf.stop_gradient(rewards + gamma * (1.0 - dones) * next_value)
+    q_taken = tf.gather(q_values(arch, online, obs), actions, batch_dims=rank)
+    error = tf.abs(q_taken - targets)  # Huber: quadratic within delta, linear beyond
+    per_example = tf.where(error <= huber_delta, 0.5 * tf.square(error), huber_delta * (error - 0.5 * huber_delta))
+    return tf.reduce_sum(per_example, axis=-1) / global_batch, tf.reduce_sum(q_taken, axis=-1) / global_batch

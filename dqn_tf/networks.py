@@ -51,7 +51,9 @@ def initial_weights(arch: Architecture, seed: int) -> list[np.ndarray]:
 
 
 def q_values(arch: Architecture, weights: list[tf.Tensor], obs: tf.Tensor) -> tf.Tensor:
-    """Q-values [B, n_actions] of one member for observations [B, obs_dim]."""
+    """Q-values [..., B, n_actions] for observations [..., B, obs_dim]: one member's weights, or
+    members' weights stacked on a leading axis (kernels [K, in, out], biases [K, 1, out]); XLA's
+    batched matmul gives each member the bits of its own plain one."""
     hidden = obs
     count = len(arch.net_arch)
     for i in range(count):
@@ -60,4 +62,4 @@ def q_values(arch: Architecture, weights: list[tf.Tensor], obs: tf.Tensor) -> tf
     if not arch.dueling:
         return head
     advantage = tf.matmul(hidden, weights[2 * count + 2]) + weights[2 * count + 3]
-    return head + advantage - tf.reduce_mean(advantage, axis=1, keepdims=True)
+    return head + advantage - tf.reduce_mean(advantage, axis=-1, keepdims=True)
