@@ -9,6 +9,11 @@ terminated one does not.
 
 Each member steps its own vector env, seeded with its own seed as its solo run's is, so no
 member's resets depend on another's seed; a stopped member's env is closed and never stepped.
+
+Observations are flat float32 vectors or uint8 images [H, W, C] (MinAtar, Atari: see
+`pixel_envs`), kept uint8 all the way to replay and the network. Training envs may relabel
+rewards and ends (Atari: clipped rewards, life loss is terminal); episode returns are the true
+game scores whenever the env passes them in `info` ("score", "game_over").
 """
 
 from __future__ import annotations
@@ -20,7 +25,10 @@ import numpy as np
 from gymnasium.envs.classic_control.cartpole import CartPoleVectorEnv
 from gymnasium.vector import AutoresetMode
 
+from dqn_tf import pixel_envs
 from dqn_tf.errors import ConfigError
+
+pixel_envs.register()  # configs name MinAtar and Atari ids, so they are checked against the registry
 
 
 class SameStepCartPole(CartPoleVectorEnv):
@@ -42,31 +50,47 @@ class SameStepCartPole(CartPoleVectorEnv):
         return self.state.T.astype(np.float32), reward, terminated, truncated, info
 
 
-def make_vector_env(env_id: str, num_envs: int) -> gym.vector.VectorEnv:
-    """CartPole's native vector env (10-100x faster than Sync), else a SyncVectorEnv; both
-    autoreset in the same step."""
+def make_vector_env(env_id: str, num_envs: int, training: bool = True) -> gym.vector.VectorEnv:
+    """A vector env that autoresets in the same step: ale-py's C++ one for Atari (`training`
+    selects training or evaluation preprocessing), CartPole's native one (10-100x faster than
+    Sync), else a SyncVectorEnv."""
     spec = gym.spec(env_id)
+    if pixel_envs.is_atari(spec):
+        return pixel_envs.AtariVector(spec, num_envs, training)
     if spec.vector_entry_point == "gymnasium.envs.classic_control.cartpole:CartPoleVectorEnv":
         return SameStepCartPole(num_envs=num_envs, max_episode_steps=spec.max_episode_steps, **spec.kwargs)
     return gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="sync",
                         vector_kwargs={"autoreset_mode": AutoresetMode.SAME_STEP})
 
 
-def check_spaces(env_id: str, env: gym.vector.VectorEnv) -> tuple[int, int]:
-    """DQN needs flat Box observations and a Discrete action space: (obs_dim, n_actions)."""
+def is_image(space: gym.Space) -> bool:
+    """uint8 [H, W, C] Box: the CNN's input (channels last, as TF's conv2d takes it)."""
+    return isinstance(space, gym.spaces.Box) and len(space.shape) == 3 and space.dtype == np.uint8
+
+
+def observation_dtype(space: gym.Space) -> type:
+    """Images stay uint8 (4x less replay memory; the network scales them), vectors are float32."""
+    return np.uint8 if is_image(space) else np.float32
+
+
+def check_spaces(env_id: str, env: gym.vector.VectorEnv) -> tuple[tuple[int, ...], int]:
+    """DQN needs a Discrete action space and flat Box or uint8 [H, W, C] image observations:
+    (observation shape, n_actions)."""
     obs_space, act_space = env.single_observation_space, env.single_action_space
     if not isinstance(act_space, gym.spaces.Discrete):
         raise ConfigError(
             f"env_id = {env_id!r}: DQN needs a Discrete action space, got {type(act_space).__name__}"
         )
-    if not isinstance(obs_space, gym.spaces.Box) or len(obs_space.shape) != 1:
+    flat = isinstance(obs_space, gym.spaces.Box) and len(obs_space.shape) == 1
+    if not (flat or is_image(obs_space)):
         raise ConfigError(
-            f"env_id = {env_id!r}: needs a flat Box observation space, got {obs_space}"
+            f"env_id = {env_id!r}: needs a flat Box observation space or uint8 images [height, "
+            f"width, channels], got {obs_space}"
         )
-    return int(obs_space.shape[0]), int(act_space.n)
+    return tuple(int(n) for n in obs_space.shape), int(act_space.n)
 
 
-def check_env(env_id: str) -> tuple[int, int]:
+def check_env(env_id: str) -> tuple[tuple[int, ...], int]:
     """Fail fast, before TensorFlow starts, on envs DQN cannot train on."""
     env = make_vector_env(env_id, 1)
     try:
@@ -84,8 +108,9 @@ class Collector:
 
     def __init__(self, env_id: str, n_envs: int, seeds: list[int]):
         self.members = list(range(len(seeds)))
-        self.envs = [make_vector_env(env_id, n_envs) for _ in seeds]
-        self.obs = np.stack([env.reset(seed=seed)[0] for env, seed in zip(self.envs, seeds)]).astype(np.float32)
+        self.envs = [make_vector_env(env_id, n_envs, training=True) for _ in seeds]
+        self.dtype = observation_dtype(self.envs[0].single_observation_space)
+        self.obs = np.stack([env.reset(seed=seed)[0] for env, seed in zip(self.envs, seeds)]).astype(self.dtype)
         self.returns = np.zeros((len(seeds), n_envs))
         self.lengths = np.zeros((len(seeds), n_envs), dtype=np.int64)
         self.episodes: list[list[dict[str, Any]]] = [[] for _ in seeds]  # by member, kept when it stops
@@ -95,26 +120,33 @@ class Collector:
 
         `next_obs` is the true next observation (the final one where an episode ended) and
         `terminated` excludes time limits, so truncated episodes bootstrap. `step_after` is the
-        members' counter after this step, recorded with each finished episode.
+        members' counter after this step, recorded with each finished episode: a whole game
+        with its true score where the env relabels what training sees (`info` "score",
+        "game_over").
         """
         obs = self.obs
         rows = [env.step(a) for env, a in zip(self.envs, actions)]
-        self.obs = np.stack([row[0] for row in rows]).astype(np.float32)
+        self.obs = np.stack([row[0] for row in rows]).astype(self.dtype)
         rewards = np.stack([row[1] for row in rows]).astype(np.float32)
         terminated = np.stack([row[2] for row in rows])
         done = terminated | np.stack([row[3] for row in rows])
-        next_obs = self.obs
-        self.returns += rewards
+        game_over, scores = done, rewards
+        if "game_over" in rows[0][4]:  # every member's env is of one kind
+            game_over = np.stack([row[4]["game_over"] for row in rows])
+            scores = np.stack([row[4]["score"] for row in rows])
+        self.returns += scores
         self.lengths += 1
+        next_obs = self.obs
         if done.any():
             next_obs = self.obs.copy()
             for r, c in zip(*np.nonzero(done)):
                 next_obs[r, c] = rows[r][4]["final_obs"][c]
+            for r, c in zip(*np.nonzero(game_over)):  # a game over is always a done
                 episodes = self.episodes[self.members[r]]
                 episodes.append({"episode": len(episodes), "step": step_after,
                                  "return": float(self.returns[r, c]), "length": int(self.lengths[r, c])})
-            self.returns[done] = 0.0
-            self.lengths[done] = 0
+            self.returns[game_over] = 0.0
+            self.lengths[game_over] = 0
         return obs, rewards, next_obs, terminated
 
     def keep(self, rows: list[int]) -> None:

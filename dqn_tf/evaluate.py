@@ -1,19 +1,22 @@
 """Greedy evaluation on separate envs: one vector env, one episode per sub-env, all at once.
 
 Each population member has its own Evaluator (its own seed and count), as its solo run has.
+Evaluation envs are built with `training=False`: whole games and raw rewards (Atari: no life-loss
+ends, no clipping), so returns are true game scores.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from dqn_tf.envs import make_vector_env
+from dqn_tf.envs import make_vector_env, observation_dtype
 from dqn_tf.policy import Layers, greedy
 
 
 class Evaluator:
     def __init__(self, env_id: str, n_episodes: int, seed: int):
-        self.env = make_vector_env(env_id, n_episodes)
+        self.env = make_vector_env(env_id, n_episodes, training=False)
+        self.dtype = observation_dtype(self.env.single_observation_space)
         self.seed = seed
         self.count = 0
 
@@ -26,7 +29,7 @@ class Evaluator:
         returns = np.zeros(n)
         running = np.ones(n, dtype=bool)
         while running.any():
-            obs, rewards, terminated, truncated, _ = self.env.step(greedy(layers, obs.astype(np.float32)))
+            obs, rewards, terminated, truncated, _ = self.env.step(greedy(layers, obs.astype(self.dtype)))
             returns += np.where(running, rewards, 0.0)
             running &= ~(terminated | truncated)
         return {

@@ -92,7 +92,8 @@ class _Population:
         members = len(configs)
         self.alive = list(range(members))
         self.collector = Collector(self.shared.env_id, self.shared.n_envs, [c.seed for c in configs])
-        self.obs_dim, self.n_actions = check_spaces(self.shared.env_id, self.collector.envs[0])
+        self.obs_shape, self.n_actions = check_spaces(self.shared.env_id, self.collector.envs[0])
+        self.obs_dim = self.obs_shape[0]  # the MLP's input; images [H, W, C] need the CNN's obs_shape
         self.plan = plan_devices(self.shared.devices)
         self.replay = ReplayBuffer(self.shared.buffer_size, self.obs_dim, members)
         self.rngs = [np.random.default_rng(c.seed) for c in configs]
