@@ -16,6 +16,7 @@ encodes motion in its channels), the paper's sticky actions (0.1) and difficulty
 
 from __future__ import annotations
 
+import os
 from typing import Any, ClassVar
 
 import gymnasium as gym
@@ -90,6 +91,8 @@ class AtariVector(gym.vector.VectorEnv):
         kwargs = spec.kwargs
         self.env = AtariVectorEnv(
             kwargs["game"], num_envs, autoreset_mode=AutoresetMode.SAME_STEP,
+            # ale-py's default counts the host's cores; a pinned run (taskset, Slurm) has fewer
+            num_threads=min(num_envs, usable_cores()),
             # the id's sticky actions, action set and episode cap; frame skip is always 4
             repeat_action_probability=kwargs.get("repeat_action_probability", 0.0),
             full_action_space=kwargs.get("full_action_space", False),
@@ -132,6 +135,11 @@ class AtariVector(gym.vector.VectorEnv):
 
     def close_extras(self, **kwargs: Any) -> None:
         self.env.close()
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (its CPU affinity where the OS has one)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def channels_last(obs: np.ndarray) -> np.ndarray:
