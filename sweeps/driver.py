@@ -280,6 +280,7 @@ class Driver:
             "cpu_threads": resources.cpu_threads,
             "time_limit": resources.time_limit,
             "env": list(resources.env),
+            "processes": resources.process_limits(),
             "entry": self.entry,
             "run_dir": str(self.run_dir),
             "checkpoint": lifecycle.checkpoint_path(keys, task[0][1]),

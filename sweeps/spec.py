@@ -27,8 +27,7 @@ from pydantic import (
 
 from dqn_tf.config import ConfigError, TrainConfig, field_names, parse_config
 from dqn_tf.envs import check_env
-from sweeps.security import env_name_problem
-from sweeps.tasks import SET_BY_TASK
+from sweeps.resources import Resources
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 SAMPLERS = ("tpe", "random", "cmaes", "gp", "qmc", "grid")
@@ -138,39 +137,6 @@ class Pruner(Strict):
 
     name: Literal["median", "percentile", "successive_halving", "hyperband", "none"] = "median"
     options: dict[str, Any] = {}
-
-
-class Resources(Strict):
-    """What one run of a trial (its seeds as a population, or one seed) holds on its worker.
-
-    `gpus` > 0 reserves Dask resource `GPU` (start workers with `--resources GPU=N`) and pins
-    that many distinct GPU ids; `cpu_threads` sizes TensorFlow's thread pools ("auto": the
-    worker's cores divided by the runs it executes at once); `time_limit` (seconds) fails a
-    run that takes longer. `env` names more of the worker's environment variables for the
-    trial's child process, which otherwise gets only an allowlist (see docs/clusters.md).
-    """
-
-    gpus: int = Field(0, ge=0)
-    cpu_threads: int | Literal["auto"] = "auto"
-    time_limit: float | None = Field(None, gt=0)
-    env: list[str] = Field([], description="worker environment variables the trial's child also gets")
-
-    @field_validator("env")
-    @classmethod
-    def _env_names(cls, names: list[str]) -> list[str]:
-        for name in names:
-            if (problem := env_name_problem(name)) is not None:
-                raise ValueError(problem)
-            if name in SET_BY_TASK:
-                raise ValueError(f"{name} is set for each trial from resources.cpu_threads and resources.gpus; "
-                                 "allowed: any other variable name")
-        return names
-
-    @model_validator(mode="after")
-    def _positive_threads(self) -> Resources:
-        if isinstance(self.cpu_threads, int) and self.cpu_threads < 1:
-            raise ValueError(f"cpu_threads = {self.cpu_threads}: use an integer >= 1 or 'auto'")
-        return self
 
 
 class StudySpec(Strict):

@@ -7,6 +7,11 @@ through the worker's structured-event channel (`Worker.log_event`, read by
 `distributed.Event` and stops only that trial's members. `run_child` holds the process
 handling and is usable without Dask.
 
+The child process is warm when it can be (`sweeps.warm`): a worker runs its next task in the
+process its last task used (TensorFlow already imported) when nothing fixed at start-up differs,
+and the study's `resources.reuse_processes` allows it; a process that crashed, hung or timed out
+is never reused.
+
 The child gets an allowlisted environment (`sweeps.security.child_environment`, plus the
 study's `resources.env`) and TensorFlow thread pools sized to the cores this worker may use
 (CPU affinity and cgroup quota, shared among the task slots of its host).
@@ -15,26 +20,23 @@ study's `resources.env`) and TensorFlow thread pools sized to the cores this wor
 from __future__ import annotations
 
 import contextlib
-import json
-import math
+import dataclasses
 import os
+import queue
 import shutil
 import signal
-import subprocess
-import sys
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Collection, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from sweeps.cores import auto_threads, available_cores
 from sweeps.security import child_environment, env_secrets, scrub_secrets
+from sweeps.warm import ChildProcess, ProcessPool, process_key, worker_processes
 
 ENTRY = "dqn_tf:train_population"  # (configs, on_event, checkpoint_dir) -> [TrainResult]
-STDERR_TAIL_LINES = 20
 STOP_POLL_S = 0.5
-CGROUP_ROOT = Path("/sys/fs/cgroup")
 # Variables the task sets itself, from resources.cpu_threads and resources.gpus.
 SET_BY_TASK = ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS", "CUDA_VISIBLE_DEVICES",
                "PYTHONUNBUFFERED")
@@ -45,8 +47,9 @@ def run_seeds(payload: dict[str, Any]) -> dict[str, Any]:
     `parts`: [[trial, [seeds]], ...]), topic, stop_events ({trial: event name}), gpus,
     cpu_threads ("auto" or int), time_limit, entry, run_dir, checkpoint (a path under run_dir),
     env (the study's `resources.env`: more of the worker's variables for the child),
-    interrupt_event (set by a driver's Ctrl-C: the checkpoint stays for the re-queued trial).
-    Returns `run_child`'s outcome."""
+    interrupt_event (set by a driver's Ctrl-C: the checkpoint stays for the re-queued trial),
+    processes ({"max_tasks", "max_rss_mb"}: reuse warm processes within these limits; missing
+    or None: a fresh process for this task only). Returns `run_child`'s outcome."""
     from distributed import Event, get_client, get_worker
 
     from sweeps.devices import worker_pool
@@ -71,6 +74,8 @@ def run_seeds(payload: dict[str, Any]) -> dict[str, Any]:
         threads = auto_threads(available_cores(), host_slots(worker.host, all_workers(client)))
     pool = worker_pool(int(worker.state.total_resources.get("GPU", 0)))
     checkpoint_dir = shared_checkpoint_dir(payload.get("run_dir"), payload.get("checkpoint"))
+    limits = payload.get("processes")
+    reuse = Reuse(worker_processes(worker), limits["max_tasks"], limits.get("max_rss_mb")) if limits else None
     with pool.lease(int(payload.get("gpus", 0))) as gpu_ids:
         outcome = run_child(
             payload["configs"],
@@ -82,6 +87,7 @@ def run_seeds(payload: dict[str, Any]) -> dict[str, Any]:
             entry=payload.get("entry") or ENTRY,
             checkpoint_dir=checkpoint_dir,
             env=payload.get("env") or (),
+            reuse=reuse,
         )
     interrupted = payload.get("interrupt_event") and Event(payload["interrupt_event"], client=client).is_set()
     if checkpoint_dir is not None and not interrupted:  # the run ended here: nothing left to resume
@@ -110,65 +116,6 @@ def host_slots(host: str, workers: Iterable[Mapping[str, Any]]) -> int:
     return sum(info.get("nthreads", 1) for info in workers if info.get("host") == host)
 
 
-def auto_threads(cores: int, slots: int) -> int:
-    """A host's cores shared evenly among its task slots, at least 1 each."""
-    return max(1, cores // max(1, slots))
-
-
-def available_cores(cgroup_root: Path = CGROUP_ROOT, cgroup: str | None = None) -> int:
-    """Cores this process may use: its CPU affinity, capped by the cgroup CPU quota (rounded
-    up), at least 1. `os.cpu_count()` sees the node: a 4-CPU pod on a 64-core node would
-    oversubscribe 16-fold. `cgroup`: this process's cgroup v2 path (default: /proc/self/cgroup)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    quota = cgroup_cpu_quota(cgroup_root, own_cgroup() if cgroup is None else cgroup)
-    if quota is not None:
-        cores = min(cores, math.ceil(quota))
-    return max(1, cores)
-
-
-def cgroup_cpu_quota(root: Path, cgroup: str = "/") -> float | None:
-    """CPUs the cgroup quota allows (quota / period), or None if unlimited or not found.
-
-    cgroup v2: `cpu.max` ("quota period" or "max period") of the process's cgroup and its
-    ancestors (the tightest counts); cgroup v1: `cpu.cfs_quota_us` (-1: none) / `cpu.cfs_period_us`.
-    """
-    limits = []
-    folder = root / cgroup.strip("/")
-    for level in [folder, *folder.parents]:
-        quota, _, period = (_read(level / "cpu.max") or "").partition(" ")
-        limits.append(_limit(quota, period))
-        if level == root:
-            break
-    for controller in ("cpu", "cpu,cpuacct", "cpuacct,cpu"):
-        limits.append(_limit(_read(root / controller / "cpu.cfs_quota_us"), _read(root / controller / "cpu.cfs_period_us")))
-    limits = [limit for limit in limits if limit is not None]
-    return min(limits) if limits else None
-
-
-def _read(path: Path) -> str | None:
-    try:
-        return path.read_text().strip()
-    except OSError:
-        return None
-
-
-def _limit(quota: str | None, period: str | None) -> float | None:
-    """quota / period in CPUs; None for "max", -1, a missing file or junk (no limit known)."""
-    try:
-        ratio = int(quota) / int(period)  # type: ignore[arg-type]
-    except (TypeError, ValueError, ZeroDivisionError):
-        return None
-    return ratio if ratio > 0 else None
-
-
-def own_cgroup() -> str:
-    """This process's cgroup v2 path ("0::/path" in /proc/self/cgroup), "/" if unknown."""
-    for line in (_read(Path("/proc/self/cgroup")) or "").splitlines():
-        if line.startswith("0::"):
-            return line[3:] or "/"
-    return "/"
-
-
 def child_env(threads: int, gpu_ids: list[str], names: Iterable[str] = (),
               environ: Mapping[str, str] | None = None) -> dict[str, str]:
     """Environment of the child: the worker's allowlisted variables and those the study names
@@ -185,6 +132,19 @@ def child_env(threads: int, gpu_ids: list[str], names: Iterable[str] = (),
     return env
 
 
+@dataclasses.dataclass(frozen=True)
+class Reuse:
+    """Warm processes for a task: where they come from, and when one is retired rather than
+    kept for the worker's next task (`resources.max_tasks_per_process`, `max_process_rss_mb`)."""
+
+    pool: ProcessPool
+    max_tasks: int
+    max_rss_mb: float | None = None
+
+    def keeps(self, tasks: int, rss_mb: float | None) -> bool:
+        return tasks < self.max_tasks and (self.max_rss_mb is None or (rss_mb or 0.0) < self.max_rss_mb)
+
+
 def run_child(
     configs: list[dict[str, Any]],
     *,
@@ -196,65 +156,98 @@ def run_child(
     entry: str = ENTRY,
     checkpoint_dir: str | None = None,
     env: Iterable[str] = (),
+    reuse: Reuse | None = None,
 ) -> dict[str, Any]:
-    """Train `configs` as one population in `python -m sweeps.child`; relay its events and
-    the stops of members (indices into `configs`) that `stopped_members` names; enforce the
-    time limit. `env`: names of more worker variables the child gets (`resources.env`).
+    """Train `configs` as one population in a `python -m sweeps.child` process; relay its
+    events and the stops of members (indices into `configs`) that `stopped_members` names;
+    enforce the time limit. `env`: names of more worker variables the child gets
+    (`resources.env`). `reuse`: take the process from a pool of warm ones and give it back
+    after a clean result (None: a fresh process, ended after this task).
 
     Returns {"status": "ok" | "failed", "results" (one per config, None when failed), "reason",
-    "returncode", "startup_seconds", "wall_seconds"}; never raises for a trainer failure.
+    "startup_seconds" (until the child is ready for this task), "wall_seconds", "process_pid",
+    "process_reused", "process_tasks" (this one included), "process_rss_mb" (after the task)};
+    never raises for a trainer failure.
     Whether a member diverged or stopped early is in its result (see `member_failure`). The
     reason never holds the worker's secret-looking values (it goes to tables and reports).
     """
     started = time.perf_counter()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "sweeps.child"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=child_env(threads, gpu_ids or [], env),
-        start_new_session=True,  # a kill reaches the whole child group, not the worker
-    )
-    proc.stdin.write(json.dumps({"configs": configs, "entry": entry, "checkpoint_dir": checkpoint_dir}) + "\n")
-    proc.stdin.flush()
-    messages: dict[str, Any] = {}
-    tail: deque[str] = deque(maxlen=STDERR_TAIL_LINES)
+    key = process_key(child_env(threads, gpu_ids or [], env), configs)
+    child, reused = reuse.pool.acquire(key) if reuse else (ChildProcess(key), False)
+    request = {"configs": configs, "entry": entry, "checkpoint_dir": checkpoint_dir}
+    if not child.request(request) and reused:  # it died while idle: not this task's fault
+        child, reused = reuse.pool.replace(child), False
+        child.request(request)
     done = threading.Event()
-    readers = [
-        threading.Thread(target=read_protocol, args=(proc.stdout, emit, messages, started), daemon=True),
-        threading.Thread(target=tail.extend, args=(proc.stderr,), daemon=True),
-    ]
-    for thread in readers:
-        thread.start()
-    threading.Thread(target=relay_stops, args=(proc, stopped_members, len(configs), done), daemon=True).start()
-    timed_out = False
+    threading.Thread(target=relay_stops, args=(child, stopped_members, len(configs), done), daemon=True).start()
+    ending, startup, rss_mb, keep = None, None, None, False
     try:
-        proc.wait(timeout=time_limit)
-    except subprocess.TimeoutExpired:
-        timed_out = True
-        kill_group(proc)
+        ending, startup = follow(child, emit, None if time_limit is None else started + time_limit, started)
+        rss_mb = child.rss_mb()
+        # a trainer exception may leave TensorFlow half-initialised: only a result or a config error is clean
+        clean = ending is not None and (ending["type"] == "results" or ending.get("kind") == "config")
+        keep = clean and reuse is not None and reuse.keeps(child.tasks, rss_mb)
     finally:
         done.set()
-    for thread in readers:
-        thread.join(timeout=5)
+        if ending is TIMED_OUT or not child.alive:
+            child.kill()
+        if reuse is not None:
+            reuse.pool.release(child, keep)
+        elif child.alive:
+            child.close()
     outcome = {
-        "returncode": proc.returncode,
-        "startup_seconds": messages.get("startup_seconds"),
+        "startup_seconds": startup,
         "wall_seconds": time.perf_counter() - started,
-        "results": messages.get("results"),
+        "results": ending.get("results") if ending else None,
         "reason": None,
+        "process_pid": child.pid,
+        "process_reused": reused,
+        "process_tasks": child.tasks,
+        "process_rss_mb": rss_mb,
     }
-    if timed_out:
+    if ending is TIMED_OUT:
         return {**outcome, "status": "failed", "results": None, "reason": f"timeout after {time_limit:g} s"}
-    if "error" in messages:
-        error = messages["error"]
-        reason = f"{error['kind']}: {error['message']}"
+    if ending is not None and ending["type"] == "error":
+        reason = f"{ending['kind']}: {ending['message']}"
     elif outcome["results"] is None:
-        reason = exit_reason(proc.returncode, tail)
+        reason = exit_reason(child.proc.returncode, child.stderr_tail())
     else:
         return {**outcome, "status": "ok"}
     return {**outcome, "status": "failed", "reason": scrub_secrets(reason, env_secrets(os.environ))}
+
+
+TIMED_OUT = {"type": "timeout"}
+POLL_S = 1.0  # how often a quiet child is checked for having died
+
+
+def follow(child: ChildProcess, emit: Callable[[dict[str, Any]], None], deadline: float | None,
+           started: float) -> tuple[dict[str, Any] | None, float | None]:
+    """Relay the task's events until its results or error (or TIMED_OUT at `deadline`, or
+    None when the process ended first); also returns the seconds from `started` until the
+    child said it was ready for the task.
+
+    A dead child is noticed by its exit, not only by its stdout closing: a process it forked
+    may hold that pipe open."""
+    startup = None
+    while True:
+        wait = POLL_S if deadline is None else min(POLL_S, max(0.0, deadline - time.perf_counter()))
+        try:
+            message = child.messages.get(timeout=wait)
+        except queue.Empty:
+            if deadline is not None and time.perf_counter() >= deadline:
+                return TIMED_OUT, startup
+            if child.alive:
+                continue
+            message = None  # what it wrote before dying has been read by now
+        if message is None:
+            child.proc.wait()
+            return None, startup
+        if message.get("type") == "event":
+            emit(message["event"])
+        elif message.get("type") == "started":
+            startup = time.perf_counter() - started
+        elif message.get("type") in ("results", "error"):
+            return message, startup
 
 
 def member_failure(result: dict[str, Any]) -> str | None:
@@ -266,34 +259,32 @@ def member_failure(result: dict[str, Any]) -> str | None:
     return None
 
 
-def read_protocol(stream, emit, messages: dict[str, Any], started: float) -> None:
-    """Relay events as they come; keep the final result or error."""
-    for line in stream:
-        try:
-            message = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        kind = message.get("type")
-        if kind == "event":
-            emit(message["event"])
-        elif kind == "started":
-            messages["startup_seconds"] = time.perf_counter() - started
-        elif kind == "results":
-            messages["results"] = message["results"]
-        elif kind == "error":
-            messages["error"] = message
+def process_attrs(outcomes: Iterable[dict[str, Any]]) -> dict[str, Any]:
+    """How a trial's tasks started, for its trial attributes: `process_reused` (every task ran in
+    a process that had served tasks before: no start-up paid), `process_tasks` (the most tasks
+    one of its processes had run, its own included) and `process_rss_mb` (the largest RSS after
+    one of its tasks). {} when no task reported (e.g. all were lost with their worker)."""
+    runs = [o for o in outcomes if o.get("process_tasks")]
+    if not runs:
+        return {}
+    sizes = [o["process_rss_mb"] for o in runs if o.get("process_rss_mb") is not None]
+    return {
+        "process_reused": all(o["process_reused"] for o in runs),
+        "process_tasks": max(o["process_tasks"] for o in runs),
+        "process_rss_mb": float(max(sizes)) if sizes else None,
+    }
 
 
 def relay_stops(
-    proc: subprocess.Popen, stopped_members: Callable[[], Collection[int]], members: int, done: threading.Event
+    child: ChildProcess, stopped_members: Callable[[], Collection[int]], members: int, done: threading.Event
 ) -> None:
-    """Forward stop requests to the child ("stop 0,1 pruned"); each member stops cleanly
-    after its next event.
+    """Forward stop requests to the child's current task ("stop TASK 0,1 pruned"); each member
+    stops cleanly after its next event.
 
     Polls (a short scheduler call every STOP_POLL_S) rather than blocking in `Event.wait`,
     so that no wait is left pending on the scheduler when the run ends or the cluster closes.
     """
-    sent: set[int] = set()
+    task, sent = child.tasks, set()
     while len(sent) < members and not done.wait(STOP_POLL_S):
         try:
             new = set(stopped_members()) - sent
@@ -304,26 +295,14 @@ def relay_stops(
         if not new:
             continue
         sent |= new
-        try:
-            proc.stdin.write(f"stop {','.join(map(str, sorted(new)))} pruned\n")
-            proc.stdin.flush()
-        except (BrokenPipeError, ValueError, OSError):
+        if not child.stop(task, sorted(new), "pruned"):
             return
 
 
-def kill_group(proc: subprocess.Popen) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    proc.wait()
-
-
-def exit_reason(returncode: int | None, tail: deque[str]) -> str:
+def exit_reason(returncode: int | None, tail: str) -> str:
     """Why a child ended without a result: exit status or signal, and its last stderr lines."""
     if returncode is not None and returncode < 0:
         status = f"killed by signal {signal.Signals(-returncode).name}"
     else:
         status = f"exited with status {returncode}"
-    text = "".join(tail).strip()
-    return f"child {status}" + (f"; stderr tail:\n{text}" if text else "")
+    return f"child {status}" + (f"; stderr tail:\n{tail}" if tail else "")

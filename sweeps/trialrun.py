@@ -16,7 +16,7 @@ import optuna
 from optuna.trial import TrialState
 
 from sweeps import search
-from sweeps.tasks import member_failure
+from sweeps.tasks import member_failure, process_attrs
 
 if TYPE_CHECKING:
     from sweeps.spec import Objective
@@ -177,6 +177,7 @@ class TrialRun:
         resumed = [r["resumed_from_step"] for r in results if r.get("resumed_from_step") is not None]
         attrs["resumed_from_step"] = max(resumed) if resumed else None
         attrs.update(checkpoint_attrs(outcomes))
+        attrs.update(process_attrs(outcomes.values()))
         for key, value in attrs.items():
             trial.set_user_attr(key, value)
 

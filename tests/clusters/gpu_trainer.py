@@ -1,7 +1,7 @@
 """The fake trainer, recording which GPU ids its process was given and when it ran.
 
-Each run writes `$DQN_SWEEP_TEST_RECORD/<pid>.json`: CUDA_VISIBLE_DEVICES, the config's
-`devices`, and its start and end times.
+Each run writes `$DQN_SWEEP_TEST_RECORD/<pid>-<ns>.json` (a warm process runs several):
+CUDA_VISIBLE_DEVICES, the config's `devices`, and its start and end times.
 """
 
 from __future__ import annotations
@@ -21,5 +21,5 @@ def train_population(configs, on_event=None, checkpoint_dir=None):
     record = {"cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"), "devices": first.devices,
               "start": started, "end": time.time(), "seeds": [c.seed for c in configs],
               "learning_rate": first.learning_rate}
-    Path(os.environ["DQN_SWEEP_TEST_RECORD"], f"{os.getpid()}.json").write_text(json.dumps(record))
+    Path(os.environ["DQN_SWEEP_TEST_RECORD"], f"{os.getpid()}-{time.time_ns()}.json").write_text(json.dumps(record))
     return results

@@ -11,17 +11,9 @@ import threading
 import pytest
 
 from dqn_tf.config import TrainConfig
+from sweeps.cores import auto_threads, available_cores, cgroup_cpu_quota
 from sweeps.security import env_secrets, scrub_secrets
-from sweeps.tasks import (
-    SET_BY_TASK,
-    auto_threads,
-    available_cores,
-    cgroup_cpu_quota,
-    child_env,
-    host_slots,
-    member_failure,
-    run_child,
-)
+from sweeps.tasks import SET_BY_TASK, child_env, host_slots, member_failure, run_child
 
 pytestmark = pytest.mark.timeout(60)
 FAKE = "tests.sweeps.fake_trainer:train_population"
@@ -67,7 +59,7 @@ def test_a_population_reports_each_member():
 
 
 def test_stop_request_ends_the_run_early_and_cleanly():
-    outcome, _ = run(config(train_freq=50), stop_after=2)
+    outcome, _ = run(config(train_freq=200), stop_after=2)  # 2 s: the 0.5 s stop poll catches it
     (result,) = outcome["results"]
     assert outcome["status"] == "ok" and result["stopped_early"]
     assert result["stop_reason"] == "pruned"
@@ -75,7 +67,7 @@ def test_stop_request_ends_the_run_early_and_cleanly():
 
 
 def test_a_stop_request_stops_only_the_members_it_names():
-    members = [config(train_freq=50, seed=seed) for seed in range(3)]
+    members = [config(train_freq=200, seed=seed) for seed in range(3)]
     outcome, _ = run(members, stop_after=2, stop_members=(0, 2))
     first, second, third = outcome["results"]
     assert outcome["status"] == "ok"
