@@ -15,7 +15,7 @@ from dqn_tf.graph_envs import GraphEnv, graph_env
 
 ENV_IDS = ("CartPole-v1", "Acrobot-v1", "MountainCar-v0")
 PI = np.pi
-Policy = Callable[[np.ndarray, np.random.Generator], np.ndarray]  # obs [B, obs_dim] -> actions [B]
+Policy = Callable[[np.ndarray, np.random.Generator | None], np.ndarray]  # obs [B, obs] -> [B]
 
 
 def edge_states(env_id: str, rng: np.random.Generator) -> np.ndarray:
@@ -53,6 +53,8 @@ def set_state(env: gym.Env, state: np.ndarray) -> None:
 
 @pytest.mark.parametrize("env_id", ENV_IDS)
 def test_one_step_from_any_state_is_gymnasiums(env_id):
+    """Same next state (1e-9), observation (float32 rounding), reward and terminated flag as
+    gymnasium's unwrapped env put in the same state, over the edges that decide an episode."""
     env, genv = gym.make(env_id).unwrapped, graph_env(env_id)
     env.reset(seed=0)
     rng = np.random.default_rng(1)
@@ -88,7 +90,7 @@ def compiled_step(env_id: str) -> Callable:
 
 
 def graph_episodes(genv: GraphEnv, uniforms: np.ndarray, policy: Policy,
-                   rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+                   rng: np.random.Generator | None) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
     """Runs one episode per row of `uniforms` (its reset draws) to its end, as the compiled loop
     will: XLA-compiled steps, terminated by the env or truncated by a step counter at
     max_episode_steps. -> (lengths, terminated, observations per step [B, obs_dim], reset's first)."""
@@ -108,7 +110,7 @@ def graph_episodes(genv: GraphEnv, uniforms: np.ndarray, policy: Policy,
     return lengths, terminated, trajectory
 
 
-def gym_episode(env: gym.Env, policy: Policy, rng: np.random.Generator,
+def gym_episode(env: gym.Env, policy: Policy, rng: np.random.Generator | None,
                 seed: int | None = None) -> tuple[int, bool, list[np.ndarray]]:
     """One episode of `gym.make(env_id)` (TimeLimit included): (length, terminated, observations)."""
     obs, _ = env.reset(seed=seed)
