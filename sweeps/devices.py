@@ -40,7 +40,8 @@ class DevicePool:
 
     def release(self, ids: Sequence[str]) -> None:
         with self._changed:
-            self._free.extend(i for i in ids if i in self._all and i not in self._free)
+            # first in line for the next lease: its trial can reuse the warm process pinned to them
+            self._free[:0] = [i for i in ids if i in self._all and i not in self._free]
             self._changed.notify_all()
 
     @contextmanager

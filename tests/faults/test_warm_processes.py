@@ -183,6 +183,18 @@ def test_an_idle_process_on_the_gpus_a_new_process_needs_is_retired_first():
     assert not second.alive
 
 
+def test_a_gpu_worker_keeps_reusing_the_process_pinned_to_its_gpus():
+    """One task slot, 2 GPUs (simulated), 1 GPU a task: the next task gets the GPU the last one
+    released, so its warm process, rather than the other GPU and a fresh process each time."""
+    with LocalCluster(n_workers=1, threads_per_worker=1, resources={"GPU": 2}, host="127.0.0.1",
+                      dashboard_address=None, silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
+        outcomes = on_one_worker(client, *(payload(config(k), trial=k, gpus=1) for k in range(3)))
+        environ = psutil.Process(outcomes[-1]["process_pid"]).environ()
+    assert [o["status"] for o in outcomes] == ["ok"] * 3
+    assert len({o["process_pid"] for o in outcomes}) == 1 and [o["process_tasks"] for o in outcomes] == [1, 2, 3]
+    assert environ["CUDA_VISIBLE_DEVICES"] in ("0", "1")
+
+
 def test_a_stop_reaches_only_the_task_it_names():
     child = ChildProcess(process_key(child_env(1, [], environ=os.environ), [config()]))
     slow = config(train_freq=100)  # 0.5 s: 5 evaluations of 0.1 s
