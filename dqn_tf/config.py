@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import re
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, ValidationError, field_validator
 from pydantic.dataclasses import dataclass
@@ -20,6 +20,8 @@ from dqn_tf.errors import ConfigError
 
 DEVICES_PATTERN = re.compile(r"^(auto|cpu|cpu:[1-9][0-9]*|gpu|gpu:[1-9][0-9]*)$")
 DEVICE_NAME_PATTERN = re.compile(r"^/?(job:[^/]+/)?(device:)?(cpu|gpu|CPU|GPU):[0-9]+$")
+NET_ARCH_NAMES = ("auto", "nature_cnn", "minatar_cnn")  # networks.CNNS defines the two CNNs
+NET_ARCH_ALLOWED = "'auto', 'nature_cnn', 'minatar_cnn' or a list of positive layer sizes such as [256, 256]"
 DEVICES_ALLOWED = (
     "'auto', 'cpu', 'cpu:N' (N logical CPU devices), 'gpu', 'gpu:N' (the first N GPUs) "
     "or a list of device names such as ['/gpu:0', '/gpu:1']"
@@ -50,7 +52,8 @@ class TrainConfig:
     exploration_fraction: float = Field(0.16, ge=0, le=1)
     exploration_initial_eps: float = Field(1.0, ge=0, le=1)
     exploration_final_eps: float = Field(0.04, ge=0, le=1)
-    net_arch: tuple[int, ...] = (256, 256)
+    # "auto": an MLP [256, 256] for vectors, a CNN for images; a CNN by name; or MLP layer sizes
+    net_arch: str | tuple[int, ...] = "auto"
     double_dqn: bool = False
     dueling: bool = False
     max_grad_norm: float = Field(10.0, gt=0)
@@ -59,13 +62,20 @@ class TrainConfig:
     n_eval_episodes: int = Field(10, ge=1, le=1000)
     seed: int = Field(0, ge=0, lt=2**31)
     devices: str | tuple[str, ...] = "auto"
+    # mixed_*: compute in bfloat16 / float16, weights and loss in float32 (float16: loss scaling)
+    precision: Literal["float32", "mixed_bfloat16", "mixed_float16"] = "float32"
 
-    @field_validator("net_arch")
+    @field_validator("net_arch", mode="before")
     @classmethod
-    def _positive_layers(cls, value: tuple[int, ...]) -> tuple[int, ...]:
-        if any(units < 1 for units in value):
-            raise ValueError("every layer size must be a positive integer")
-        return value
+    def _known_net_arch(cls, value: Any) -> str | tuple[int, ...]:
+        if isinstance(value, str):
+            if value not in NET_ARCH_NAMES:
+                raise ValueError(f"allowed: {NET_ARCH_ALLOWED}")
+            return value
+        if not isinstance(value, (list, tuple)) or not all(
+                isinstance(units, int) and not isinstance(units, bool) and units >= 1 for units in value):
+            raise ValueError(f"every layer size must be a positive integer; allowed: {NET_ARCH_ALLOWED}")
+        return tuple(value)
 
     @field_validator("devices")
     @classmethod
@@ -132,7 +142,7 @@ class TrainConfig:
 # differ per member.
 POPULATION_SHARED_FIELDS = (
     "env_id", "total_timesteps", "n_envs", "batch_size", "buffer_size", "learning_starts",
-    "train_freq", "gradient_steps", "target_update_interval", "net_arch", "double_dqn", "dueling",
+    "train_freq", "gradient_steps", "target_update_interval", "net_arch", "double_dqn", "dueling", "precision",
     "eval_freq", "n_eval_episodes", "devices",
 )
 

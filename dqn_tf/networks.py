@@ -1,65 +1,177 @@
-"""Q-networks as plain lists of weights: one MLP per population member, each its own variables.
+"""Q-networks as plain lists of weights: one network per population member, each its own variables.
 
-Members are not stacked into batched matmuls: each member's forward and backward pass is the
-same graph as its solo run's, so member k computes bit-for-bit what `train` with its config
-computes (a batched matmul rounds differently from a plain one in the last bit, and RL amplifies
-that until the curves part). Member k's initial weights are those Keras' seeded GlorotUniform
-gives a `Dense` layer for that member's seed.
+Members are not stacked into batched ops: each member's forward and backward pass is the same
+graph as its solo run's, so member k computes bit-for-bit what `train` with its config computes
+(a batched matmul rounds differently from a plain one in the last bit, and RL amplifies that
+until the curves part). That holds for CNNs as for MLPs.
+
+`net_arch` is an MLP's hidden sizes, or a CNN by name: "nature_cnn" (Mnih et al. 2015, SB3's
+NatureCNN: conv 32x8x8/4, 64x4x4/2, 64x3x3/1, dense 512) or "minatar_cnn" (Young & Tian 2019:
+conv 16x3x3/1, dense 128); "auto" picks from the observations: [256, 256] for vectors, NatureCNN
+for images NatureCNN fits (36x36 and up), the MinAtar net for smaller ones (MinAtar's 10x10).
+Convolutions are VALID, channels-last; the Q head (or V and A heads) follows the last dense layer.
+
+Weights start as Keras' seeded GlorotUniform gives them (Keras' own Dense and Conv2D default),
+one seed per layer drawn from the member's seed, biases zero. SB3's DQN uses PyTorch's defaults
+(it applies orthogonal init only to its actor-critic policies), so neither matches it bit for
+bit; Glorot keeps one rule for every layer and every net here.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from dqn_tf.config import NET_ARCH_ALLOWED, NET_ARCH_NAMES
+from dqn_tf.errors import ConfigError
+
+# (filters, kernel, stride) of each conv layer, then the dense hidden layers.
+CNNS: dict[str, tuple[tuple[tuple[int, int, int], ...], tuple[int, ...]]] = {
+    "nature_cnn": (((32, 8, 4), (64, 4, 2), (64, 3, 1)), (512,)),
+    "minatar_cnn": (((16, 3, 1),), (128,)),
+}
+assert set(CNNS) == set(NET_ARCH_NAMES) - {"auto"}  # config validates the names without TensorFlow
+AUTO_MLP = (256, 256)
+
 
 @dataclasses.dataclass(frozen=True)
 class Architecture:
-    obs_dim: int
+    obs_dim: int | tuple[int, ...]  # a vector's size, or an image's (H, W, C)
     n_actions: int
-    net_arch: tuple[int, ...]
+    net_arch: tuple[int, ...] | str  # hidden sizes, a CNN's name, or "auto" (resolved here)
     dueling: bool
+    obs_dtype: str = "float32"  # "uint8" pixels are cast in the graph ...
+    obs_scale: float = 1.0  # ... and multiplied by this
+    compute_dtype: str = "float32"  # "bfloat16" / "float16" under mixed precision; weights stay float32
 
-    def layer_shapes(self) -> list[tuple[str, int, int]]:
-        """(name, fan_in, units) in order: hidden layers, then the head(s)."""
-        shapes, fan_in = [], self.obs_dim
-        for i, units in enumerate(self.net_arch):
-            shapes.append((f"hidden_{i}", fan_in, units))
+    def __post_init__(self) -> None:
+        net_arch = self.net_arch if isinstance(self.net_arch, str) else tuple(int(n) for n in self.net_arch)
+        object.__setattr__(self, "net_arch", resolve_net_arch(net_arch, self.obs_shape))
+
+    @property
+    def obs_shape(self) -> tuple[int, ...]:
+        return (int(self.obs_dim),) if isinstance(self.obs_dim, (int, np.integer)) else tuple(self.obs_dim)
+
+    @property
+    def convs(self) -> tuple[tuple[int, int, int], ...]:
+        return CNNS[self.net_arch][0] if isinstance(self.net_arch, str) else ()
+
+    @property
+    def hidden(self) -> tuple[int, ...]:
+        return CNNS[self.net_arch][1] if isinstance(self.net_arch, str) else self.net_arch
+
+    @property
+    def numpy_policy(self) -> bool:
+        """An MLP on float vectors: acting can use a numpy mirror (see `policy`)."""
+        return not self.convs and len(self.obs_shape) == 1 and self.obs_dtype == "float32"
+
+    def kernel_shapes(self) -> list[tuple[str, tuple[int, ...]]]:
+        """(name, kernel shape) in order: convs, hidden layers, then the head(s)."""
+        shapes: list[tuple[str, tuple[int, ...]]] = []
+        if self.convs:
+            height, width, channels = self.obs_shape
+            for i, (filters, kernel, stride) in enumerate(self.convs):
+                shapes.append((f"conv_{i}", (kernel, kernel, channels, filters)))
+                height, width = (height - kernel) // stride + 1, (width - kernel) // stride + 1
+                channels = filters
+            fan_in = height * width * channels
+        else:
+            fan_in = math.prod(self.obs_shape)
+        for i, units in enumerate(self.hidden):
+            shapes.append((f"hidden_{i}", (fan_in, units)))
             fan_in = units
         if self.dueling:
-            return shapes + [("value", fan_in, 1), ("advantage", fan_in, self.n_actions)]
-        return shapes + [("q_values", fan_in, self.n_actions)]
+            return shapes + [("value", (fan_in, 1)), ("advantage", (fan_in, self.n_actions))]
+        return shapes + [("q_values", (fan_in, self.n_actions))]
 
     def greedy_layer_indices(self) -> list[int]:
         """Layers whose chain gives argmax Q: with a dueling head that is the advantage stream
         (V and mean(A) are the same for every action), so the value head is skipped."""
-        count = len(self.net_arch)
+        count = len(self.convs) + len(self.hidden)
         return list(range(count)) + [count + (1 if self.dueling else 0)]
+
+
+def resolve_net_arch(net_arch: tuple[int, ...] | str, obs_shape: tuple[int, ...]) -> tuple[int, ...] | str:
+    """"auto" -> an MLP or a CNN for these observations; a CNN must fit them (ConfigError)."""
+    image = len(obs_shape) == 3
+    if net_arch == "auto":
+        if not image:
+            return AUTO_MLP
+        net_arch = "nature_cnn" if min(obs_shape[:2]) >= smallest_input(CNNS["nature_cnn"][0]) else "minatar_cnn"
+    if not isinstance(net_arch, str):
+        return net_arch
+    if net_arch not in CNNS:
+        raise ConfigError(f"net_arch = {net_arch!r}: allowed {NET_ARCH_ALLOWED}")
+    smallest = smallest_input(CNNS[net_arch][0])
+    if not image or min(obs_shape[:2]) < smallest:
+        raise ConfigError(
+            f"net_arch = {net_arch!r}: needs image observations [height, width, channels] of at least "
+            f"{smallest}x{smallest}, the env gives shape {tuple(obs_shape)}; use 'auto' or a list of layer sizes"
+        )
+    return net_arch
+
+
+def smallest_input(convs: tuple[tuple[int, int, int], ...]) -> int:
+    """The smallest image side VALID convolutions leave at least one pixel of."""
+    side = 1
+    for _, kernel, stride in reversed(convs):
+        side = (side - 1) * stride + kernel
+    return side
 
 
 def initial_weights(arch: Architecture, seed: int) -> list[np.ndarray]:
     """[kernel, bias, kernel, bias, ...] of one member."""
-    layer_seeds = np.random.default_rng(seed).integers(0, 2**31 - 1, size=len(arch.net_arch) + 2)
+    layers = len(arch.convs) + len(arch.hidden)
+    layer_seeds = np.random.default_rng(seed).integers(0, 2**31 - 1, size=layers + 2)
     weights = []
-    for (_, fan_in, units), layer_seed in zip(arch.layer_shapes(), layer_seeds.tolist()):
+    for (_, shape), layer_seed in zip(arch.kernel_shapes(), layer_seeds.tolist()):
         init = keras.initializers.GlorotUniform(seed=layer_seed)
-        weights += [np.asarray(init((fan_in, units)), np.float32), np.zeros(units, np.float32)]
+        weights += [np.asarray(init(shape), np.float32), np.zeros(shape[-1], np.float32)]
     return weights
 
 
 def q_values(arch: Architecture, weights: list[tf.Tensor], obs: tf.Tensor) -> tf.Tensor:
-    """Q-values [..., B, n_actions] for observations [..., B, obs_dim]: one member's weights, or
-    members' weights stacked on a leading axis (kernels [K, in, out], biases [K, 1, out]); XLA's
-    batched matmul gives each member the bits of its own plain one."""
-    hidden = obs
-    count = len(arch.net_arch)
-    for i in range(count):
+    """float32 Q-values [..., B, n_actions] for observations [..., B, *obs_shape]: one member's
+    weights, or (MLP only) members' weights stacked on a leading axis (kernels [K, in, out],
+    biases [K, 1, out]); XLA's batched matmul gives each member the bits of its own plain one."""
+    dtype = tf.as_dtype(arch.compute_dtype)
+    if dtype != tf.float32:
+        weights = [tf.cast(w, dtype) for w in weights]
+    hidden = obs if obs.dtype == dtype else tf.cast(obs, dtype)
+    if arch.obs_scale != 1.0:
+        hidden = hidden * tf.constant(arch.obs_scale, dtype)
+    for i, (_, _, stride) in enumerate(arch.convs):
+        hidden = tf.nn.relu(tf.nn.conv2d(hidden, weights[2 * i], stride, "VALID") + weights[2 * i + 1])
+    rank = len(arch.obs_shape)
+    if rank > 1:  # flatten an image (the CNN's last feature map, or pixels into an MLP)
+        flat = math.prod(hidden.shape[-rank:])
+        hidden = tf.reshape(hidden, tf.concat([tf.shape(hidden)[:-rank], [flat]], axis=0))
+    first = len(arch.convs)
+    for i in range(first, first + len(arch.hidden)):
         hidden = tf.nn.relu(tf.matmul(hidden, weights[2 * i]) + weights[2 * i + 1])
+    count = first + len(arch.hidden)
     head = tf.matmul(hidden, weights[2 * count]) + weights[2 * count + 1]
-    if not arch.dueling:
-        return head
-    advantage = tf.matmul(hidden, weights[2 * count + 2]) + weights[2 * count + 3]
-    return head + advantage - tf.reduce_mean(advantage, axis=-1, keepdims=True)
+    if arch.dueling:
+        advantage = tf.matmul(hidden, weights[2 * count + 2]) + weights[2 * count + 3]
+        head = head + advantage - tf.reduce_mean(advantage, axis=-1, keepdims=True)
+    return head if head.dtype == tf.float32 else tf.cast(head, tf.float32)
+
+
+class CompiledGreedy:
+    """Greedy scores of one member's online net run by TensorFlow, for nets the numpy mirror
+    of `policy` does not cover (CNNs, pixels): numpy convolutions would cost milliseconds a step.
+    Reads the live variables, which change only in train calls, as the mirror's refresh does."""
+
+    def __init__(self, arch: Architecture, variables: list[tf.Variable], forward: tf.types.experimental.GenericFunction):
+        self.n_actions = arch.n_actions
+        self.dtype = np.dtype(arch.obs_dtype)
+        self.variables = variables
+        self.forward = forward
+
+    def scores(self, obs: np.ndarray) -> np.ndarray:
+        """[n, *obs_shape] -> Q-values [n, n_actions]."""
+        return self.forward(self.variables, tf.constant(np.asarray(obs, self.dtype))).numpy()

@@ -11,11 +11,15 @@ from __future__ import annotations
 
 import numpy as np
 
-Layers = list[tuple[np.ndarray, np.ndarray]]  # (kernel [in, out], bias [out]) of one member
+# (kernel [in, out], bias [out]) of one member's MLP; for CNNs and pixels an object with
+# `scores(obs)` and `n_actions` that runs the network in TensorFlow (networks.CompiledGreedy)
+Layers = list[tuple[np.ndarray, np.ndarray]]
 
 
 def scores(layers: Layers, obs: np.ndarray) -> np.ndarray:
     """[n, obs_dim] -> [n, n_actions] (the advantage stream for a dueling head)."""
+    if not isinstance(layers, list):
+        return layers.scores(obs)
     hidden = obs
     for kernel, bias in layers[:-1]:
         hidden = np.maximum(hidden @ kernel + bias, 0.0)
@@ -32,7 +36,7 @@ def act(members: list[Layers], obs: np.ndarray, epsilons: np.ndarray, rngs: list
     """[K, n] actions for observations [K, n, obs_dim]. Member k draws from its own RNG what its
     solo run draws: uniformly random actions while `uniform` (before `learning_starts`, as SB3
     does), else epsilon-greedy (the greedy pass is skipped when every env explores)."""
-    n_actions = members[0][-1][0].shape[1]
+    n_actions = members[0][-1][0].shape[1] if isinstance(members[0], list) else members[0].n_actions
     n = obs.shape[1]
     actions = np.empty(obs.shape[:2], dtype=np.int64)
     for k, (layers, rng) in enumerate(zip(members, rngs)):

@@ -38,8 +38,21 @@ def ensure_logical_cpus(count: int) -> list[str]:
     return logical[:count]
 
 
+def enable_memory_growth() -> None:
+    """Let TensorFlow take GPU memory as it needs it rather than all of it at start-up, so that
+    several trials can share a GPU. Only possible before TensorFlow initialises its GPUs, which
+    `plan_devices` (the first thing a run does with TensorFlow) makes sure of."""
+    for gpu in tf.config.list_physical_devices("GPU"):
+        try:
+            tf.config.experimental.set_memory_growth(gpu, True)
+        except RuntimeError:  # already initialised by an earlier run in this process: as it was set then
+            pass
+
+
 def plan_devices(devices: str | tuple[str, ...]) -> DevicePlan:
-    """auto: all GPUs (Mirrored when >= 2), else the CPU; cpu:N: N logical CPUs, Mirrored."""
+    """auto: all GPUs (Mirrored when >= 2), else the CPU; cpu:N: N logical CPUs, Mirrored.
+    Memory growth is enabled on every GPU first."""
+    enable_memory_growth()
     gpus = [f"/gpu:{i}" for i in range(len(tf.config.list_physical_devices("GPU")))]
     if isinstance(devices, tuple):
         names = devices

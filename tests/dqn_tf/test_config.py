@@ -7,7 +7,7 @@ def test_defaults_are_rl_zoo_cartpole():
     config = TrainConfig()
     assert (config.env_id, config.learning_rate, config.batch_size, config.train_freq) == (
         "CartPole-v1", 2.3e-3, 64, 256)
-    assert (config.gradient_steps, config.target_update_interval, config.net_arch) == (128, 10, (256, 256))
+    assert (config.gradient_steps, config.target_update_interval, config.net_arch) == (128, 10, "auto")
 
 
 def test_round_trip_through_plain_data():

@@ -168,6 +168,6 @@ def test_members_must_share_shape_changing_fields():
         train_population([{"batch_size": 32}, {"batch_size": 32}, {"batch_size": 64, "net_arch": [8]}])
     message = str(error.value)
     assert "batch_size differs (member 0 = 32, member 1 = 32, member 2 = 64)" in message
-    assert "net_arch differs (member 0 = (256, 256), member 1 = (256, 256), member 2 = (8,))" in message
+    assert "net_arch differs (member 0 = 'auto', member 1 = 'auto', member 2 = (8,))" in message
     with pytest.raises(ConfigError, match="at least one config"):
         train_population([])
