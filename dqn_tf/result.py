@@ -53,6 +53,7 @@ class TrainResult:
     timings: dict[str, float] = dataclasses.field(default_factory=dict)
     member: int = 0
     diverged: bool = False
+    loop: str = ""  # "compiled" or "python": which training loop ran (see TrainConfig.loop)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -1,0 +1,309 @@
+"""The compiled loop: env steps, epsilon-greedy acting, replay writes, gradient steps and target
+updates of every member, one XLA program per chunk (up to the next progress report, evaluation
+or checkpoint); greedy evaluation is a second program.
+
+Why: stepping gymnasium from Python costs ~90 us per env step and each train call ~1 ms of
+dispatch; inside one program both vanish (the PureJaxRL / gymnax idea, in TensorFlow). It needs
+an in-graph env (`dqn_tf.graph_envs`) and one device.
+
+Members are stacked on a leading axis ([K, ...] variables, batched matmuls); XLA's batched
+matmul gives member k the bits its solo program computes, so member k of a population is its
+solo run on this path too (tested). Randomness is a counter-based hash of (member seed, purpose,
+step, index): no RNG state to carry or checkpoint, and a member's draws never depend on others.
+The schedule is the Python loop's (SB3's): uniform actions before `learning_starts`, training
+every `train_freq` vector steps once more than `learning_starts` transitions are in, lazy Polyak
+target updates, same-step autoreset with truncated episodes bootstrapping from their final obs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from dqn_tf.config import TrainConfig
+from dqn_tf.graph_envs import GraphEnv
+from dqn_tf.learner import td_loss
+from dqn_tf.networks import Architecture, initial_weights, q_values
+from dqn_tf.optimizer import BETA_1, BETA_2, EPSILON
+
+ACT, RESET, SAMPLE, EVAL = 1, 2, 3, 4  # random streams
+
+
+def _mix(x: tf.Tensor) -> tf.Tensor:
+    """lowbias32, a strong 32-bit integer hash (Wellons)."""
+    x = tf.bitwise.bitwise_xor(x, tf.bitwise.right_shift(x, 16)) * tf.constant(0x7FEB352D, tf.uint32)
+    x = tf.bitwise.bitwise_xor(x, tf.bitwise.right_shift(x, 15)) * tf.constant(0x846CA68B, tf.uint32)
+    return tf.bitwise.bitwise_xor(x, tf.bitwise.right_shift(x, 16))
+
+
+def _u32(value) -> tf.Tensor:
+    return tf.cast(tf.bitwise.bitwise_and(tf.cast(value, tf.int64), 0xFFFFFFFF), tf.uint32)
+
+
+def random_bits(keys: tf.Tensor, stream: int, counters: list, shape: list[int]) -> tf.Tensor:
+    """uint32 [K, *shape]: a hash of member key, stream, counters and the element's index."""
+    h = _mix(keys ^ tf.constant(stream * 0x9E3779B9 & 0xFFFFFFFF, tf.uint32))
+    for counter in counters:
+        counter = tf.cast(counter, tf.int64)
+        h = _mix(h ^ _u32(counter))
+        h = _mix(h ^ _u32(tf.bitwise.right_shift(counter, 32)))
+    size = int(np.prod(shape))
+    index = tf.reshape(tf.cast(tf.range(size), tf.uint32), [1, *shape])
+    h = tf.reshape(h, [-1] + [1] * len(shape))
+    return _mix(_mix(h ^ index) + tf.constant(0x6A09E667, tf.uint32))
+
+
+def uniform(keys, stream, counters, shape, dtype=tf.float32) -> tf.Tensor:
+    bits = random_bits(keys, stream, counters, shape)
+    if dtype == tf.float64:
+        return tf.cast(bits, tf.float64) * 2.0**-32
+    return tf.cast(tf.bitwise.right_shift(bits, 8), tf.float32) * 2.0**-24
+
+
+def member_keys(configs: list[TrainConfig]) -> np.ndarray:
+    return np.array([np.random.SeedSequence([c.seed, 0xD9]).generate_state(1)[0] for c in configs], np.uint32)
+
+
+class Program:
+    """Every member's env, replay, networks and Adam as [K, ...] variables on one device, and
+    the two compiled programs that advance and evaluate them."""
+
+    def __init__(self, configs: list[TrainConfig], env: GraphEnv, device: str):
+        shared = configs[0]
+        self.configs, self.env, self.device = configs, env, device
+        net_arch = shared.net_arch if isinstance(shared.net_arch, str) else tuple(shared.net_arch)
+        self.arch = Architecture(env.obs_dim, env.n_actions, net_arch, shared.dueling)
+        k, n, cap = len(configs), shared.n_envs, shared.buffer_size
+        self.members, self.n_envs = k, n
+        # the longest chunk: progress reports come every total // 100 steps
+        self.max_chunk = -(-max(shared.total_timesteps // 100, 1) // n) + 1
+        per_member = lambda name: np.array([getattr(c, name) for c in configs])
+        self.keys = tf.constant(member_keys(configs))
+        self.learning_rate = tf.constant(per_member("learning_rate"), tf.float32)
+        self.gamma = tf.constant(per_member("gamma")[:, None], tf.float32)
+        self.huber_delta = tf.constant(per_member("huber_delta")[:, None], tf.float32)
+        self.tau = tf.constant(per_member("tau"), tf.float32)
+        self.max_grad_norm = tf.constant(per_member("max_grad_norm"), tf.float32)
+        self.exploration = [tf.constant(per_member(name), tf.float64) for name in
+                            ("exploration_fraction", "exploration_initial_eps", "exploration_final_eps")]
+        weights = [initial_weights(self.arch, c.seed) for c in configs]
+        stacked = [np.stack([w[i] for w in weights]) for i in range(len(weights[0]))]
+        stacked = [w if w.ndim == 3 else w[:, None, :] for w in stacked]  # biases [K, 1, out]
+        with tf.device(device):
+            v = lambda value, dtype=None: tf.Variable(value, dtype=dtype, trainable=False)
+            initial = env.initial_state(uniform(self.keys, RESET, [-1], [n, env.reset_draws], tf.float64))
+            self.state, self.obs = v(initial), v(env.observe(initial))
+            self.returns, self.lengths = v(tf.zeros([k, n])), v(tf.zeros([k, n], tf.int32))
+            self.replay = {"obs": v(tf.zeros([k, cap, env.obs_dim])), "next_obs": v(tf.zeros([k, cap, env.obs_dim])),
+                           "actions": v(tf.zeros([k, cap], tf.int32)), "rewards": v(tf.zeros([k, cap])),
+                           "dones": v(tf.zeros([k, cap]))}
+            self.pos, self.size = v(0, tf.int32), v(0, tf.int32)
+            self.steps, self.trained_at = v(0, tf.int64), v(0, tf.int64)
+            self.online = [v(w) for w in stacked]
+            self.target = [v(w) for w in stacked]
+            self.adam_m = [v(tf.zeros_like(w)) for w in stacked]
+            self.adam_v = [v(tf.zeros_like(w)) for w in stacked]
+            self.adam_steps = v(tf.zeros([k]))
+            self.loss, self.q_mean = v(tf.fill([k], np.nan)), v(tf.fill([k], np.nan))
+            self.gradient_steps, self.diverged_at = v(tf.zeros([k], tf.int64)), v(tf.fill([k], tf.constant(-1, tf.int64)))
+        self._advance = tf.function(self._advance_graph, jit_compile=True,
+                                    input_signature=[tf.TensorSpec([], tf.int64)]).get_concrete_function()
+        self._evaluate = tf.function(self._evaluate_graph, jit_compile=True,
+                                     input_signature=[tf.TensorSpec([], tf.int64)]).get_concrete_function()
+
+    # -- the programs -------------------------------------------------------------------------
+
+    def _advance_graph(self, until):
+        """Step every member from `steps` to `until`; per vector step, which envs ended an
+        episode and its return and length ([max_chunk, K, n]); the iteration count.
+
+        Segments of collection end at train boundaries, where one `cond` decides on a training
+        phase: a `cond` inside the per-step loop costs ~60 us a step on CPU even when not taken.
+        """
+        shared, n = self.configs[0], self.n_envs
+        every = shared.train_freq * n
+        shape = [self.max_chunk, self.members, n]
+        log = (tf.zeros(shape, tf.bool), tf.zeros(shape), tf.zeros(shape, tf.int32))
+
+        def collect(t, done_log, return_log, length_log):
+            done, returns, lengths = self._env_step()
+            at = [[t]]
+            return (t + 1, tf.tensor_scatter_nd_update(done_log, at, done[None]),
+                    tf.tensor_scatter_nd_update(return_log, at, returns[None]),
+                    tf.tensor_scatter_nd_update(length_log, at, lengths[None]))
+
+        def segment(t, *log):
+            boundary = tf.minimum((self.steps // every + 1) * every, until)
+            t, *log = tf.while_loop(lambda t, *_: self.steps < boundary, collect, [t, *log],
+                                    maximum_iterations=self.max_chunk)
+            steps = self.steps.read_value()
+            tf.cond((steps % every < n) & (steps > shared.learning_starts), self._train_phase, lambda: None)
+            return t, *log
+
+        t, *log = tf.while_loop(lambda t, *_: self.steps < until, segment, [tf.constant(0), *log])
+        return t, *log
+
+    def _env_step(self):
+        shared, env, n = self.configs[0], self.env, self.n_envs
+        steps = self.steps.read_value()
+        draws = uniform(self.keys, ACT, [steps], [n, 2])
+        random_actions = tf.minimum(tf.cast(draws[..., 1] * env.n_actions, tf.int32), env.n_actions - 1)
+        explore = tf.logical_or(steps < shared.learning_starts, draws[..., 0] < self._epsilon(steps)[:, None])
+        actions = tf.cond(tf.reduce_all(explore), lambda: random_actions,
+                          lambda: tf.where(explore, random_actions, self._greedy(self.obs)))
+        next_state, rewards, terminated = env.step(self.state, actions)
+        lengths = self.lengths + 1
+        returns = self.returns + rewards
+        done = terminated | (lengths >= env.max_episode_steps)
+        final_obs = env.observe(next_state)
+        fresh = env.initial_state(uniform(self.keys, RESET, [steps], [n, env.reset_draws], tf.float64))
+        self.state.assign(tf.where(done[..., None], fresh, next_state))
+        obs = self.obs.read_value()
+        self.obs.assign(env.observe(self.state))
+        self._store(obs, actions, rewards, final_obs, tf.cast(terminated, tf.float32))
+        self.returns.assign(tf.where(done, 0.0, returns))
+        self.lengths.assign(tf.where(done, 0, lengths))
+        self.steps.assign_add(n)
+        return done, returns, lengths
+
+    def _epsilon(self, steps):
+        """`schedules.linear_epsilon`, in the graph: one epsilon per member, as float32."""
+        fraction, initial, final = self.exploration
+        span = fraction * self.configs[0].total_timesteps
+        progress = tf.where(span > 0, tf.cast(steps, tf.float64) / tf.maximum(span, 1e-300), 1.0)
+        return tf.cast(tf.where(progress >= 1, final, initial + progress * (final - initial)), tf.float32)
+
+    def _greedy(self, obs):
+        return tf.argmax(q_values(self.arch, self.online, obs), axis=-1, output_type=tf.int32)
+
+    def _store(self, obs, actions, rewards, next_obs, dones):
+        cap, n = self.configs[0].buffer_size, self.n_envs
+        where = (self.pos + tf.range(n)) % cap
+        if n > cap:  # only the newest rows survive
+            where, (obs, actions, rewards, next_obs, dones) = where[-cap:], (
+                x[:, -cap:] for x in (obs, actions, rewards, next_obs, dones))
+        rows = tf.shape(where)[0]
+        index = tf.stack([tf.repeat(tf.range(self.members), rows), tf.tile(where, [self.members])], axis=1)
+        for name, values in zip(("obs", "actions", "rewards", "next_obs", "dones"),
+                                (obs, actions, rewards, next_obs, dones)):
+            flat = tf.reshape(values, tf.concat([[-1], tf.shape(values)[2:]], axis=0))
+            self.replay[name].scatter_nd_update(index, flat)
+        self.pos.assign((self.pos + n) % cap)
+        self.size.assign(tf.minimum(self.size + n, cap))
+
+    def _train_phase(self):
+        shared = self.configs[0]
+        steps, interval = self.steps.read_value(), shared.target_update_interval
+        updates = tf.cast(steps // interval - self.trained_at // interval, tf.float32)
+        blend = tf.where(updates > 0, 1.0 - tf.pow(1.0 - self.tau, updates), 0.0)
+        for target, online in zip(self.target, self.online):
+            w = tf.reshape(blend, [-1, 1, 1])
+            target.assign(w * online + (1.0 - w) * target)
+        self.trained_at.assign(steps)
+
+        def one_step(g, sums):
+            return g + 1, sums + self._gradient_step(steps, g)
+
+        _, sums = tf.while_loop(lambda g, _: g < shared.gradient_steps, one_step,
+                                [tf.constant(0), tf.zeros([2, self.members])])
+        loss, q_mean = sums[0] / shared.gradient_steps, sums[1] / shared.gradient_steps
+        finite = tf.math.is_finite(loss) & tf.math.is_finite(q_mean)
+        self.loss.assign(loss)
+        self.q_mean.assign(q_mean)
+        self.gradient_steps.assign_add(tf.where(finite, tf.constant(shared.gradient_steps, tf.int64), 0))
+        self.diverged_at.assign(tf.where(~finite & (self.diverged_at < 0), steps, self.diverged_at))
+
+    def _gradient_step(self, steps, g):
+        batch_size = self.configs[0].batch_size
+        index = tf.cast(uniform(self.keys, SAMPLE, [steps, g], [batch_size]) * tf.cast(self.size, tf.float32),
+                        tf.int32)
+        index = tf.minimum(index, self.size - 1)
+        batch = tuple(tf.gather(self.replay[name], index, batch_dims=1)
+                      for name in ("obs", "actions", "rewards", "next_obs", "dones"))
+        online = [variable.read_value() for variable in self.online]
+        with tf.GradientTape() as tape:  # on values: variables captured this deep in loops lose their gradient
+            tape.watch(online)
+            loss, q_mean = td_loss(self.arch, online, self.target, batch, self.gamma, self.huber_delta,
+                                   self.configs[0].double_dqn, batch_size)
+            total = tf.reduce_sum(loss)  # members are independent: d total / d member k = d loss_k
+        grads = tape.gradient(total, online)
+        self._adam(grads)
+        return tf.stack([loss, q_mean])
+
+    def _adam(self, grads):
+        """`optimizer.clip_by_norm` + `optimizer.Adam`, each member with its own norm and rate."""
+        per_member = lambda x: tf.reshape(x, [-1, 1, 1])
+        norm = tf.sqrt(tf.add_n([tf.reduce_sum(tf.square(g), axis=[1, 2]) for g in grads]))
+        scale = per_member(self.max_grad_norm / tf.maximum(norm, self.max_grad_norm))
+        steps = self.adam_steps.assign_add(tf.ones([self.members]))
+        alpha = per_member(self.learning_rate * tf.sqrt(1.0 - BETA_2**steps) / (1.0 - BETA_1**steps))
+        for grad, variable, m, v in zip(grads, self.online, self.adam_m, self.adam_v):
+            grad = grad * scale
+            m.assign_add((grad - m) * (1.0 - BETA_1))
+            v.assign_add((tf.square(grad) - v) * (1.0 - BETA_2))
+            variable.assign_sub(alpha * m / (tf.sqrt(v) + EPSILON))
+
+    def _evaluate_graph(self, count):
+        """Greedy returns [K, n_eval_episodes]: one episode per env, fresh starts per count."""
+        env, episodes = self.env, self.configs[0].n_eval_episodes
+        state = env.initial_state(uniform(self.keys, EVAL, [count], [episodes, env.reset_draws], tf.float64))
+        running = tf.ones([self.members, episodes], tf.bool)
+
+        def body(t, state, running, returns):
+            state, rewards, terminated = env.step(state, self._greedy(env.observe(state)))
+            returns += tf.where(running, rewards, 0.0)
+            return t + 1, state, running & ~terminated & (t + 1 < env.max_episode_steps), returns
+
+        *_, returns = tf.while_loop(lambda t, s, running, r: tf.reduce_any(running), body,
+                                    [tf.constant(0), state, running, tf.zeros([self.members, episodes])])
+        return returns
+
+    # -- the host's side ----------------------------------------------------------------------
+
+    def advance(self, until: int) -> list[tuple[int, int, int, float, int]]:
+        """Run to `until`; the episodes that ended, as (member row, env, vector step index,
+        return, length) in the order the Python loop records them."""
+        iterations, done, returns, lengths = self._advance(tf.constant(until, tf.int64))
+        iterations = int(iterations)
+        done, returns, lengths = (x.numpy()[:iterations] for x in (done, returns, lengths))
+        return [(int(r), int(c), int(t), float(returns[t, r, c]), int(lengths[t, r, c]))
+                for t, r, c in zip(*np.nonzero(done))]
+
+    def evaluate(self, count: int) -> np.ndarray:
+        return self._evaluate(tf.constant(count, tf.int64)).numpy()
+
+    def variables(self) -> dict[str, tf.Variable]:
+        """Everything that changes while training, by checkpoint name."""
+        named = {"env/state": self.state, "env/obs": self.obs, "env/returns": self.returns,
+                 "env/lengths": self.lengths, "replay/pos": self.pos, "replay/size": self.size,
+                 "steps": self.steps, "trained_at": self.trained_at, "adam/steps": self.adam_steps,
+                 "stats/loss": self.loss, "stats/q_mean": self.q_mean,
+                 "stats/gradient_steps": self.gradient_steps, "stats/diverged_at": self.diverged_at}
+        named.update({f"replay/{name}": variable for name, variable in self.replay.items()})
+        for group, variables in (("online", self.online), ("target", self.target), ("adam/m", self.adam_m),
+                                 ("adam/v", self.adam_v)):
+            named.update({f"{group}/{i}": variable for i, variable in enumerate(variables)})
+        return named
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The state as numpy (the replay trimmed to its filled part), for checkpoints."""
+        size = int(self.size)
+        return {name: (variable[:, :size] if name.startswith("replay/") and variable.shape.rank > 1
+                       else variable).numpy() for name, variable in self.variables().items()}
+
+    def load(self, arrays: dict[str, np.ndarray]) -> None:
+        size = int(arrays["replay/size"])
+        for name, variable in self.variables().items():
+            if name.startswith("replay/") and variable.shape.rank > 1:
+                variable[:, :size].assign(arrays[name])
+            else:
+                variable.assign(arrays[name])
+
+    def subset(self, rows: list[int]) -> Program:
+        """A program of only these members, where they are now (the others stopped)."""
+        program = Program([self.configs[r] for r in rows], self.env, self.device)
+        for name, variable in self.variables().items():
+            value = variable.numpy()
+            program.variables()[name].assign(value[rows] if value.ndim and value.shape[0] == self.members
+                                              and name not in ("replay/pos", "replay/size") else value)
+        return program
