@@ -17,11 +17,10 @@ from pydantic.dataclasses import dataclass
 
 from dqn_tf.envs import check_env
 from dqn_tf.errors import ConfigError
+from dqn_tf.net_arch import NET_ARCH_ALLOWED, NET_ARCH_NAMES, resolve_net_arch
 
 DEVICES_PATTERN = re.compile(r"^(auto|cpu|cpu:[1-9][0-9]*|gpu|gpu:[1-9][0-9]*)$")
 DEVICE_NAME_PATTERN = re.compile(r"^/?(job:[^/]+/)?(device:)?(cpu|gpu|CPU|GPU):[0-9]+$")
-NET_ARCH_NAMES = ("auto", "nature_cnn", "minatar_cnn")  # networks.CNNS defines the two CNNs
-NET_ARCH_ALLOWED = "'auto', 'nature_cnn', 'minatar_cnn' or a list of positive layer sizes such as [256, 256]"
 DEVICES_ALLOWED = (
     "'auto', 'cpu', 'cpu:N' (N logical CPU devices), 'gpu', 'gpu:N' (the first N GPUs) "
     "or a list of device names such as ['/gpu:0', '/gpu:1']"
@@ -184,6 +183,7 @@ def parse_config(values: dict[str, Any] | TrainConfig) -> TrainConfig:
     """Accept a TrainConfig or a dict; always return a fully checked TrainConfig."""
     config = values if isinstance(values, TrainConfig) else TrainConfig.from_dict(values)
     config.check_consistency()
-    check_env(config.env_id)
+    obs_shape, _ = check_env(config.env_id)
+    resolve_net_arch(config.net_arch, obs_shape, f"env_id = {config.env_id!r}")  # a named CNN must fit
     return config
 

@@ -28,8 +28,9 @@ def replay_bytes(capacity: int, obs: ObsSpec, members: int = 1, n_envs: int = 1)
         return members * capacity * (2 * obs.nbytes + ROW_BYTES)
     frame = obs.nbytes // obs.frame_stack
     frames = capacity + obs.frame_stack * n_envs
-    starts = (n_envs + INITIAL_STARTS) * (obs.nbytes + 8)
-    return members * (frames * frame + capacity * (ROW_BYTES + FRAME_ROW_BYTES) + starts + n_envs * obs.nbytes)
+    starts = (n_envs + INITIAL_STARTS) * (obs.nbytes + 8) + 8  # stacks, last use, ring position
+    last_step = n_envs * (obs.nbytes + 8 + 8)  # next observations, age, start slot
+    return members * (frames * frame + capacity * (ROW_BYTES + FRAME_ROW_BYTES) + starts + last_step)
 
 
 def available_bytes() -> int:

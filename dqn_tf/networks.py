@@ -5,11 +5,8 @@ graph as its solo run's, so member k computes bit-for-bit what `train` with its 
 (a batched matmul rounds differently from a plain one in the last bit, and RL amplifies that
 until the curves part). That holds for CNNs as for MLPs.
 
-`net_arch` is an MLP's hidden sizes, or a CNN by name: "nature_cnn" (Mnih et al. 2015, SB3's
-NatureCNN: conv 32x8x8/4, 64x4x4/2, 64x3x3/1, dense 512) or "minatar_cnn" (Young & Tian 2019:
-conv 16x3x3/1, dense 128); "auto" picks from the observations: [256, 256] for vectors, NatureCNN
-for images NatureCNN fits (36x36 and up), the MinAtar net for smaller ones (MinAtar's 10x10).
-Convolutions are VALID, channels-last; the Q head (or V and A heads) follows the last dense layer.
+`net_arch` (see the `net_arch` module) is an MLP's hidden sizes or a CNN's name; convolutions are VALID,
+channels-last, and the Q head (or V and A heads) follows the last dense layer.
 
 Weights start as Keras' seeded GlorotUniform gives them (Keras' own Dense and Conv2D default),
 one seed per layer drawn from the member's seed, biases zero. SB3's DQN uses PyTorch's defaults
@@ -26,16 +23,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from dqn_tf.config import NET_ARCH_ALLOWED, NET_ARCH_NAMES
-from dqn_tf.errors import ConfigError
-
-# (filters, kernel, stride) of each conv layer, then the dense hidden layers.
-CNNS: dict[str, tuple[tuple[tuple[int, int, int], ...], tuple[int, ...]]] = {
-    "nature_cnn": (((32, 8, 4), (64, 4, 2), (64, 3, 1)), (512,)),
-    "minatar_cnn": (((16, 3, 1),), (128,)),
-}
-assert set(CNNS) == set(NET_ARCH_NAMES) - {"auto"}  # config validates the names without TensorFlow
-AUTO_MLP = (256, 256)
+from dqn_tf.net_arch import CNNS, resolve_net_arch
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,34 +81,6 @@ class Architecture:
         (V and mean(A) are the same for every action), so the value head is skipped."""
         count = len(self.convs) + len(self.hidden)
         return list(range(count)) + [count + (1 if self.dueling else 0)]
-
-
-def resolve_net_arch(net_arch: tuple[int, ...] | str, obs_shape: tuple[int, ...]) -> tuple[int, ...] | str:
-    """"auto" -> an MLP or a CNN for these observations; a CNN must fit them (ConfigError)."""
-    image = len(obs_shape) == 3
-    if net_arch == "auto":
-        if not image:
-            return AUTO_MLP
-        net_arch = "nature_cnn" if min(obs_shape[:2]) >= smallest_input(CNNS["nature_cnn"][0]) else "minatar_cnn"
-    if not isinstance(net_arch, str):
-        return net_arch
-    if net_arch not in CNNS:
-        raise ConfigError(f"net_arch = {net_arch!r}: allowed {NET_ARCH_ALLOWED}")
-    smallest = smallest_input(CNNS[net_arch][0])
-    if not image or min(obs_shape[:2]) < smallest:
-        raise ConfigError(
-            f"net_arch = {net_arch!r}: needs image observations [height, width, channels] of at least "
-            f"{smallest}x{smallest}, the env gives shape {tuple(obs_shape)}; use 'auto' or a list of layer sizes"
-        )
-    return net_arch
-
-
-def smallest_input(convs: tuple[tuple[int, int, int], ...]) -> int:
-    """The smallest image side VALID convolutions leave at least one pixel of."""
-    side = 1
-    for _, kernel, stride in reversed(convs):
-        side = (side - 1) * stride + kernel
-    return side
 
 
 def initial_weights(arch: Architecture, seed: int) -> list[np.ndarray]:
