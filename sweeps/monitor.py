@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
-from sweeps.driver import Tally
+from sweeps.tally import Tally
 
 
 def format_seconds(seconds: float | None) -> str:

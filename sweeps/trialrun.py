@@ -151,6 +151,23 @@ class TrialRun:
             return TrialState.FAIL, None
         return TrialState.PRUNED, None
 
+    def conclude(self, study: optuna.Study, objective: Objective) -> tuple[TrialState, float | None]:
+        """Record the trial's attributes and tell Optuna its verdict (a FAIL with its reason)."""
+        self.record_attrs()
+        state, value = self.verdict(objective)
+        if state == TrialState.FAIL:
+            self.trial.set_user_attr("fail_reason", self.fail_reason)
+        search.tell(study, self.trial, value, state=None if state == TrialState.COMPLETE else state)
+        return state, value
+
+    def rows(self) -> dict[int, dict[str, list[dict[str, Any]]]]:
+        """Each seed's evaluations and episodes for the tables (evaluations as they came in
+        when the seed returned no result)."""
+        results = self.results()
+        return {seed: {"evals": (results.get(seed) or {}).get("evals") or self.evals.get(seed, []),
+                       "episodes": (results.get(seed) or {}).get("episodes", [])}
+                for seed in self.seeds}
+
     def record_attrs(self) -> None:
         """Totals over the trial's runs, stored on the trial (and thus in trials.parquet).
 

@@ -1,0 +1,105 @@
+"""Asking Optuna for trials within the budget, each made into a `TrialRun` ready to submit.
+
+The driver asks only what a free slot starts now (`sweeps.driver`); this unit decides whether
+the budget allows another trial (finished + in flight < n_trials, timeout, max_failed), asks,
+samples the params, and times the ask (`sweeps.pace`), warning when asks slow the sweep.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import optuna
+from distributed import Client, Event
+from optuna.trial import TrialState
+
+from sweeps import dispatch, lifecycle, search
+from sweeps.pace import Pace
+from sweeps.spec import StudySpec, grid_size
+from sweeps.tally import Tally
+from sweeps.trialrun import TrialRun
+
+
+def budget_trials(spec: StudySpec) -> int | None:
+    """Finished trials to reach: `budget.n_trials`, capped by the grid's size."""
+    if spec.sampler.name == "grid" and spec.budget.n_trials is not None:
+        return min(spec.budget.n_trials, grid_size(spec))
+    return spec.budget.n_trials
+
+
+class Asker:
+    """Asks for one sweep session. `asked` holds its trials not yet told (re-queued on Ctrl-C)."""
+
+    def __init__(self, spec: StudySpec, study: optuna.Study, client: Client, topic: str, tally: Tally,
+                 pace: Pace, say: Callable[[str], None]):
+        self.spec, self.study, self.client, self.topic = spec, study, client, topic
+        self.tally, self.pace, self.say = tally, pace, say
+        self.n_trials = budget_trials(spec)
+        self.max_failed = spec.budget.max_failed if spec.budget.max_failed is not None else (self.n_trials or 100)
+        self.asked: set[int] = set()
+        self.stopping: str | None = None
+        self.sampler_seed: int | None = None
+
+    def seed_sampler(self) -> None:
+        """This session's sampler, seeded apart from other sessions' (`search.session_seed`)."""
+        self.sampler_seed = search.session_seed(self.study, self.spec.sampler.seed)
+        self.study.sampler = search.make_sampler(self.spec, self.sampler_seed)
+
+    def can_ask(self, active: int) -> bool:
+        """Whether the budget allows another trial with `active` of this session's in flight."""
+        if self.stopping:
+            return False
+        timeout = self.spec.budget.timeout
+        if timeout is not None and self.tally.elapsed >= timeout:
+            self.stopping = f"timeout of {timeout:g} s reached"
+        elif self.tally.failed > self.max_failed:
+            self.stopping = f"{self.tally.failed} trials failed (budget.max_failed = {self.max_failed})"
+        elif self.n_trials is not None and self.tally.finished + active >= self.n_trials:
+            return False
+        if self.stopping:
+            self.say(f"no new trials: {self.stopping}")
+            return False
+        return True
+
+    def first(self, active: Callable[[], int]) -> TrialRun | None:
+        """The trial leading a new task (asking again past trials whose params fail)."""
+        while self.can_ask(active()):
+            run = self.ask()
+            if run is not None:
+                return run
+        return None
+
+    def ask(self) -> TrialRun | None:
+        """Ask Optuna for a trial and prepare its runs; None when its params cannot be used (the
+        trial is FAIL with the reason)."""
+        began = time.perf_counter()
+        with dispatch.sigint_deferred():  # a Ctrl-C must find every trial this session asked in `asked`
+            trial = self.study.ask()
+            self.asked.add(trial.number)
+        try:
+            params = search.suggest(trial, self.spec)  # samplers like TPE draw here, not in ask
+        except (ValueError, TypeError) as error:
+            trial.set_user_attr("fail_reason", f"suggest: {error}")
+            search.tell(self.study, trial, state=TrialState.FAIL)
+            self.asked.discard(trial.number)
+            self.tally.failed += 1
+            return None
+        finally:
+            self.pace.add("ask", time.perf_counter() - began)
+        if (advice := self.pace.advice(self.tally.finished, self.tally.mean_trial_seconds, self.spec.parallel)):
+            self.say(advice)
+        configs = search.seed_configs(self.spec, params)
+        seeds = [config["seed"] for config in configs]
+        trial.set_user_attr("finished_when_asked", self.tally.finished)
+        trial.set_user_attr("sampler_seed", self.sampler_seed)
+        trial.set_user_attr("seeds", seeds)
+        stop = Event(dispatch.stop_event_name(self.topic, trial.number), client=self.client)
+        units = [tuple(seeds)] if self.spec.population else [(seed,) for seed in seeds]
+        self.say(f"trial {trial.number} started: {format_params(params)}")
+        return TrialRun(trial, seeds, units, stop, dict(zip(seeds, configs)), lifecycle.checkpoint_key(trial))
+
+
+def format_params(params: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())

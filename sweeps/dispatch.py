@@ -1,0 +1,84 @@
+"""What the driver hands Dask and gets back: a task's payload and resources, the names of its
+session's events, and a finished future read as an outcome (plain data; no Optuna here)."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from distributed import KilledWorker
+
+from sweeps import lifecycle
+from sweeps.spec import StudySpec
+from sweeps.trialrun import Task, TrialRun, seeds_label
+
+
+def payload(task: Task, runs: dict[int, TrialRun], spec: StudySpec, *, topic: str, entry: str,
+            run_dir: Path) -> dict[str, Any]:
+    """The plain-data argument of `sweeps.tasks.run_seeds` for one task."""
+    resources = spec.resources
+    keys = [runs[number].checkpoint_key for number, _ in task]
+    return {
+        "configs": [runs[number].configs[seed] for number, unit in task for seed in unit],
+        "parts": [[number, list(unit)] for number, unit in task],
+        "topic": topic,
+        "stop_events": {str(number): stop_event_name(topic, number) for number, _ in task},
+        "interrupt_event": interrupt_event_name(topic),
+        "gpus": resources.gpus,
+        "cpu_threads": resources.cpu_threads,
+        "time_limit": resources.time_limit,
+        "env": list(resources.env),
+        "processes": resources.process_limits(),
+        "entry": entry,
+        "run_dir": str(run_dir),
+        "checkpoint": lifecycle.checkpoint_path(keys, task[0][1]),
+    }
+
+
+def interrupt_event_name(topic: str) -> str:
+    return f"{topic}-interrupted"
+
+
+def stop_event_name(topic: str, number: int) -> str:
+    return f"{topic}-stop-{number}"
+
+
+def task_resources(spec: StudySpec) -> dict[str, Any]:
+    return {"resources": {"GPU": spec.resources.gpus}} if spec.resources.gpus else {}
+
+
+def task_outcome(future: Any) -> dict[str, Any]:
+    """A finished future as an outcome dict: a task error is a failure, a dead worker "lost"."""
+    if future.status == "cancelled":
+        return {"status": "failed", "reason": "cancelled", "results": None}
+    error = future.exception() if future.status == "error" else None
+    if isinstance(error, KilledWorker):
+        return {"status": "lost", "reason": f"worker lost ({getattr(error.last_worker, 'address', 'unknown')})", "results": None}
+    if error is not None:
+        return {"status": "failed", "reason": f"{type(error).__name__}: {error}", "results": None}
+    return future.result()
+
+
+def task_label(task: Task) -> str:
+    return ", ".join(f"trial {number} {seeds_label(unit)}" for number, unit in task)
+
+
+@contextlib.contextmanager
+def sigint_deferred() -> Iterator[None]:
+    """Hold a Ctrl-C that arrives inside the block until its end (main thread only; elsewhere
+    no KeyboardInterrupt is raised anyway)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if caught:
+            signal.raise_signal(signal.SIGINT)
