@@ -1,7 +1,10 @@
-"""Trainer speed and solve rate, each run in a fresh process pinned to one core.
+"""Trainer speed and solve rate, both loops and the peers side by side, each run in a fresh
+process pinned to one core.
 
-    python benchmarks/trainer.py                 # (a) rl-zoo CartPole, (b) train_freq 4, 10-seed solve rate
+    python benchmarks/trainer.py                 # (a) rl-zoo CartPole, (b) train_freq 4: compiled and
+                                                 # Python loops (10-seed solve rate), SBX and SB3
     python benchmarks/trainer.py --seeds 3       # fewer seeds for the solve rate
+    python benchmarks/trainer.py --population    # 32 members (64x64, train_freq 4) vs one, compiled loop
     python benchmarks/trainer.py --micro         # per-call costs: tf.function vs numpy acting, train calls
     python benchmarks/trainer.py --blog          # the blog-style loop (model.predict per step) for contrast
 
@@ -50,12 +53,21 @@ def worker(config: dict, core: int) -> None:
     from dqn_tf import train
 
     imported = time.perf_counter() - started
+    if "population" in config:
+        from dqn_tf import train_population
+
+        base = {k: v for k, v in config.items() if k != "population"}
+        results = train_population([{**base, "seed": s} for s in range(config["population"])])
+        print(json.dumps({"wall_seconds": results[0].wall_seconds, "timings": results[0].timings,
+                          "solved_members": sum(max(e["mean_return"] for e in r.evals) >= 475 for r in results)}))
+        return
     result = train(config)
     curve = [e["mean_return"] for e in result.evals]
     print(json.dumps({
         "seed": config.get("seed", 0), "wall_seconds": result.wall_seconds, "import_seconds": imported,
         "steps_per_second": result.steps_per_second, "best_eval": max(curve), "final_eval": curve[-1],
         "solved": max(curve) >= 475, "timings": result.timings, "gradient_steps": result.gradient_steps,
+        "loop": result.loop,
     }))
 
 
@@ -68,7 +80,8 @@ def report(name: str, runs: list[dict]) -> None:
     print(f"  env steps/s: median {speeds[len(speeds) // 2]:,.0f}")
     t = runs[0]["timings"]
     print(f"  split (seed {runs[0]['seed']}): train {t['train_seconds']:.1f} s, collect {t['collect_seconds']:.1f} s, "
-          f"eval {t['eval_seconds']:.1f} s, setup {t['setup_seconds']:.1f} s; TF import {runs[0]['import_seconds']:.1f} s")
+          f"eval {t['eval_seconds']:.1f} s, setup {t['setup_seconds']:.1f} s (XLA build "
+          f"{t.get('build_seconds', 0):.1f} s); TF import {runs[0]['import_seconds']:.1f} s")
     print(f"  solved (greedy mean >= 475 at some eval): {solved}/{len(runs)}; "
           f"final eval >= 475: {sum(r['final_eval'] >= 475 for r in runs)}/{len(runs)}")
     print(f"  best evals: {[round(r['best_eval']) for r in runs]}")
@@ -154,6 +167,7 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2, help="runs at once, each pinned to its own core")
     parser.add_argument("--micro", action="store_true")
     parser.add_argument("--blog", action="store_true")
+    parser.add_argument("--population", action="store_true")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--core", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -163,11 +177,39 @@ def main() -> None:
         return micro()
     if args.blog:
         return blog_style()
+    if args.population:
+        return population()
     print(f"{os.cpu_count()} cores; every run is a fresh process on one core with 1+1 TF threads")
-    runs_a = parallel_runs([{**RL_ZOO_CARTPOLE, "seed": s} for s in range(args.seeds)], args.jobs)
-    report("(a) rl-zoo tuned CartPole-v1 DQN (train_freq 256, gradient_steps 128)", runs_a)
-    runs_b = parallel_runs([{**TRAIN_FREQ_4, "seed": s} for s in range(min(args.jobs, 2))], args.jobs)
-    report("(b) same, train_freq 4 / gradient_steps 1", runs_b)
+    for name, config in (("(a) rl-zoo tuned CartPole-v1 DQN (train_freq 256, gradient_steps 128)", RL_ZOO_CARTPOLE),
+                         ("(b) same, train_freq 4 / gradient_steps 1", TRAIN_FREQ_4)):
+        seeds = range(args.seeds) if config is RL_ZOO_CARTPOLE else range(min(args.jobs, 2))
+        for loop in ("compiled", "python"):
+            report(f"{name}, {loop} loop", parallel_runs([{**config, "seed": s, "loop": loop} for s in seeds], args.jobs))
+        peers_side_by_side(config)
+
+
+def peers_side_by_side(config: dict) -> None:
+    """SBX and SB3 on the same config, seed 0, each from its own venv (see benchmarks/peers.py)."""
+    import peers
+
+    for peer in ("sbx", "sb3"):
+        if not peers.available(peer):
+            print(f"  {peer}: not installed (see benchmarks/peers.py for its venv)")
+            continue
+        run = peers.run_peer(peer, {**config, "seed": 0}, core=0)
+        print(f"  {peer} {run['version']}: learn() wall {run['wall_seconds']:.1f} s "
+              f"({run['steps_per_second']:,.0f} steps/s), best eval {run['best_eval']:.0f}")
+
+
+def population(members: int = 32) -> None:
+    """The compiled loop's population of 32 (64x64, train_freq 4) against one member."""
+    config = {**TRAIN_FREQ_4, "net_arch": [64, 64], "loop": "compiled"}
+    solo = run_isolated({**config, "seed": 0}, 0)
+    print(f"1 member:   wall {solo['wall_seconds']:.1f} s (XLA build {solo['timings']['build_seconds']:.1f} s)")
+    pack = run_isolated({**config, "population": members}, 0)
+    print(f"{members} members: wall {pack['wall_seconds']:.1f} s (XLA build {pack['timings']['build_seconds']:.1f} s)"
+          f" = {pack['wall_seconds'] / solo['wall_seconds']:.2f}x one member; solved "
+          f"{pack['solved_members']}/{members}")
 
 
 if __name__ == "__main__":

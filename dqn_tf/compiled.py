@@ -17,10 +17,12 @@ target updates, same-step autoreset with truncated episodes bootstrapping from t
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 import numpy as np
 import tensorflow as tf
 
-from dqn_tf.config import TrainConfig
+from dqn_tf.config import POPULATION_SHARED_FIELDS, TrainConfig
 from dqn_tf.graph_envs import GraphEnv
 from dqn_tf.learner import td_loss
 from dqn_tf.networks import Architecture, initial_weights, q_values
@@ -64,9 +66,25 @@ def member_keys(configs: list[TrainConfig]) -> np.ndarray:
     return np.array([np.random.SeedSequence([c.seed, 0xD9]).generate_state(1)[0] for c in configs], np.uint32)
 
 
+PROGRAMS_KEPT = 2  # compiled programs a process keeps for its next runs (each holds its replay)
+_programs: OrderedDict[tuple, Program] = OrderedDict()
+
+
+def program_for(configs: list[TrainConfig], env: GraphEnv, device: str) -> Program:
+    """A program for these configs, set to their start: one this process already compiled for
+    the same shape (a warm trial process pays XLA's compile once per shape), else a new one."""
+    key = (len(configs), device, *(getattr(configs[0], name) for name in POPULATION_SHARED_FIELDS))
+    program = _programs.pop(key, None) or Program(configs, env, device)
+    _programs[key] = program
+    while len(_programs) > PROGRAMS_KEPT:
+        _programs.popitem(last=False)
+    program.start(configs)
+    return program
+
+
 class Program:
-    """Every member's env, replay, networks and Adam as [K, ...] variables on one device, and
-    the two compiled programs that advance and evaluate them."""
+    """Every member's env, replay, networks, Adam and hyperparameters as [K, ...] variables on
+    one device, and the two compiled programs that advance and evaluate them."""
 
     def __init__(self, configs: list[TrainConfig], env: GraphEnv, device: str):
         shared = configs[0]
@@ -77,39 +95,59 @@ class Program:
         self.members, self.n_envs = k, n
         # the longest chunk: progress reports come every total // 100 steps
         self.max_chunk = -(-max(shared.total_timesteps // 100, 1) // n) + 1
-        per_member = lambda name: np.array([getattr(c, name) for c in configs])
-        self.keys = tf.constant(member_keys(configs))
-        self.learning_rate = tf.constant(per_member("learning_rate"), tf.float32)
-        self.gamma = tf.constant(per_member("gamma")[:, None], tf.float32)
-        self.huber_delta = tf.constant(per_member("huber_delta")[:, None], tf.float32)
-        self.tau = tf.constant(per_member("tau"), tf.float32)
-        self.max_grad_norm = tf.constant(per_member("max_grad_norm"), tf.float32)
-        self.exploration = [tf.constant(per_member(name), tf.float64) for name in
-                            ("exploration_fraction", "exploration_initial_eps", "exploration_final_eps")]
-        weights = [initial_weights(self.arch, c.seed) for c in configs]
-        stacked = [np.stack([w[i] for w in weights]) for i in range(len(weights[0]))]
-        stacked = [w if w.ndim == 3 else w[:, None, :] for w in stacked]  # biases [K, 1, out]
+        shapes = [w.shape if w.ndim == 2 else (1, w.shape[0]) for w in initial_weights(self.arch, 0)]
         with tf.device(device):
-            v = lambda value, dtype=None: tf.Variable(value, dtype=dtype, trainable=False)
-            initial = env.initial_state(uniform(self.keys, RESET, [-1], [n, env.reset_draws], tf.float64))
-            self.state, self.obs = v(initial), v(env.observe(initial))
-            self.returns, self.lengths = v(tf.zeros([k, n])), v(tf.zeros([k, n], tf.int32))
-            self.replay = {"obs": v(tf.zeros([k, cap, env.obs_dim])), "next_obs": v(tf.zeros([k, cap, env.obs_dim])),
-                           "actions": v(tf.zeros([k, cap], tf.int32)), "rewards": v(tf.zeros([k, cap])),
-                           "dones": v(tf.zeros([k, cap]))}
-            self.pos, self.size = v(0, tf.int32), v(0, tf.int32)
-            self.steps, self.trained_at = v(0, tf.int64), v(0, tf.int64)
-            self.online = [v(w) for w in stacked]
-            self.target = [v(w) for w in stacked]
-            self.adam_m = [v(tf.zeros_like(w)) for w in stacked]
-            self.adam_v = [v(tf.zeros_like(w)) for w in stacked]
-            self.adam_steps = v(tf.zeros([k]))
-            self.loss, self.q_mean = v(tf.fill([k], np.nan)), v(tf.fill([k], np.nan))
-            self.gradient_steps, self.diverged_at = v(tf.zeros([k], tf.int64)), v(tf.fill([k], tf.constant(-1, tf.int64)))
+            v = lambda shape, dtype=tf.float32: tf.Variable(tf.zeros([k, *shape], dtype), trainable=False)
+            self.keys = v([], tf.uint32)
+            self.learning_rate, self.tau, self.max_grad_norm = v([]), v([]), v([])
+            self.gamma, self.huber_delta = v([1]), v([1])
+            self.exploration = [v([], tf.float64) for _ in range(3)]
+            self.state, self.obs = v([n, env.state_dim], tf.float64), v([n, env.obs_dim])
+            self.returns, self.lengths = v([n]), v([n], tf.int32)
+            self.replay = {"obs": v([cap, env.obs_dim]), "next_obs": v([cap, env.obs_dim]),
+                           "actions": v([cap], tf.int32), "rewards": v([cap]), "dones": v([cap])}
+            self.pos, self.size = tf.Variable(0, trainable=False), tf.Variable(0, trainable=False)
+            self.steps = tf.Variable(0, dtype=tf.int64, trainable=False)
+            self.trained_at = tf.Variable(0, dtype=tf.int64, trainable=False)
+            self.online, self.target = [v(shape) for shape in shapes], [v(shape) for shape in shapes]
+            self.adam_m, self.adam_v = [v(shape) for shape in shapes], [v(shape) for shape in shapes]
+            self.adam_steps, self.loss, self.q_mean = v([]), v([]), v([])
+            self.gradient_steps, self.diverged_at = v([], tf.int64), v([], tf.int64)
         self._advance = tf.function(self._advance_graph, jit_compile=True,
                                     input_signature=[tf.TensorSpec([], tf.int64)]).get_concrete_function()
         self._evaluate = tf.function(self._evaluate_graph, jit_compile=True,
                                      input_signature=[tf.TensorSpec([], tf.int64)]).get_concrete_function()
+
+    def start(self, configs: list[TrainConfig]) -> None:
+        """Every member at step 0 of its run: its seed's weights and env starts, its settings."""
+        self.configs = configs
+        per_member = lambda name: np.array([getattr(c, name) for c in configs])
+        self.keys.assign(member_keys(configs))
+        for variable, name in ((self.learning_rate, "learning_rate"), (self.tau, "tau"),
+                               (self.max_grad_norm, "max_grad_norm")):
+            variable.assign(per_member(name).astype(np.float32))
+        self.gamma.assign(per_member("gamma")[:, None].astype(np.float32))
+        self.huber_delta.assign(per_member("huber_delta")[:, None].astype(np.float32))
+        for variable, name in zip(self.exploration, ("exploration_fraction", "exploration_initial_eps",
+                                                     "exploration_final_eps")):
+            variable.assign(per_member(name))
+        weights = [initial_weights(self.arch, c.seed) for c in configs]
+        for i, (online, target, m, v) in enumerate(zip(self.online, self.target, self.adam_m, self.adam_v)):
+            stacked = np.stack([w[i] for w in weights]).reshape(online.shape)  # biases [K, 1, out]
+            online.assign(stacked)
+            target.assign(stacked)
+            m.assign(tf.zeros_like(m))
+            v.assign(tf.zeros_like(v))
+        env, n = self.env, self.n_envs
+        initial = env.initial_state(uniform(self.keys, RESET, [-1], [n, env.reset_draws], tf.float64))
+        self.state.assign(initial)
+        self.obs.assign(env.observe(initial))
+        for variable in (self.returns, self.lengths, self.pos, self.size, self.steps, self.trained_at,
+                         self.adam_steps, self.gradient_steps):
+            variable.assign(tf.zeros_like(variable))
+        self.loss.assign(tf.fill(self.loss.shape, np.nan))
+        self.q_mean.assign(tf.fill(self.q_mean.shape, np.nan))
+        self.diverged_at.assign(tf.fill(self.diverged_at.shape, tf.constant(-1, tf.int64)))
 
     # -- the programs -------------------------------------------------------------------------
 
@@ -301,9 +339,8 @@ class Program:
 
     def subset(self, rows: list[int]) -> Program:
         """A program of only these members, where they are now (the others stopped)."""
-        program = Program([self.configs[r] for r in rows], self.env, self.device)
+        program = program_for([self.configs[r] for r in rows], self.env, self.device)
         for name, variable in self.variables().items():
             value = variable.numpy()
-            program.variables()[name].assign(value[rows] if value.ndim and value.shape[0] == self.members
-                                              and name not in ("replay/pos", "replay/size") else value)
+            program.variables()[name].assign(value[rows] if value.ndim else value)
         return program

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from dqn_tf.compiled import Program
+from dqn_tf.compiled import program_for
 from dqn_tf.graph_envs import graph_env
 from dqn_tf.population import Population
 
@@ -19,7 +19,7 @@ class CompiledPopulation(Population):
     def build(self, saved) -> None:
         started = time.perf_counter()
         self.env = graph_env(self.shared.env_id)
-        self.program = Program([self.configs[m] for m in self.alive], self.env, self.plan.devices[0])
+        self.program = program_for([self.configs[m] for m in self.alive], self.env, self.plan.devices[0])
         self.eval_count = 0
         if saved:
             arrays, state = saved

@@ -19,6 +19,7 @@ from dqn_tf.envs import check_env
 from dqn_tf.errors import ConfigError
 from dqn_tf.net_arch import NET_ARCH_ALLOWED, NET_ARCH_NAMES, resolve_net_arch
 
+COMPILED_ENV_IDS = ("CartPole-v1", "Acrobot-v1", "MountainCar-v0")  # graph_envs has them in TensorFlow
 DEVICES_PATTERN = re.compile(r"^(auto|cpu|cpu:[1-9][0-9]*|gpu|gpu:[1-9][0-9]*)$")
 DEVICE_NAME_PATTERN = re.compile(r"^/?(job:[^/]+/)?(device:)?(cpu|gpu|CPU|GPU):[0-9]+$")
 DEVICES_ALLOWED = (
@@ -63,6 +64,10 @@ class TrainConfig:
     devices: str | tuple[str, ...] = "auto"
     # mixed_*: compute in bfloat16 / float16, weights and loss in float32 (float16: loss scaling)
     precision: Literal["float32", "mixed_bfloat16", "mixed_float16"] = "float32"
+    # compiled: env, acting, replay and training in one XLA program per chunk (CartPole, Acrobot,
+    # MountainCar on one device); python: gymnasium envs stepped from Python; auto: compiled
+    # wherever it exists. The two draw different random numbers, so each is reproducible alone.
+    loop: Literal["auto", "compiled", "python"] = "auto"
 
     @field_validator("net_arch", mode="before")
     @classmethod
@@ -134,6 +139,11 @@ class TrainConfig:
                 f"exploration_final_eps = {self.exploration_final_eps} must be <= "
                 f"exploration_initial_eps = {self.exploration_initial_eps}"
             )
+        if self.loop == "compiled" and self.env_id not in COMPILED_ENV_IDS:
+            raise ConfigError(
+                f"loop = 'compiled': env_id = {self.env_id!r} has no in-graph version (those are "
+                f"{', '.join(COMPILED_ENV_IDS)}); use loop 'auto' or 'python'"
+            )
 
 
 # Fields that change array shapes, the graph or the loop's schedule: one value per population.
@@ -142,7 +152,7 @@ class TrainConfig:
 POPULATION_SHARED_FIELDS = (
     "env_id", "total_timesteps", "n_envs", "batch_size", "buffer_size", "learning_starts",
     "train_freq", "gradient_steps", "target_update_interval", "net_arch", "double_dqn", "dueling", "precision",
-    "eval_freq", "n_eval_episodes", "devices",
+    "eval_freq", "n_eval_episodes", "devices", "loop",
 )
 
 

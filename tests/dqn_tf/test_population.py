@@ -50,8 +50,9 @@ def assert_same_run(a: tuple, b: tuple) -> None:
     np.testing.assert_allclose(stats(a), stats(b), rtol=1e-6, atol=1e-7)
 
 
-def test_member_k_is_its_solo_run_with_early_ending_episodes():
-    configs = [{**CARTPOLE, "seed": s} for s in (3, 4, 5)]
+@pytest.mark.parametrize("loop", ["python", "compiled"])
+def test_member_k_is_its_solo_run_with_early_ending_episodes(loop):
+    configs = [{**CARTPOLE, "seed": s, "loop": loop} for s in (3, 4, 5)]
     population = outcomes(configs)
     lengths = [e["length"] for e in population[0][0]]
     assert len(set(lengths)) > 3 and max(lengths) < 100  # episodes end early, at different steps
@@ -61,10 +62,11 @@ def test_member_k_is_its_solo_run_with_early_ending_episodes():
     assert sum(loss is not None for _, loss, _ in population[0][4]) > 50
 
 
-def test_packed_trials_are_their_solo_runs():
+@pytest.mark.parametrize("loop", ["python", "compiled"])
+def test_packed_trials_are_their_solo_runs(loop):
     """Two trials (other learning rate, gamma, exploration) with two seeds each, n_envs 2."""
-    trial_a = {**CARTPOLE, "n_envs": 2, "learning_rate": 1e-3, "gamma": 0.9}
-    trial_b = {**CARTPOLE, "n_envs": 2, "learning_rate": 5e-3, "exploration_final_eps": 0.2, "tau": 0.5}
+    trial_a = {**CARTPOLE, "n_envs": 2, "learning_rate": 1e-3, "gamma": 0.9, "loop": loop}
+    trial_b = {**CARTPOLE, "n_envs": 2, "loop": loop, "learning_rate": 5e-3, "exploration_final_eps": 0.2, "tau": 0.5}
     configs = [{**trial, "seed": seed} for trial in (trial_a, trial_b) for seed in (0, 1)]
     packed = outcomes(configs)
     for k, config in enumerate(configs):

@@ -16,9 +16,11 @@ TINY = {
 }
 
 
-def test_tiny_run_produces_plain_result_with_evals_and_episodes():
+@pytest.mark.parametrize("loop", ["python", "compiled"])
+def test_tiny_run_produces_plain_result_with_evals_and_episodes(loop):
     events = []
-    result = train({**TINY, "seed": 1}, on_event=events.append)
+    result = train({**TINY, "seed": 1, "loop": loop}, on_event=events.append)
+    assert result.loop == loop
     assert result.env_steps == 1500
     assert [e["step"] for e in result.evals] == [500, 1000, 1500]
     assert result.gradient_steps == 2 * ((1500 - 200) // 4 + 1) - 2  # phases after learning_starts
@@ -64,10 +66,13 @@ def crash_after(step: int):
 
 
 @pytest.mark.parametrize("config", [
-    {**TINY, "seed": 3},  # CartPole's native vector env
+    {**TINY, "seed": 3, "loop": "python"},  # CartPole's native vector env
     {**TINY, "seed": 4, "env_id": "Acrobot-v1", "n_envs": 2, "dueling": True, "double_dqn": True, "tau": 0.5,
-     "total_timesteps": 1200, "eval_freq": 400, "n_eval_episodes": 1},  # a Sync vector env
-], ids=["cartpole", "acrobot"])
+     "total_timesteps": 1200, "eval_freq": 400, "n_eval_episodes": 1, "loop": "python"},  # a Sync vector env
+    {**TINY, "seed": 3, "loop": "compiled"},
+    {**TINY, "seed": 4, "env_id": "Acrobot-v1", "n_envs": 2, "dueling": True, "double_dqn": True, "tau": 0.5,
+     "total_timesteps": 1200, "eval_freq": 400, "n_eval_episodes": 1, "loop": "compiled"},
+], ids=["cartpole", "acrobot", "cartpole-compiled", "acrobot-compiled"])
 def test_resume_after_a_crash_continues_exactly(tmp_path, config):
     uninterrupted = train(config)
     with pytest.raises(Crash):
@@ -124,7 +129,7 @@ def test_evaluations_are_labelled_with_their_eval_freq_boundary():
 def test_actions_are_uniformly_random_before_learning_starts():
     """SB3 parity: even a greedy schedule (epsilon 0) acts uniformly at random during warm-up:
     the episodes are those of uniform actions drawn from the member's own RNG."""
-    config = {**TINY, "seed": 2, "exploration_initial_eps": 0.0, "exploration_final_eps": 0.0,
+    config = {**TINY, "seed": 2, "exploration_initial_eps": 0.0, "exploration_final_eps": 0.0, "loop": "python",
               "learning_starts": 1000, "total_timesteps": 1000, "eval_freq": 0, "n_eval_episodes": 1}
     episodes = train(config).episodes
     env, rng = make_vector_env("CartPole-v1", 1), np.random.default_rng(2)
