@@ -14,6 +14,7 @@ Every figure comes from a fresh process pinned to one core, with 1+1 TensorFlow 
   replicas (2 = MirroredStrategy over 2 logical CPU devices, which share the one core).
 - loop: our `train()` against SB3's DQN (`benchmarks/peers.py`, its own venv) on rl-zoo's Atari
   config, env steps/s over the first `--measure-steps` steps after `learning_starts`.
+- replay: bytes per transition of Atari replay, obs and next obs stored whole vs every frame once.
 Prints figures; asserts nothing.
 """
 
@@ -31,6 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 ENV_ID = "PongNoFrameskip-v4"
 ONE_CORE_ENV = {"TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
 COLLECTORS = ("ours", "ale-py", "gymnasium")
+PARTS = ["collect", "train", "loop", "replay"]
 
 
 def isolated(job: dict, core: int = 0) -> dict:
@@ -127,8 +129,9 @@ def train_steps(job: dict) -> dict:
 
     batch, replicas, steps = job["batch_size"], job["replicas"], job["steps"]
     config = TrainConfig(env_id=job["env_id"], batch_size=batch, devices="cpu" if replicas == 1 else f"cpu:{replicas}")
-    obs_shape, n_actions = (84, 84, 4), 6
-    learner = Learner([config], obs_shape, n_actions, plan_devices(config.devices))
+    obs, n_actions = atari_obs_spec(), 6
+    obs_shape = obs.shape
+    learner = Learner([config], obs, n_actions, plan_devices(config.devices))
     rng = np.random.default_rng(0)
     shape = (1, steps, batch)
     values = {
@@ -146,6 +149,25 @@ def train_steps(job: dict) -> dict:
     for _ in range(calls):
         learner.train(data, tau)
     return {"gradient_steps_per_second": calls * steps / (time.perf_counter() - started)}
+
+
+def atari_obs_spec():
+    """What the trainer makes of the Atari envs' observations: uint8 84x84, 4 stacked frames."""
+    from dqn_tf.observations import ObsSpec
+
+    return ObsSpec((84, 84, 4), "uint8", 1 / 255, frame_stack=4)
+
+
+def replay_bytes(buffer_size: int) -> None:
+    """Bytes per transition of a full Atari buffer: obs and next obs whole, then every frame once."""
+    from dqn_tf import memory
+
+    obs = atari_obs_spec()
+    whole = 2 * obs.nbytes + memory.ROW_BYTES
+    once = memory.replay_bytes(buffer_size, obs) / buffer_size
+    print(f"replay   Atari, buffer {buffer_size:,}: {whole:,} bytes/transition with obs and next obs stored "
+          f"whole, {once:,.0f} with every frame once ({whole / once:.1f}x less; "
+          f"{buffer_size * once / 2**30:.2f} GiB for the buffer)")
 
 
 # -- the whole loop against SB3 -------------------------------------------------------------------
@@ -196,7 +218,7 @@ def compare_with_sb3(learning_starts: int, measure_steps: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--parts", nargs="+", choices=["collect", "train", "loop"], default=["collect", "train", "loop"])
+    parser.add_argument("--parts", nargs="+", choices=PARTS, default=PARTS)
     parser.add_argument("--smoke", action="store_true", help="tiny settings: checks that every part runs")
     parser.add_argument("--env", default=ENV_ID)
     parser.add_argument("--collect-steps", type=int, default=2000, help="vector steps per collection figure")
@@ -226,6 +248,8 @@ def main() -> None:
                 print(f"train    batch {batch:3d}  replicas {replicas}  {r['gradient_steps_per_second']:8,.1f} gradient steps/s")
     if "loop" in args.parts:
         compare_with_sb3(args.learning_starts, args.measure_steps)
+    if "replay" in args.parts:
+        replay_bytes(100_000)
 
 
 if __name__ == "__main__":

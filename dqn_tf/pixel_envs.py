@@ -85,6 +85,8 @@ class AtariVector(gym.vector.VectorEnv):
     the raw rewards and `info["game_over"]` the real ends of games.
     """
 
+    frame_stack = 4  # frames on the last axis, oldest first (the replay stores each frame once)
+
     def __init__(self, spec: gym.envs.registration.EnvSpec, num_envs: int, training: bool):
         from ale_py.vector_env import AtariVectorEnv
 
@@ -98,7 +100,7 @@ class AtariVector(gym.vector.VectorEnv):
             full_action_space=kwargs.get("full_action_space", False),
             max_num_frames_per_episode=kwargs.get("max_num_frames_per_episode") or ATARI_FRAMES_PER_EPISODE,
             frameskip=4, maxpool=True, noop_max=30, img_height=84, img_width=84, grayscale=True,
-            stack_num=4, use_fire_reset=True,
+            stack_num=self.frame_stack, use_fire_reset=True,
             episodic_life=False, reward_clipping=False,  # relabelled here, so true scores survive
         )
         self.training = training
@@ -106,7 +108,7 @@ class AtariVector(gym.vector.VectorEnv):
         self.metadata = {"autoreset_mode": AutoresetMode.SAME_STEP}
         self.single_action_space = self.env.single_action_space
         self.action_space = self.env.action_space
-        self.single_observation_space = gym.spaces.Box(0, 255, (84, 84, 4), np.uint8)
+        self.single_observation_space = gym.spaces.Box(0, 255, (84, 84, self.frame_stack), np.uint8)
         self.observation_space = gym.vector.utils.batch_space(self.single_observation_space, num_envs)
         self.lives = np.zeros(num_envs, dtype=np.int32)
 
