@@ -1,8 +1,8 @@
 """Where a study lives: an Optuna journal file in the run folder, or a URL the user gives.
 
 The journal file is the default because the driver is its only writer (SQLite locks under
-concurrency, optuna#820). Cluster users pass an RDB URL (sqlite/postgresql/mysql) or a
-`redis://` journal. `storage_cli_args` says how the `optuna` CLI opens the same storage.
+concurrency, optuna#820); it is synced to disk on a debounce (`sweeps.journal`). Cluster users
+pass an RDB URL (sqlite/postgresql/mysql) or a `redis://` journal. `storage_cli_args` says how the `optuna` CLI opens the same storage.
 """
 
 from __future__ import annotations
@@ -11,8 +11,9 @@ from pathlib import Path
 
 import optuna
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage
-from optuna.storages.journal import JournalFileBackend, JournalRedisBackend
+from optuna.storages.journal import JournalRedisBackend
 
+from sweeps.journal import RunJournal
 from sweeps.security import SecurityError, expand_url, mask_url, scrub
 
 JOURNAL_NAME = "journal.log"
@@ -34,7 +35,7 @@ def open_storage(url: str | None, run_dir: Path) -> BaseStorage:
     """
     if url is None:
         Path(run_dir).mkdir(parents=True, exist_ok=True)
-        return JournalStorage(JournalFileBackend(str(journal_path(run_dir))))
+        return JournalStorage(RunJournal(str(journal_path(run_dir))))
     shown = mask_url(url)
     try:
         real = expand_url(url)
@@ -47,7 +48,7 @@ def open_storage(url: str | None, run_dir: Path) -> BaseStorage:
         if scheme in ("redis", "rediss"):
             return JournalStorage(JournalRedisBackend(real))
         if scheme == "":
-            return JournalStorage(JournalFileBackend(real))
+            return JournalStorage(RunJournal(real))
     except ImportError as error:
         raise StorageError(scrub(f"--storage {shown}: backend needs a package that is missing ({error})", real, url)) from None
     except Exception as error:  # noqa: BLE001 - connection refused, bad credentials, bad path

@@ -1,0 +1,67 @@
+"""optuna-dashboard (the `dev` extra) serves a sweep's journal as README shows it: the real
+`optuna-dashboard RUN_DIR/journal.log` process, asked through its JSON API."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import optuna
+import pytest
+
+from sweeps.session import load_run
+
+DASHBOARD = Path(sys.executable).parent / "optuna-dashboard"
+pytestmark = [pytest.mark.timeout(240),
+              pytest.mark.skipif(not DASHBOARD.exists(), reason="optuna-dashboard: pip install -e '.[dev]'")]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def get_json(url: str, proc: subprocess.Popen, timeout: float = 60) -> dict:
+    """GET `url` as JSON, waiting for the server to come up."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=10) as response:
+                return json.loads(response.read())
+        except (urllib.error.URLError, ConnectionError):
+            assert proc.poll() is None, f"optuna-dashboard exited: {proc.stdout.read()}"
+            assert time.monotonic() < deadline, f"no answer from {url} within {timeout} s"
+            time.sleep(0.3)
+
+
+def test_optuna_dashboard_lists_our_study_and_its_trials(run_dir):
+    study, _ = load_run(run_dir)
+    port = free_port()
+    proc = subprocess.Popen([str(DASHBOARD), str(run_dir / "journal.log"), "--host", "127.0.0.1",
+                             "--port", str(port), "--server", "wsgiref"],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        base = f"http://127.0.0.1:{port}/api/studies"
+        summaries = get_json(base, proc)["study_summaries"]
+        (ours,) = [s for s in summaries if s["study_name"] == study.study_name]
+        detail = get_json(f"{base}/{ours['study_id']}", proc)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    served = {t["number"]: t for t in detail["trials"]}
+    assert sorted(served) == [t.number for t in study.trials]
+    for trial in study.trials:
+        shown = served[trial.number]
+        assert shown["state"].upper() == trial.state.name
+        if trial.state == optuna.trial.TrialState.COMPLETE:
+            assert shown["values"] == [pytest.approx(trial.value)]
+        attrs = {a["key"]: a["value"] for a in shown["user_attrs"]}
+        assert attrs["seeds"] == str(trial.user_attrs["seeds"])  # our attributes, as text
+        assert len(shown["intermediate_values"]) == len(trial.intermediate_values)

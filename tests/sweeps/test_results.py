@@ -1,0 +1,182 @@
+"""The run folder's tables as append-only datasets: read as one, whole trials only, no duplicates,
+readable after a kill at any moment, and the single-file tables of earlier versions still load.
+
+`data/legacy_run` is a run folder written by the version before the datasets (commit 9c0b0b1:
+the driver on the fake trainer, 3 trials x 2 seeds, study "legacy"): its three tables and journal.
+"""
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import optuna
+import pandas as pd
+import pytest
+
+from sweeps.results import ResultsError, load
+from sweeps.tables import ResultsWriter
+
+LEGACY = Path(__file__).parent / "data" / "legacy_run"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def runs_of(number: int, seeds=(0, 1), evals: int = 3, episodes: int = 4) -> dict:
+    """What the driver hands the writer for one trial: seed -> evaluations and episodes."""
+    return {seed: {
+        "evals": [{"step": 100 * (k + 1), "mean_return": number + seed + k, "std_return": 1.0, "min_return": 0.0,
+                   "max_return": 2.0, "env_steps": 100 * (k + 1) + seed} for k in range(evals)],
+        "episodes": [{"episode": k, "step": 10 * (k + 1), "return": float(k), "length": 10} for k in range(episodes)],
+    } for seed in seeds}
+
+
+def study_with(n: int) -> optuna.Study:
+    study = optuna.create_study(direction="maximize")
+    for _ in range(n):
+        trial = study.ask()
+        study.tell(trial, trial.suggest_float("x", 0, 1))
+    return study
+
+
+def test_two_sessions_load_as_one_dataset_without_duplicates(tmp_path):
+    first = ResultsWriter(tmp_path, merge_every=3)
+    for number in range(5):  # 0-2 merged into a batch, 3-4 left as trial files ...
+        first.add_trial(number, runs_of(number))
+        first.flush_due(study_with(number + 1))
+    # ... then killed (no close); a resumed session goes on in the same folder
+    second = ResultsWriter(tmp_path, merge_every=3)
+    for number in range(5, 9):
+        second.add_trial(number, runs_of(number))
+        second.flush_due(study_with(number + 1))
+    second.close(study_with(9))
+    tables = load(tmp_path)
+    evals, episodes = tables["evals"], tables["episodes"]
+    assert sorted(set(evals["trial"])) == list(range(9))
+    assert not evals.duplicated(["trial", "seed", "step"]).any()
+    assert not episodes.duplicated(["trial", "seed", "episode"]).any()
+    assert len(evals) == 9 * 2 * 3 and len(episodes) == 9 * 2 * 4
+    assert evals["trial"].is_monotonic_increasing
+    assert len(tables["trials"]) == 9
+    names = sorted(p.name for p in (tmp_path / "evals").iterdir())
+    assert [n.split("-")[0] for n in names] == ["batch"] * 2 + ["trial"] * 3  # one batch per session
+    assert names[2:] == ["trial-3.parquet", "trial-4.parquet", "trial-8.parquet"]  # the killed session's last
+
+
+def test_a_kill_between_a_merge_and_the_removal_of_its_trial_files_duplicates_nothing(tmp_path):
+    writer = ResultsWriter(tmp_path, merge_every=100)
+    for number in range(4):
+        writer.add_trial(number, runs_of(number))
+    kept = tmp_path / "kept"
+    shutil.copytree(tmp_path / "evals", kept)
+    writer.close(study_with(4))
+    for path in kept.iterdir():  # the trial files come back, as if the kill came before their removal
+        shutil.copy(path, tmp_path / "evals" / path.name)
+    evals = load(tmp_path)["evals"]
+    assert len(evals) == 4 * 2 * 3 and not evals.duplicated(["trial", "seed", "step"]).any()
+    only = load(tmp_path, tables=["evals"], trials=[2])["evals"]
+    assert set(only["trial"]) == {2} and len(only) == 2 * 3
+
+
+def test_finishing_a_trial_rewrites_no_earlier_file_and_the_trials_table_waits_for_its_debounce(tmp_path):
+    writer = ResultsWriter(tmp_path, merge_every=10, trials_every=3600)
+    writer.flush_due(study_with(1))  # the first write is due at once
+    first_table = (tmp_path / "trials.parquet").stat().st_mtime_ns
+    for number in range(10):
+        writer.add_trial(number, runs_of(number))
+        writer.flush_due(study_with(number + 1))
+    (batch,) = (tmp_path / "evals").glob("batch-*.parquet")
+    before = batch.stat().st_mtime_ns, batch.stat().st_ino
+    for number in range(10, 25):
+        writer.add_trial(number, runs_of(number))
+        writer.flush_due(study_with(number + 1))
+    assert (batch.stat().st_mtime_ns, batch.stat().st_ino) == before
+    assert (tmp_path / "trials.parquet").stat().st_mtime_ns == first_table
+    assert len(load(tmp_path)["trials"]) == 1
+    writer.close(study_with(25))
+    assert len(load(tmp_path)["trials"]) == 25
+    assert len(load(tmp_path)["evals"]) == 25 * 2 * 3
+
+
+KILLED_WRITER = textwrap.dedent("""
+    import sys, optuna
+    from tests.sweeps.test_results import runs_of
+    from sweeps.tables import ResultsWriter
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    writer = ResultsWriter(sys.argv[1], merge_every=3, trials_every=0)
+    study = optuna.create_study()
+    for number in range(int(sys.argv[2]), 10**6):  # each session its own trial numbers, as in a study
+        writer.add_trial(number, runs_of(number, seeds=range(4), evals=50, episodes=5_000))
+        study.enqueue_trial({})
+        writer.flush_due(study)
+""")
+
+
+def kill_while_writing(run_dir: Path, first_trial: int, target: str, timeout: float = 60) -> str:
+    """Start a writer session and SIGKILL it the moment a temporary file of `target` (a file
+    name prefix) of its own is being written; the name of that file."""
+    proc = subprocess.Popen([sys.executable, "-c", KILLED_WRITER, str(run_dir), str(first_trial)], cwd=ROOT)
+    folders = [run_dir, run_dir / "evals", run_dir / "episodes"]
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline and proc.poll() is None:
+            for folder in folders:
+                with contextlib.suppress(FileNotFoundError), os.scandir(folder) as entries:
+                    for entry in entries:
+                        if entry.name.startswith(f".{target}") and entry.name.endswith(f".{proc.pid}.tmp"):
+                            os.kill(proc.pid, signal.SIGKILL)
+                            return entry.name
+        raise AssertionError(f"no {target} file was written within {timeout} s (exit {proc.poll()})")
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("target", ["trial-", "batch-", "trials."])
+def test_a_kill_during_a_write_leaves_every_file_readable_and_whole_trials(tmp_path, target):
+    for session in range(3):  # killed sessions resumed in the same folder
+        kill_while_writing(tmp_path, 1000 * session, target)
+        for path in tmp_path.rglob("*.parquet"):
+            pd.read_parquet(path)  # every file under its final name is complete
+        tables = load(tmp_path)
+        assert (tables["episodes"].groupby(["trial", "seed"]).size() == 5_000).all()
+        assert (tables["evals"].groupby("trial").size() == 4 * 50).all()
+        extra = set(tables["evals"]["trial"]) - set(tables["episodes"]["trial"])
+        assert len(extra) <= session + 1  # at most the trial each kill caught between its two files
+        assert not tables["evals"].duplicated(["trial", "seed", "step"]).any()
+        assert not tables["episodes"].duplicated(["trial", "seed", "episode"]).any()
+    assert len(load(tmp_path)["evals"]) > 0
+
+
+def test_a_run_folder_of_the_single_file_format_loads_as_it_did():
+    tables = load(LEGACY)
+    for name in ("trials", "evals", "episodes"):
+        expected = pd.read_parquet(LEGACY / f"{name}.parquet")
+        if name != "trials":
+            expected = expected.sort_values("trial", kind="stable").reset_index(drop=True)
+        pd.testing.assert_frame_equal(tables[name], expected)
+    assert len(tables["evals"]) == 3 * 2 * 3 and set(tables["evals"]["seed"]) == {0, 1}
+
+
+def test_a_resumed_single_file_run_folder_adds_datasets_beside_it(tmp_path):
+    shutil.copytree(LEGACY, tmp_path, dirs_exist_ok=True)
+    writer = ResultsWriter(tmp_path)
+    writer.add_trial(3, runs_of(3))
+    writer.close(study_with(4))
+    evals = load(tmp_path)["evals"]
+    assert sorted(set(evals["trial"])) == [0, 1, 2, 3]
+    assert len(evals) == 3 * 2 * 3 + 2 * 3 and not evals.duplicated(["trial", "seed", "step"]).any()
+
+
+def test_an_unreadable_file_is_named_with_what_to_do(tmp_path):
+    writer = ResultsWriter(tmp_path)
+    writer.add_trial(0, runs_of(0))
+    (tmp_path / "evals" / "trial-7.parquet").write_bytes(b"not parquet at all")
+    with pytest.raises(ResultsError, match=r"evals/trial-7\.parquet: cannot read .* move the file aside"):
+        load(tmp_path)
+    assert len(load(tmp_path, tables=["episodes"])["episodes"]) == 2 * 4  # the other table still loads

@@ -1,0 +1,92 @@
+"""The driver's tables at scale, on a real 2-worker LocalCluster with the fake trainer: resumed
+sweeps (also of a run folder in the single-file format) load as one dataset, the driver does not
+scan the study per completion, and it reports what Optuna's calls cost."""
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from sweeps.driver import Driver
+from sweeps.results import load
+from sweeps.session import open_study
+from sweeps.spec import parse_spec
+from tests.sweeps.conftest import FAKE
+
+pytestmark = pytest.mark.timeout(180)
+LEGACY = Path(__file__).parent / "data" / "legacy_run"
+
+
+def make_spec(n_trials: int, **changes):
+    """The study the legacy run folder holds (3 trials x 2 seeds, 3 evaluations each)."""
+    return parse_spec({
+        "study": "legacy", "env_id": "CartPole-v1",
+        "trainer": {"total_timesteps": 600, "eval_freq": 200, "train_freq": 5, "n_envs": 2},
+        "space": {"learning_rate": {"type": "float", "low": 1e-3, "high": 1e-1, "log": True}},
+        "objective": {"metric": "final"}, "budget": {"n_trials": n_trials}, "parallel": 2, "seeds": 2,
+        "sampler": {"name": "random", "seed": 3}, "pruner": {"name": "none"}, **changes,
+    })
+
+
+class Lines:
+    def __init__(self):
+        self.lines = []
+
+    def update(self, tally):
+        pass
+
+    def log(self, line):
+        self.lines.append(line)
+
+
+def sweep(client, run_dir, n_trials, monitor=None):
+    spec = make_spec(n_trials)
+    study = open_study(spec, run_dir, None)
+    tally = Driver(spec, study, client, run_dir, monitor=monitor, entry=FAKE).run()
+    return study, tally
+
+
+def assert_one_dataset(run_dir, study):
+    tables = load(run_dir)
+    numbers = sorted(t.number for t in study.trials)
+    assert sorted(tables["trials"]["number"]) == numbers
+    evals, episodes = tables["evals"], tables["episodes"]
+    assert sorted(set(evals["trial"])) == numbers == sorted(set(episodes["trial"]))
+    assert len(evals) == len(numbers) * 2 * 3  # 2 seeds x evaluations at 200, 400, 600
+    assert not evals.duplicated(["trial", "seed", "step"]).any()
+    assert not episodes.duplicated(["trial", "seed", "episode"]).any()
+    for trial in study.trials:  # the final evaluation in the table is what Optuna was told
+        final = evals[(evals["trial"] == trial.number) & (evals["step"] == 600)]["mean_return"].mean()
+        assert final == pytest.approx(trial.value)
+
+
+def test_a_resumed_sweep_loads_as_one_dataset(client, tmp_path):
+    sweep(client, tmp_path, 3)
+    study, tally = sweep(client, tmp_path, 6)
+    assert tally.finished_before == 3 and tally.completed == 3
+    assert_one_dataset(tmp_path, study)
+
+
+def test_a_run_folder_of_the_single_file_format_resumes_and_loads_as_one(client, tmp_path):
+    shutil.copytree(LEGACY, tmp_path, dirs_exist_ok=True)
+    study, tally = sweep(client, tmp_path, 5)
+    assert tally.finished_before == 3 and tally.completed == 2
+    assert (tmp_path / "evals.parquet").exists() and (tmp_path / "evals").is_dir()
+    assert_one_dataset(tmp_path, study)
+
+
+def test_the_driver_scans_the_study_per_session_not_per_trial_and_reports_optuna_times(client, tmp_path):
+    spec = make_spec(12)
+    study = open_study(spec, tmp_path, None)
+    scans = []
+    get_trials = study.get_trials
+    study.get_trials = lambda *args, **kwargs: scans.append(kwargs.get("states")) or get_trials(*args, **kwargs)
+    monitor = Lines()
+    driver = Driver(spec, study, client, tmp_path, monitor=monitor, entry=FAKE)
+    driver.writer.trials.every = 3600.0  # the trials table: written at the start and at the end only
+    tally = driver.run()
+    assert tally.completed == 12
+    # start-up (running, orphans, session seed, earlier results) and the two trials tables
+    assert len(scans) <= 6, scans
+    (summary,) = [line for line in monitor.lines if line.startswith("optuna this session")]
+    assert "ask " in summary and "x 12" in summary and "report " in summary

@@ -1,0 +1,63 @@
+"""The run folder's journal (`sweeps.journal`): Optuna's format, seen by readers at once, nothing
+lost when the writer is killed, and synced to disk on a debounce rather than at every write."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import optuna
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend
+
+from sweeps.storage import journal_path, open_storage
+
+ROOT = Path(__file__).resolve().parents[2]
+WRITER = textwrap.dedent("""
+    import sys, time, optuna
+    from sweeps.storage import open_storage
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(study_name="killed", storage=open_storage(None, sys.argv[1]))
+    for k in range(int(sys.argv[2])):
+        trial = study.ask()
+        trial.set_user_attr("k", k)
+        trial.report(float(k), 1)
+        study.tell(trial, trial.suggest_float("x", 0, 1))
+    print("told", flush=True)
+    time.sleep(60)
+""")
+
+
+def test_a_killed_writer_loses_no_write(tmp_path):
+    proc = subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path), "40"], cwd=ROOT,
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "told"
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    reader = JournalStorage(JournalFileBackend(str(journal_path(tmp_path))))  # Optuna's own reader
+    trials = optuna.load_study(study_name="killed", storage=reader).trials
+    assert [t.user_attrs["k"] for t in trials] == list(range(40))
+    assert all(t.state.name == "COMPLETE" and t.intermediate_values == {1: float(t.number)} for t in trials)
+
+
+def test_readers_see_each_write_at_once_and_syncs_are_debounced(tmp_path, monkeypatch):
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    syncs = []
+    fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: syncs.append(fd) or fsync(fd))  # counts, still syncs
+    study = optuna.create_study(study_name="seen", storage=open_storage(None, tmp_path))
+    reader = optuna.load_study(study_name="seen", storage=JournalStorage(JournalFileBackend(str(journal_path(tmp_path)))))
+    began = time.monotonic()
+    for k in range(30):
+        trial = study.ask()
+        trial.set_user_attr("k", k)
+        study.tell(trial, float(k))
+        seen = reader.get_trials(deepcopy=False)
+        assert len(seen) == k + 1 and seen[-1].value == float(k) and seen[-1].user_attrs == {"k": k}
+    writes = 30 * 3
+    assert len(syncs) <= 1 + (time.monotonic() - began) / 1.0 < writes / 3, (len(syncs), writes)
