@@ -3,9 +3,10 @@ starts): a CNN update on 2 logical CPUs vs one device, and what the 2-replica st
 
 Prints one JSON line: weight / loss differences between the two, differences between the two
 replicas' copies of every variable, and from the traced train call: collective all-reduce ops
-per device, per-replica XLA functions and their devices, and every data edge between two
-devices. A control graph that reduces gradients with `strategy.reduce` (to the host) shows
-what such an edge looks like, so the check is known to see it.
+per device, the devices each replica's gradient function runs on (XLA-compiled for an MLP; CNNs
+skip XLA on CPUs), and every data edge between two devices. A control graph that reduces
+gradients with `strategy.reduce` (to the host) shows what such an edge looks like, so the check
+is known to see it.
 """
 
 import collections
@@ -35,6 +36,22 @@ def cross_device_edges(graph_def) -> list[tuple[str, str]]:
                         and producer.device != node.device:
                     edges.append((node.op, producer.op))
     return edges
+
+
+def gradient_calls(learner: Learner, batch: dict[str, np.ndarray]) -> tuple[object, dict[str, list[str]]]:
+    """The traced train call's graph, and the devices its gradient functions are called on,
+    split into XLA-compiled and not."""
+    tau = tf.ones([len(learner.configs)])
+    graph = learner._train.get_concrete_function(*learner._distribute(batch), tau).graph.as_graph_def()
+    functions = {f.signature.name: f for f in graph.library.function}
+    calls: dict[str, list[str]] = {"xla": [], "plain": []}
+    for f in functions.values():
+        for node in f.node_def:
+            called = functions.get(node.attr["f"].func.name)
+            if called is not None and "_gradients" in called.signature.name:
+                xla = "_XlaMustCompile" in called.attr and called.attr["_XlaMustCompile"].b
+                calls["xla" if xla else "plain"].append(node.device)
+    return graph, {kind: sorted(devices) for kind, devices in calls.items()}
 
 
 def host_reduce_control(strategy: tf.distribute.Strategy):
@@ -75,12 +92,13 @@ def main() -> None:
     two = learners[1]
     copies = [mirrored.strategy.experimental_local_results(v) for member in two.online + two.target
               for v in member]
-    graph = two._train.get_concrete_function(*two._distribute(batch), tf.constant(tau, tf.float32)).graph.as_graph_def()
-    functions = {f.signature.name: f for f in graph.library.function}
-    xla = {name for name, f in functions.items() if "_XlaMustCompile" in f.attr and f.attr["_XlaMustCompile"].b}
-    calls = [node for f in functions.values() for node in f.node_def if node.attr["f"].func.name in xla]
-    all_reduces = collections.Counter(node.device for f in functions.values() for node in f.node_def
+    graph, cnn_calls = gradient_calls(two, batch)
+    all_reduces = collections.Counter(node.device for f in graph.library.function for node in f.node_def
                                       if node.op in ALL_REDUCE_OPS)
+    mlp = Learner([TrainConfig(batch_size=32, net_arch=(16,), seed=1)], 4, 3, mirrored)
+    vectors = {**batch, "obs": rng.normal(size=(1, 3, 32, 4)).astype(np.float32),
+               "next_obs": rng.normal(size=(1, 3, 32, 4)).astype(np.float32)}
+    _, mlp_calls = gradient_calls(mlp, {name: values[:1] for name, values in vectors.items()})
     print(json.dumps({
         "replicas": [learner.replicas for learner in learners],
         "max_weight_diff": max(float(np.abs(a - b).max()) for a, b in zip(*weights)),
@@ -88,7 +106,8 @@ def main() -> None:
         "loss_diff": float(np.abs(stats[0]["loss"] - stats[1]["loss"]).max()),
         "replica_copies_max_diff": max(float(np.abs(a.numpy() - b.numpy()).max()) for a, b in copies),
         "all_reduce_devices": dict(all_reduces),
-        "xla_call_devices": sorted(node.device for node in calls),
+        "cnn_gradient_calls": cnn_calls,
+        "mlp_gradient_calls": mlp_calls,
         "cross_device_edges": cross_device_edges(graph),
         "control_cross_device_edges": cross_device_edges(host_reduce_control(mirrored.strategy)),
         "devices": list(mirrored.devices),
