@@ -192,23 +192,21 @@ def open_run(run_dir: Path, storage: str | None, study: str | None):
 
 @app.command()
 def status(run_dir: RunDir, storage: StorageOption = None, study: StudyOption = None) -> None:
-    """Trials by state, the best so far, and why trials failed."""
-    import json
-    from collections import Counter
+    """Trials by state, the best so far, and why trials failed (grouped by reason)."""
+    from sweeps.status import fresh_table, summary
+    from sweeps.storage import StorageError
 
-    optuna_study, _ = open_run(run_dir, storage, study)
-    trials = optuna_study.get_trials(deepcopy=False)
-    counts = Counter(t.state.name for t in trials)
-    typer.echo(f"study {optuna_study.study_name}: {len(trials)} trials: "
-               + ", ".join(f"{n} {s.lower()}" for s, n in sorted(counts.items())))
-    complete = [t for t in trials if t.value is not None and t.state.name == "COMPLETE"]
-    if complete:
-        best = max(complete, key=lambda t: t.value)
-        typer.echo(f"best: trial {best.number} value {best.value:.3f} params {json.dumps(best.params)}")
-    for trial in trials:
-        if trial.state.name == "FAIL":
-            reason = (trial.user_attrs.get("fail_reason") or "unknown").splitlines()[0]
-            typer.echo(f"failed: trial {trial.number}: {reason}")
+    try:
+        found = None if storage or study else fresh_table(run_dir)
+    except StorageError as error:
+        raise fail(str(error)) from None
+    if found is None:
+        from sweeps.results import trials_frame
+
+        optuna_study, _ = open_run(run_dir, storage, study)
+        found = optuna_study.study_name, trials_frame(optuna_study)
+    for line in summary(*found):
+        typer.echo(line)
 
 
 @app.command()

@@ -3,6 +3,12 @@
 `write_report(run_dir, path)` draws the figures of `sweeps.plots` as inline base64 PNGs and the
 tables as HTML, with the best trial's config as YAML ready for `dqn-sweep train --config`. The
 page loads nothing from the network (no scripts, no fonts, no stylesheets outside the file).
+
+A 10,000-trial run folder reports in seconds: it reads the trials table and the evaluations of
+the top trials only (never the episodes), figures that draw a mark per trial draw the best (or
+latest) MAX_DRAWN, the table lists the best MAX_ROWS, failures are grouped by reason, and the
+Optuna study (a journal replay) is opened only for studies small enough for its importance
+evaluator (IMPORTANCE_STUDY_MAX COMPLETE trials); larger ones use the table's rank correlation.
 """
 
 from __future__ import annotations
@@ -22,6 +28,10 @@ from sweeps import plots
 from sweeps.results import load
 
 REPORT_NAME = "report.html"
+MAX_DRAWN = 1_000
+MAX_ROWS = 500
+IMPORTANCE_STUDY_MAX = 2_000
+FAILED_SHOWN = 20  # trial numbers listed per failure reason
 
 
 def open_study(run_dir: str | Path) -> tuple[Any, Any]:
@@ -101,25 +111,55 @@ def trials_table(trials: pd.DataFrame, limit: int | None = None) -> pd.DataFrame
 
 
 def figures(tables: dict[str, pd.DataFrame], study: Any = None, top: int = 5) -> list[tuple[str, Callable[[], Any]]]:
-    """(title, draw) for every figure of one study, in report order."""
+    """(title, draw) for every figure of one study, in report order; figures that draw a mark
+    per trial get the best (or the latest) MAX_DRAWN, and say so in their title."""
     trials, evals = tables["trials"], tables["evals"]
+    best, best_note = best_trials(trials, MAX_DRAWN)
+    latest, latest_note = latest_trials(trials, MAX_DRAWN)
     return [
         ("Learning curves of the top trials", lambda: plots.learning_curves(evals, trials, top=top)),
         ("Objective by trial and running best", lambda: plots.objective_history(trials)),
         ("Hyperparameter importance", lambda: plots.param_importance(trials, study)),
-        ("Objective vs each parameter", lambda: plots.param_slices(trials)),
-        ("Parallel coordinates", lambda: plots.parallel_coordinates(trials)),
-        ("Trials on workers", lambda: plots.worker_timeline(trials)),
+        ("Objective vs each parameter" + best_note, lambda: plots.param_slices(best)),
+        ("Parallel coordinates" + best_note, lambda: plots.parallel_coordinates(best)),
+        ("Trials on workers" + latest_note, lambda: plots.worker_timeline(latest)),
     ]
+
+
+def best_trials(trials: pd.DataFrame, limit: int) -> tuple[pd.DataFrame, str]:
+    """The best `limit` COMPLETE trials (with the other trials' numbers kept out) and a note."""
+    done = plots.complete(trials)
+    if len(done) <= limit:
+        return trials, ""
+    return plots.ranked(done).head(limit), f" (the best {limit:,} of {len(done):,} COMPLETE trials)"
+
+
+def latest_trials(trials: pd.DataFrame, limit: int) -> tuple[pd.DataFrame, str]:
+    """The `limit` trials that started last, and a note."""
+    if len(trials) <= limit:
+        return trials, ""
+    chosen = trials.sort_values("datetime_start", na_position="first").tail(limit)
+    return chosen, f" (the last {limit:,} of {len(trials):,} trials to start)"
+
+
+def curves_of(run_dir: Path, trials: pd.DataFrame, top: int) -> pd.DataFrame:
+    """The evaluations the learning-curve figure draws: the top COMPLETE trials' only (all of
+    them when no trial is COMPLETE: the figure then picks the trials that got furthest)."""
+    done = plots.complete(trials)
+    if done.empty:
+        return load(run_dir, tables=["evals"])["evals"]
+    numbers = plots.ranked(done)["number"].head(top).astype(int).tolist()
+    return load(run_dir, tables=["evals"], trials=numbers)["evals"]
 
 
 def write_report(run_dir: str | Path, path: str | Path | None = None, *, top: int = 5) -> Path:
     """Write the HTML report of `run_dir` to `path` (default RUN_DIR/report.html); returns it."""
     run_dir = Path(run_dir)
     path = Path(path) if path is not None else run_dir / REPORT_NAME
-    tables = load(run_dir)
-    trials = tables["trials"]
-    study, spec = open_study(run_dir)
+    trials = load(run_dir, tables=["trials"])["trials"]
+    tables = {"trials": trials, "evals": curves_of(run_dir, trials, top)}
+    small = len(plots.complete(trials)) <= IMPORTANCE_STUDY_MAX
+    study, spec = open_study(run_dir) if small else (None, None)
     spec = spec or load_spec(run_dir)
     name = getattr(spec, "study", None) or run_dir.name
     best = best_config(trials, spec)
@@ -148,14 +188,13 @@ def write_report(run_dir: str | Path, path: str | Path | None = None, *, top: in
         parts.append(f"<figure><img alt='{_e(title)}' src='data:image/png;base64,{data}'>"
                      f"<figcaption>{_e(title)}</figcaption></figure>")
     parts.append("</section>")
-    table = trials_table(trials)
-    parts.append("<section id='trials'><h2>Trials, best first</h2>"
+    table = trials_table(trials, limit=MAX_ROWS)
+    shown = "" if len(trials) <= MAX_ROWS else (
+        f"<p>The best {MAX_ROWS} of {len(trials):,} trials; all are in <code>trials.parquet</code> "
+        f"(<code>dqn-sweep export {_e(run_dir)}</code> writes CSV).</p>")
+    parts.append("<section id='trials'><h2>Trials, best first</h2>" + shown
                  + (_table(table) if not table.empty else "<p>No trials yet.</p>") + "</section>")
-    failed = trials[trials["state"] == "FAIL"] if not trials.empty else trials
-    if not failed.empty and "fail_reason" in failed:
-        rows = "".join(f"<h3>Trial {int(t.number)}</h3><pre>{_e(t.fail_reason or 'unknown')}</pre>"
-                       for t in failed.itertuples())
-        parts.append(f"<section id='failures'><h2>Why trials failed</h2>{rows}</section>")
+    parts.append(_failures(trials))
     document = (
         "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
         f"<title>dqn-sweep report: {_e(name)}</title><style>{STYLE}</style></head>"
@@ -166,6 +205,23 @@ def write_report(run_dir: str | Path, path: str | Path | None = None, *, top: in
     tmp.write_text(document, encoding="utf-8")
     tmp.replace(path)
     return path
+
+
+def _failures(trials: pd.DataFrame) -> str:
+    """Why trials failed: each reason (its full text) with how many trials and which."""
+    if trials.empty or "fail_reason" not in trials:
+        return ""
+    failed = trials[trials["state"] == "FAIL"]
+    if failed.empty:
+        return ""
+    reasons = failed["fail_reason"].map(lambda r: "unknown" if _missing(r) else str(r))
+    rows = []
+    for reason, group in failed.groupby(reasons, sort=False):
+        numbers = sorted(int(n) for n in group["number"])
+        listed = ", ".join(map(str, numbers[:FAILED_SHOWN])) + (", ..." if len(numbers) > FAILED_SHOWN else "")
+        label = f"Trial {numbers[0]}" if len(numbers) == 1 else f"{len(numbers)} trials: {listed}"
+        rows.append(f"<h3>{_e(label)}</h3><pre>{_e(reason)}</pre>")
+    return f"<section id='failures'><h2>Why trials failed</h2>{''.join(rows)}</section>"
 
 
 def _summary(trials: pd.DataFrame) -> str:
