@@ -51,7 +51,8 @@ def check_replay_fits(buffer_size: int, obs: ObsSpec, members: int, n_envs: int)
             f"buffer_size = {buffer_size}: the replay buffer needs {needed:,} bytes ({_human(needed)}; "
             f"{per_transition:,.0f} bytes per transition x {buffer_size:,} transitions x {members} member(s), "
             f"observations {obs.dtype} {list(obs.shape)}) but {available:,} bytes ({_human(available)}) of memory "
-            f"are available; use buffer_size <= {max(fits, 0):,}, fewer members, or a bigger machine"
+            f"are available: at most {max(fits, 0):,} transitions fit (leave room for TensorFlow and the envs); "
+            "lower buffer_size, train fewer members together, or use a bigger machine"
         )
     return needed
 
