@@ -28,6 +28,9 @@ from dqn_tf.net_arch import CNNS, resolve_net_arch
 
 @dataclasses.dataclass(frozen=True)
 class Architecture:
+    """Everything that fixes a member's weight shapes and forward pass, so that the Python loop,
+    the compiled loop and acting all build the same network from it."""
+
     obs_dim: int | tuple[int, ...]  # a vector's size, or an image's (H, W, C)
     n_actions: int
     net_arch: tuple[int, ...] | str  # hidden sizes, a CNN's name, or "auto" (resolved here)
@@ -54,7 +57,8 @@ class Architecture:
 
     @property
     def numpy_policy(self) -> bool:
-        """An MLP on float vectors: acting can use a numpy mirror (see `policy`)."""
+        """An MLP on float vectors: acting can use a numpy mirror (see `policy`; float32 even
+        under mixed precision)."""
         return not self.convs and len(self.obs_shape) == 1 and self.obs_dtype == "float32"
 
     def kernel_shapes(self) -> list[tuple[str, tuple[int, ...]]]:
