@@ -50,7 +50,7 @@ def build(run_dir: Path, n: int, evals: int, episodes: int) -> None:
     spec = make_spec(evals, episodes)
     save_run_info(spec, run_dir, None)
     study = open_study(spec, run_dir, None)
-    writer = ResultsWriter(run_dir)
+    writer = ResultsWriter(run_dir, study)
     rng = random.Random(0)
     total, freq = spec.trainer["total_timesteps"], spec.trainer["eval_freq"]
     for number in range(n):
@@ -80,10 +80,11 @@ def build(run_dir: Path, n: int, evals: int, episodes: int) -> None:
             "episodes": [{"episode": i, "step": (i + 1) * EPISODE_STEPS, "return": float(EPISODE_STEPS),
                           "length": EPISODE_STEPS} for i in range(steps // EPISODE_STEPS)],
         }})
-        writer.flush_due(study)
+        writer.changed()
+        writer.flush_due()
         if (number + 1) % 1000 == 0:
             print(f"built {number + 1} trials", flush=True)
-    writer.close(study)
+    writer.close()
 
 
 def timed_cli(*args: str) -> tuple[float, str]:

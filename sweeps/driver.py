@@ -62,7 +62,7 @@ class Driver:
         self.monitor = monitor
         self.entry = entry
         self.run_dir = Path(run_dir).resolve()
-        self.writer = ResultsWriter(run_dir)
+        self.writer = ResultsWriter(run_dir, study)
         self.mates = Mates(study, spec, self.run_dir)
         self.topic = f"dqn-sweep-{uuid.uuid4().hex[:12]}"
         self.inbox: queue.Queue[tuple[str, Any]] = queue.Queue()
@@ -92,7 +92,7 @@ class Driver:
         finally:
             self.client.unsubscribe_topic(self.topic)
             self.tidy()
-            self.writer.close(self.study)
+            self.writer.close()
             self.say(self.pace.summary())
         return self.tally
 
@@ -147,16 +147,12 @@ class Driver:
         return tuple(task)
 
     def wait_and_handle(self) -> None:
-        """Block until an event or a completion arrives (or the trials table is due), then
-        handle everything that is in.
+        """Block until an event or a completion arrives, then handle everything that is in.
 
         Completions come through the same queue as events (a done-callback per future), so
         one blocking wait serves both: refill happens the moment any run ends.
         """
-        try:
-            kind, message = self.inbox.get(timeout=self.writer.due_in())
-        except queue.Empty:
-            return
+        kind, message = self.inbox.get()
         while True:
             if kind == "event":
                 self.on_event(message)
@@ -256,7 +252,7 @@ class Driver:
             self.writer.add_trial(run.number, run.rows())
             self.release(run)  # after the rows: a scheduler hiccup here must not lose them
         self.ended.clear()
-        self.writer.flush_due(self.study)
+        self.writer.flush_due()
 
     def release(self, run: TrialRun) -> None:
         """Free what the ended trial held outside this process: its stop event on the scheduler

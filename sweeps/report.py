@@ -6,9 +6,10 @@ page loads nothing from the network (no scripts, no fonts, no stylesheets outsid
 
 A 10,000-trial run folder reports in seconds: it reads the trials table and the evaluations of
 the top trials only (never the episodes), figures that draw a mark per trial draw the best (or
-latest) MAX_DRAWN, the table lists the best MAX_ROWS, failures are grouped by reason, and the
-Optuna study (a journal replay) is opened only for studies small enough for its importance
-evaluator (IMPORTANCE_STUDY_MAX COMPLETE trials); larger ones use the table's rank correlation.
+latest) MAX_DRAWN, the table lists the best MAX_ROWS, and failures are grouped by reason (on a
+10,000-trial folder: ~5 s; drawing every trial took ~35 s). The Optuna study, for its
+importance evaluator, is opened up to IMPORTANCE_STUDY_MAX COMPLETE trials only: replaying a
+10,000-trial journal takes seconds; larger studies get the table's rank correlation.
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ and renamed, so a kill at any moment leaves complete files only.
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Collection, Iterable
 from pathlib import Path
 from typing import Any
@@ -54,8 +55,9 @@ class ResultsError(ValueError):
 
 
 def write_atomic(frame: pd.DataFrame | pa.Table, path: Path) -> None:
-    """Write `frame` as Parquet under a temporary name, then rename it into place."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    """Write `frame` as Parquet under a temporary name (unique to this writer), then rename it
+    into place."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     if isinstance(frame, pa.Table):
         pq.write_table(frame, tmp)
     else:

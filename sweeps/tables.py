@@ -6,15 +6,17 @@ session ends, the session's trial files are merged into one batch file, so that 
 a few hundred files at 10,000 trials rather than 20,000; each row is rewritten at most once.
 The merge runs between events (`flush_due`), after the driver has refilled its slots.
 
-The trials table is rebuilt from the study when something changed, at most every
-TRIALS_EVERY_S seconds and never sooner than TRIALS_SHARE times as long as the last rebuild
-took (so its cost per trial stays flat however large the study grows), and when the session
-ends. The journal, not this table, is the source of truth: a killed session's table may be
-a few seconds behind, and the next session rewrites it.
+The trials table is rebuilt from the study by a thread of its own, so that the driver never
+waits for it (at 10,000 trials a rebuild takes a good fraction of a second): when something
+changed, at most every TRIALS_EVERY_S seconds and never sooner than TRIALS_SHARE times as long
+as the last rebuild took (its cost per trial stays flat however large the study grows), and
+when the session ends. The journal, not this table, is the source of truth: a killed
+session's table may be a few seconds behind, and the next session rewrites it.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -68,34 +70,58 @@ class Appender:
 
 
 class TrialsTable:
-    """`trials.parquet`, rebuilt from the study on a debounce (see the module notes)."""
+    """`trials.parquet`, rebuilt from `study` on a debounce by a thread (see the module notes)."""
 
-    def __init__(self, path: Path, every: float):
-        self.path, self.every = path, every
-        self.dirty = True
-        self.next_write = 0.0
+    def __init__(self, path: Path, study: optuna.Study, every: float):
+        self.path, self.study, self.every = path, study, every
+        self.changed, self.stop = threading.Event(), threading.Event()
+        self.changed.set()  # a session starts by writing the table as it finds the study
+        self.error: Exception | None = None
+        self.thread = threading.Thread(target=self.loop, name="trials-table", daemon=True)
+        self.thread.start()
 
-    def due_in(self) -> float | None:
-        """Seconds until a rebuild is due (None: nothing changed since the last one)."""
-        return max(0.0, self.next_write - time.monotonic()) if self.dirty else None
+    def loop(self) -> None:
+        due = 0.0
+        while self.changed.wait() and not self.stop.wait(max(0.0, due - time.monotonic())):
+            self.changed.clear()
+            try:
+                spent = self.write()
+            except Exception as error:  # noqa: BLE001 - raised in the driver's thread (`check`)
+                self.error = error
+                return
+            due = time.monotonic() + max(self.every, TRIALS_SHARE * spent)
 
-    def write(self, study: optuna.Study) -> None:
+    def write(self) -> float:
+        """Rebuild the table now; the seconds it took."""
         began = time.perf_counter()
-        write_atomic(trials_frame(study), self.path)
-        spent = time.perf_counter() - began
-        self.dirty = False
-        self.next_write = time.monotonic() + max(self.every, TRIALS_SHARE * spent)
+        write_atomic(trials_frame(self.study), self.path)
+        return time.perf_counter() - began
+
+    def check(self) -> None:
+        """Raise what made the thread stop writing (a full disk, say), in the caller's thread."""
+        if self.error is not None:
+            raise self.error
+
+    def close(self) -> None:
+        """Stop the thread and write the table as the study has it now."""
+        self.stop.set()
+        self.changed.set()
+        self.thread.join()
+        self.check()
+        self.write()
 
 
 class ResultsWriter:
-    """A session's writer: `add_trial` per finished trial, `flush_due` between events, `close` at the end."""
+    """A session's writer of `study`'s results: `add_trial` per finished trial, `flush_due`
+    between events, `close` at the end."""
 
-    def __init__(self, run_dir: Path, *, merge_every: int = MERGE_EVERY, trials_every: float = TRIALS_EVERY_S):
+    def __init__(self, run_dir: Path, study: optuna.Study, *, merge_every: int = MERGE_EVERY,
+                 trials_every: float = TRIALS_EVERY_S):
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         session = uuid.uuid4().hex[:8]
         self.datasets = {name: Appender(self.run_dir / name, SCHEMAS[name], session) for name in DATASETS}
-        self.trials = TrialsTable(self.run_dir / "trials.parquet", trials_every)
+        self.trials = TrialsTable(self.run_dir / "trials.parquet", study, trials_every)
         self.merge_every = merge_every
 
     def add_trial(self, number: int, runs: dict[int, dict[str, Any]]) -> None:
@@ -108,21 +134,17 @@ class ResultsWriter:
 
     def changed(self) -> None:
         """The study changed (a trial was asked or told): the trials table is due a rebuild."""
-        self.trials.dirty = True
+        self.trials.changed.set()
 
-    def due_in(self) -> float | None:
-        return self.trials.due_in()
-
-    def flush_due(self, study: optuna.Study) -> None:
-        """Merge full batches and rebuild the trials table if it is due."""
+    def flush_due(self) -> None:
+        """Merge full batches; raise what stopped the trials table's thread, if anything did."""
         for appender in self.datasets.values():
             if len(appender.unmerged) >= self.merge_every:
                 appender.merge()
-        if self.trials.due_in() == 0.0:
-            self.trials.write(study)
+        self.trials.check()
 
-    def close(self, study: optuna.Study) -> None:
+    def close(self) -> None:
         """End of session: merge what is left and write the trials table as the study has it."""
         for appender in self.datasets.values():
             appender.merge()
-        self.trials.write(study)
+        self.trials.close()

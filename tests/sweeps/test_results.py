@@ -35,25 +35,33 @@ def runs_of(number: int, seeds=(0, 1), evals: int = 3, episodes: int = 4) -> dic
     } for seed in seeds}
 
 
-def study_with(n: int) -> optuna.Study:
-    study = optuna.create_study(direction="maximize")
-    for _ in range(n):
-        trial = study.ask()
-        study.tell(trial, trial.suggest_float("x", 0, 1))
-    return study
+def finish(study: optuna.Study, writer: ResultsWriter, number: int, **sizes) -> None:
+    """What the driver does when trial `number` ends: tell the study, then hand the writer its rows."""
+    trial = study.ask()
+    assert trial.number == number
+    study.tell(trial, trial.suggest_float("x", 0, 1))
+    writer.changed()
+    writer.add_trial(number, runs_of(number, **sizes))
+    writer.flush_due()
+
+
+def wait_for(path: Path, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path} was not written"
+        time.sleep(0.05)
 
 
 def test_two_sessions_load_as_one_dataset_without_duplicates(tmp_path):
-    first = ResultsWriter(tmp_path, merge_every=3)
+    study = optuna.create_study(direction="maximize")
+    first = ResultsWriter(tmp_path, study, merge_every=3)
     for number in range(5):  # 0-2 merged into a batch, 3-4 left as trial files ...
-        first.add_trial(number, runs_of(number))
-        first.flush_due(study_with(number + 1))
+        finish(study, first, number)
     # ... then killed (no close); a resumed session goes on in the same folder
-    second = ResultsWriter(tmp_path, merge_every=3)
+    second = ResultsWriter(tmp_path, study, merge_every=3)
     for number in range(5, 9):
-        second.add_trial(number, runs_of(number))
-        second.flush_due(study_with(number + 1))
-    second.close(study_with(9))
+        finish(study, second, number)
+    second.close()
     tables = load(tmp_path)
     evals, episodes = tables["evals"], tables["episodes"]
     assert sorted(set(evals["trial"])) == list(range(9))
@@ -68,12 +76,13 @@ def test_two_sessions_load_as_one_dataset_without_duplicates(tmp_path):
 
 
 def test_a_kill_between_a_merge_and_the_removal_of_its_trial_files_duplicates_nothing(tmp_path):
-    writer = ResultsWriter(tmp_path, merge_every=100)
+    study = optuna.create_study(direction="maximize")
+    writer = ResultsWriter(tmp_path, study, merge_every=100)
     for number in range(4):
-        writer.add_trial(number, runs_of(number))
+        finish(study, writer, number)
     kept = tmp_path / "kept"
     shutil.copytree(tmp_path / "evals", kept)
-    writer.close(study_with(4))
+    writer.close()
     for path in kept.iterdir():  # the trial files come back, as if the kill came before their removal
         shutil.copy(path, tmp_path / "evals" / path.name)
     evals = load(tmp_path)["evals"]
@@ -83,21 +92,21 @@ def test_a_kill_between_a_merge_and_the_removal_of_its_trial_files_duplicates_no
 
 
 def test_finishing_a_trial_rewrites_no_earlier_file_and_the_trials_table_waits_for_its_debounce(tmp_path):
-    writer = ResultsWriter(tmp_path, merge_every=10, trials_every=3600)
-    writer.flush_due(study_with(1))  # the first write is due at once
+    study = optuna.create_study(direction="maximize")
+    writer = ResultsWriter(tmp_path, study, merge_every=10, trials_every=3600)
+    wait_for(tmp_path / "trials.parquet")  # a session starts by writing the table as it is
     first_table = (tmp_path / "trials.parquet").stat().st_mtime_ns
     for number in range(10):
-        writer.add_trial(number, runs_of(number))
-        writer.flush_due(study_with(number + 1))
+        finish(study, writer, number)
     (batch,) = (tmp_path / "evals").glob("batch-*.parquet")
     before = batch.stat().st_mtime_ns, batch.stat().st_ino
     for number in range(10, 25):
-        writer.add_trial(number, runs_of(number))
-        writer.flush_due(study_with(number + 1))
+        finish(study, writer, number)
+    time.sleep(0.5)
     assert (batch.stat().st_mtime_ns, batch.stat().st_ino) == before
     assert (tmp_path / "trials.parquet").stat().st_mtime_ns == first_table
-    assert len(load(tmp_path)["trials"]) == 1
-    writer.close(study_with(25))
+    assert len(load(tmp_path)["trials"]) == 0
+    writer.close()
     assert len(load(tmp_path)["trials"]) == 25
     assert len(load(tmp_path)["evals"]) == 25 * 2 * 3
 
@@ -107,12 +116,13 @@ KILLED_WRITER = textwrap.dedent("""
     from tests.sweeps.test_results import runs_of
     from sweeps.tables import ResultsWriter
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    writer = ResultsWriter(sys.argv[1], merge_every=3, trials_every=0)
     study = optuna.create_study()
+    writer = ResultsWriter(sys.argv[1], study, merge_every=3, trials_every=0)
     for number in range(int(sys.argv[2]), 10**6):  # each session its own trial numbers, as in a study
-        writer.add_trial(number, runs_of(number, seeds=range(4), evals=50, episodes=5_000))
         study.enqueue_trial({})
-        writer.flush_due(study)
+        writer.changed()
+        writer.add_trial(number, runs_of(number, seeds=range(4), evals=50, episodes=5_000))
+        writer.flush_due()
 """)
 
 
@@ -127,7 +137,7 @@ def kill_while_writing(run_dir: Path, first_trial: int, target: str, timeout: fl
             for folder in folders:
                 with contextlib.suppress(FileNotFoundError), os.scandir(folder) as entries:
                     for entry in entries:
-                        if entry.name.startswith(f".{target}") and entry.name.endswith(f".{proc.pid}.tmp"):
+                        if entry.name.startswith(f".{target}") and f".{proc.pid}." in entry.name:
                             os.kill(proc.pid, signal.SIGKILL)
                             return entry.name
         raise AssertionError(f"no {target} file was written within {timeout} s (exit {proc.poll()})")
@@ -150,7 +160,6 @@ def test_a_kill_during_a_write_leaves_every_file_readable_and_whole_trials(tmp_p
         assert len(extra) <= session + 1  # at most the trial each kill caught between its two files
         assert not tables["evals"].duplicated(["trial", "seed", "step"]).any()
         assert not tables["episodes"].duplicated(["trial", "seed", "episode"]).any()
-    assert len(load(tmp_path)["evals"]) > 0
 
 
 def test_a_run_folder_of_the_single_file_format_loads_as_it_did():
@@ -165,17 +174,18 @@ def test_a_run_folder_of_the_single_file_format_loads_as_it_did():
 
 def test_a_resumed_single_file_run_folder_adds_datasets_beside_it(tmp_path):
     shutil.copytree(LEGACY, tmp_path, dirs_exist_ok=True)
-    writer = ResultsWriter(tmp_path)
+    writer = ResultsWriter(tmp_path, optuna.create_study())
     writer.add_trial(3, runs_of(3))
-    writer.close(study_with(4))
+    writer.close()
     evals = load(tmp_path)["evals"]
     assert sorted(set(evals["trial"])) == [0, 1, 2, 3]
     assert len(evals) == 3 * 2 * 3 + 2 * 3 and not evals.duplicated(["trial", "seed", "step"]).any()
 
 
 def test_an_unreadable_file_is_named_with_what_to_do(tmp_path):
-    writer = ResultsWriter(tmp_path)
+    writer = ResultsWriter(tmp_path, optuna.create_study())
     writer.add_trial(0, runs_of(0))
+    writer.close()
     (tmp_path / "evals" / "trial-7.parquet").write_bytes(b"not parquet at all")
     with pytest.raises(ResultsError, match=r"evals/trial-7\.parquet: cannot read .* move the file aside"):
         load(tmp_path)

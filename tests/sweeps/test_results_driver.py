@@ -3,6 +3,7 @@ sweeps (also of a run folder in the single-file format) load as one dataset, the
 scan the study per completion, and it reports what Optuna's calls cost."""
 
 import shutil
+import threading
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ from sweeps.driver import Driver
 from sweeps.results import load
 from sweeps.session import open_study
 from sweeps.spec import parse_spec
+from sweeps.tables import TRIALS_EVERY_S
 from tests.sweeps.conftest import FAKE
 
 pytestmark = pytest.mark.timeout(180)
@@ -78,15 +80,18 @@ def test_a_run_folder_of_the_single_file_format_resumes_and_loads_as_one(client,
 def test_the_driver_scans_the_study_per_session_not_per_trial_and_reports_optuna_times(client, tmp_path):
     spec = make_spec(12)
     study = open_study(spec, tmp_path, None)
-    scans = []
+    scans = []  # (thread, states) of each scan
     get_trials = study.get_trials
-    study.get_trials = lambda *args, **kwargs: scans.append(kwargs.get("states")) or get_trials(*args, **kwargs)
+    study.get_trials = lambda *args, **kwargs: scans.append(
+        (threading.current_thread().name, kwargs.get("states"))) or get_trials(*args, **kwargs)
     monitor = Lines()
-    driver = Driver(spec, study, client, tmp_path, monitor=monitor, entry=FAKE)
-    driver.writer.trials.every = 3600.0  # the trials table: written at the start and at the end only
-    tally = driver.run()
+    tally = Driver(spec, study, client, tmp_path, monitor=monitor, entry=FAKE).run()
     assert tally.completed == 12
-    # start-up (running, orphans, session seed, earlier results) and the two trials tables
-    assert len(scans) <= 6, scans
+    # the driver's thread: start-up (running, orphans, session seed, earlier results) and the
+    # last trials table; the table's own thread: on its debounce (TRIALS_EVERY_S)
+    driver = [states for thread, states in scans if thread != "trials-table"]
+    table = [states for thread, states in scans if thread == "trials-table"]
+    assert len(driver) <= 5, driver
+    assert 1 <= len(table) <= 1 + tally.elapsed / TRIALS_EVERY_S
     (summary,) = [line for line in monitor.lines if line.startswith("optuna this session")]
     assert "ask " in summary and "x 12" in summary and "report " in summary
