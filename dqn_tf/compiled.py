@@ -25,7 +25,9 @@ import tensorflow as tf
 from dqn_tf.config import POPULATION_SHARED_FIELDS, TrainConfig
 from dqn_tf.graph_envs import GraphEnv
 from dqn_tf.learner import td_loss
+from dqn_tf.memory import check_replay_fits
 from dqn_tf.networks import Architecture, initial_weights, q_values
+from dqn_tf.observations import ObsSpec
 from dqn_tf.optimizer import BETA_1, BETA_2, EPSILON
 
 ACT, RESET, SAMPLE, EVAL = 1, 2, 3, 4  # random streams
@@ -73,7 +75,9 @@ _programs: OrderedDict[tuple, Program] = OrderedDict()
 def program_for(configs: list[TrainConfig], env: GraphEnv, device: str) -> Program:
     """A program for these configs, set to their start: one this process already compiled for
     the same shape (a warm trial process pays XLA's compile once per shape), else a new one."""
-    key = (len(configs), device, *(getattr(configs[0], name) for name in POPULATION_SHARED_FIELDS))
+    shared = configs[0]
+    check_replay_fits(shared.buffer_size, ObsSpec.vector(env.obs_dim), len(configs), shared.n_envs)
+    key = (len(configs), device, *(getattr(shared, name) for name in POPULATION_SHARED_FIELDS))
     program = _programs.pop(key, None) or Program(configs, env, device)
     _programs[key] = program
     while len(_programs) > PROGRAMS_KEPT:

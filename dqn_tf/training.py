@@ -69,6 +69,8 @@ def compiled_loop_applies(config: TrainConfig, plan: DevicePlan) -> bool:
         reasons.append(f"env_id = {config.env_id!r} has no in-graph version")
     if plan.replicas > 1:
         reasons.append(f"devices = {config.devices!r} spans {plan.replicas} devices")
+    if config.precision != "float32":
+        reasons.append(f"precision = {config.precision!r} (it computes in float32)")
     if reasons and config.loop == "compiled":
         raise ConfigError(f"loop = 'compiled': {'; '.join(reasons)}; use loop 'auto' or 'python'")
     return not reasons

@@ -21,6 +21,7 @@ TINY = {
 def test_auto_takes_the_compiled_loop_where_an_in_graph_env_exists():
     assert train({**TINY, "env_id": "MountainCar-v0"}).loop == "compiled"
     assert train({**TINY, "loop": "python"}).loop == "python"
+    assert train({**TINY, "precision": "mixed_bfloat16"}).loop == "python"  # the compiled loop is float32
     assert train({**TINY, "env_id": nan_env.register(), "total_timesteps": 300,
                   "learning_starts": 400}).loop == "python"  # never trains on NaN rewards
 
