@@ -59,6 +59,7 @@ def worker(config: dict, core: int) -> None:
         base = {k: v for k, v in config.items() if k != "population"}
         results = train_population([{**base, "seed": s} for s in range(config["population"])])
         print(json.dumps({"wall_seconds": results[0].wall_seconds, "timings": results[0].timings,
+                          "best_evals": [max(e["mean_return"] for e in r.evals) for r in results],
                           "solved_members": sum(max(e["mean_return"] for e in r.evals) >= 475 for r in results)}))
         return
     result = train(config)
@@ -205,11 +206,13 @@ def population(members: int = 32) -> None:
     """The compiled loop's population of 32 (64x64, train_freq 4) against one member."""
     config = {**TRAIN_FREQ_4, "net_arch": [64, 64], "loop": "compiled"}
     solo = run_isolated({**config, "seed": 0}, 0)
-    print(f"1 member:   wall {solo['wall_seconds']:.1f} s (XLA build {solo['timings']['build_seconds']:.1f} s)")
+    print(f"1 member:   wall {solo['wall_seconds']:.1f} s (XLA build {solo['timings']['build_seconds']:.1f} s), "
+          f"best eval {solo['best_eval']:.0f}")
     pack = run_isolated({**config, "population": members}, 0)
     print(f"{members} members: wall {pack['wall_seconds']:.1f} s (XLA build {pack['timings']['build_seconds']:.1f} s)"
           f" = {pack['wall_seconds'] / solo['wall_seconds']:.2f}x one member; solved "
-          f"{pack['solved_members']}/{members}")
+          f"{pack['solved_members']}/{members}, member 0's best eval {pack['best_evals'][0]:.0f}, "
+          f"median best eval {sorted(pack['best_evals'])[members // 2]:.0f}")
 
 
 if __name__ == "__main__":
