@@ -110,7 +110,7 @@ class Collector:
         self.members = list(range(len(seeds)))
         self.envs = [make_vector_env(env_id, n_envs, training=True) for _ in seeds]
         self.dtype = observation_dtype(self.envs[0].single_observation_space)
-        self.obs = np.stack([env.reset(seed=seed)[0] for env, seed in zip(self.envs, seeds)]).astype(self.dtype)
+        self.obs = np.stack([env.reset(seed=seed)[0] for env, seed in zip(self.envs, seeds)]).astype(self.dtype, copy=False)
         self.returns = np.zeros((len(seeds), n_envs))
         self.lengths = np.zeros((len(seeds), n_envs), dtype=np.int64)
         self.episodes: list[list[dict[str, Any]]] = [[] for _ in seeds]  # by member, kept when it stops
@@ -126,7 +126,7 @@ class Collector:
         """
         obs = self.obs
         rows = [env.step(a) for env, a in zip(self.envs, actions)]
-        self.obs = np.stack([row[0] for row in rows]).astype(self.dtype)
+        self.obs = np.stack([row[0] for row in rows]).astype(self.dtype, copy=False)
         rewards = np.stack([row[1] for row in rows]).astype(np.float32)
         terminated = np.stack([row[2] for row in rows])
         done = terminated | np.stack([row[3] for row in rows])
