@@ -213,7 +213,9 @@ def compare_with_sb3(learning_starts: int, measure_steps: int) -> None:
         return
     sb3 = peers.run_peer_atari("sb3", {"learning_starts": learning_starts}, core=0, measure_steps=measure_steps)
     print(f"  SB3 {sb3.get('version', '')}: {sb3['steps_per_second']:,.0f} env steps/s "
-          f"-> ours / SB3 = {ours['steps_per_second'] / sb3['steps_per_second']:.2f}x")
+          f"-> ours / SB3 = {ours['steps_per_second'] / sb3['steps_per_second']:.2f}x; SB3's replay "
+          f"(optimize_memory_usage) holds {sb3['replay_observation_bytes'] / config['buffer_size']:,.0f} "
+          "bytes of observations per transition")
 
 
 def main() -> None:

@@ -9,6 +9,7 @@ import pytest
 
 from dqn_tf.envs import Collector, check_env, make_vector_env
 from dqn_tf.errors import ConfigError
+from dqn_tf.observations import ObsSpec
 from dqn_tf.pixel_envs import MINATAR_GAMES, AtariVector
 
 MINATAR_CHANNELS = {"Asterix": 4, "Breakout": 4, "Freeway": 7, "Seaquest": 10, "SpaceInvaders": 6}
@@ -22,6 +23,7 @@ def test_every_minatar_game_is_registered_with_uint8_channels_last_images(name):
     obs, _ = env.reset(seed=0)
     assert obs.dtype == np.uint8 and obs.shape == (2, 10, 10, MINATAR_CHANNELS[name])
     assert set(np.unique(obs)) <= {0, 1} and obs.any()
+    assert ObsSpec.of(env) == ObsSpec((10, 10, MINATAR_CHANNELS[name]), "uint8", 1.0)  # 0/1 channels, no stack
 
 
 def test_minatar_is_seeded_through_gymnasium_and_autoresets_in_the_same_step():
@@ -51,6 +53,7 @@ def test_atari_observations_are_84x84x4_uint8_stacked_in_the_last_axis():
     assert check_env("PongNoFrameskip-v4") == ((84, 84, 4), 6)
     env = make_vector_env("PongNoFrameskip-v4", 2)
     assert isinstance(env, AtariVector)
+    assert ObsSpec.of(env) == ObsSpec((84, 84, 4), "uint8", 1 / 255, frame_stack=4)  # what replay and CNN see
     obs, _ = env.reset(seed=1)
     assert obs.dtype == np.uint8 and obs.shape == (2, 84, 84, 4) and obs.flags.c_contiguous
     for _ in range(5):
