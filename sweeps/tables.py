@@ -1,4 +1,4 @@
-"""Writes one session's results into the run folder (the layout is `sweeps.results`').
+"""Writes one session's results into the run folder (the layout: `sweeps.results`).
 
 Finishing a trial writes its evaluations and episodes at once, as one small file each: a
 driver killed a moment later has lost none of them. Every MERGE_EVERY trials, and when the
@@ -36,7 +36,7 @@ from sweeps.results import (
 )
 
 MERGE_EVERY = 256
-TRIALS_EVERY_S = 5.0
+TRIALS_EVERY_S = 1.0
 TRIALS_SHARE = 50
 
 
