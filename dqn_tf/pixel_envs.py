@@ -121,7 +121,7 @@ class AtariVector(gym.vector.VectorEnv):
         obs, rewards, terminated, truncated, info = self.env.step(np.asarray(actions, dtype=np.int64))
         obs = channels_last(obs)
         game_over = terminated | truncated
-        if game_over.any():
+        if "final_obs" in info:  # ale-py sends it on steps where some game ended
             info["final_obs"] = channels_last(info["final_obs"])
         if self.training:
             lost_life = (info["lives"] < self.lives) & ~game_over
