@@ -7,8 +7,11 @@ samples the params, and times the ask (`sweeps.pace`), warning when asks slow th
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import optuna
@@ -75,7 +78,7 @@ class Asker:
         """Ask Optuna for a trial and prepare its runs; None when its params cannot be used (the
         trial is FAIL with the reason)."""
         began = time.perf_counter()
-        with dispatch.sigint_deferred():  # a Ctrl-C must find every trial this session asked in `asked`
+        with sigint_deferred():  # a Ctrl-C must find every trial this session asked in `asked`
             trial = self.study.ask()
             self.asked.add(trial.number)
         try:
@@ -103,3 +106,20 @@ class Asker:
 
 def format_params(params: dict[str, Any]) -> str:
     return ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
+
+
+@contextlib.contextmanager
+def sigint_deferred() -> Iterator[None]:
+    """Hold a Ctrl-C that arrives inside the block until its end (main thread only; elsewhere
+    no KeyboardInterrupt is raised anyway)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if caught:
+            signal.raise_signal(signal.SIGINT)

@@ -3,10 +3,6 @@ session's events, and a finished future read as an outcome (plain data; no Optun
 
 from __future__ import annotations
 
-import contextlib
-import signal
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -65,20 +61,3 @@ def task_outcome(future: Any) -> dict[str, Any]:
 
 def task_label(task: Task) -> str:
     return ", ".join(f"trial {number} {seeds_label(unit)}" for number, unit in task)
-
-
-@contextlib.contextmanager
-def sigint_deferred() -> Iterator[None]:
-    """Hold a Ctrl-C that arrives inside the block until its end (main thread only; elsewhere
-    no KeyboardInterrupt is raised anyway)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    caught: list[int] = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-        if caught:
-            signal.raise_signal(signal.SIGINT)
