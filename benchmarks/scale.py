@@ -49,7 +49,7 @@ from distributed import Client
 
 from sweeps.driver import Driver
 from sweeps.results import load
-from sweeps.session import open_study
+from sweeps.session import open_study, save_run_info
 from sweeps.spec import StudySpec, parse_spec
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -243,6 +243,7 @@ def main() -> None:
         with dask_cluster(Path(tmp), args.workers, args.parallel // args.workers) as address, \
                 TimedClient(address, timeout=60) as client:
             client.wait_for_workers(args.workers, timeout=120)
+            save_run_info(spec, run_dir, None)  # a run folder `dqn-sweep status/report` can read
             study = open_study(spec, run_dir, None)
             watch = Stopwatch()
             instrument(study, watch)
