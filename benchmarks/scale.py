@@ -8,7 +8,7 @@ Starts `dask scheduler` and `dask worker --nworkers W --nthreads P/W` (W = P by 
 separate processes, then runs `sweeps.driver.Driver` in this process on a study of N trials of
 one seed each whose trainer is `benchmarks/scale_trainer.py`: it sleeps --trial-seconds and
 sends what a real trial sends (progress every 1%, --evals evaluations, --episodes episodes).
-Each task still starts its own child process, as real tasks do.
+Tasks run in the workers' trial processes as real ones do (warm: a worker's first task starts one).
 
 Prints, for this process (the driver, its Dask client and Optuna):
 - wall vs ideal (N x trial seconds / P); and vs ideal with the per-task process time (start-up,
@@ -16,7 +16,7 @@ Prints, for this process (the driver, its Dask client and Optuna):
   control (see the warm-process work);
 - driver CPU per trial (all threads of this process), over the whole sweep and per tenth of it
   (flat means nothing per completion grows with the finished trials);
-- Optuna: ask and tell p50/p99, and storage seconds per trial (the journal fsyncs every write);
+- Optuna: ask and tell p50/p99, and storage wall seconds per trial (the run folder's journal);
 - completion-to-refill latency p50/p99: from the moment the client learns a task finished to
   the submit of the task that takes its slot (the first P submits and the end of the sweep,
   where nothing refills, are not counted);
