@@ -66,6 +66,8 @@ def run_seeds(payload: dict[str, Any]) -> dict[str, Any]:
         return [k for k, (trial, _) in enumerate(members) if trial in stopped]
 
     def emit(event: dict[str, Any]) -> None:
+        if event.get("event") == "progress":  # ~100 per member per trial, and the driver needs none
+            return
         trial, seed = members[event.get("member", 0)]
         worker.log_event(payload["topic"], {**event, "trial": trial, "seed": seed})
 
