@@ -28,7 +28,7 @@ from dqn_tf.learner import td_loss
 from dqn_tf.memory import check_replay_fits
 from dqn_tf.networks import Architecture, initial_weights, q_values
 from dqn_tf.observations import ObsSpec
-from dqn_tf.optimizer import BETA_1, BETA_2, EPSILON
+from dqn_tf.optimizer import adam_rate, adam_update
 
 ACT, RESET, SAMPLE, EVAL = 1, 2, 3, 4  # random streams
 
@@ -273,17 +273,12 @@ class Program:
         return tf.stack([loss, q_mean])
 
     def _adam(self, grads):
-        """`optimizer.clip_by_norm` + `optimizer.Adam`, each member with its own norm and rate."""
+        """`optimizer.clip_by_norm` + Adam's update, each member with its own norm and rate."""
         per_member = lambda x: tf.reshape(x, [-1, 1, 1])
         norm = tf.sqrt(tf.add_n([tf.reduce_sum(tf.square(g), axis=[1, 2]) for g in grads]))
         scale = per_member(self.max_grad_norm / tf.maximum(norm, self.max_grad_norm))
-        steps = self.adam_steps.assign_add(tf.ones([self.members]))
-        alpha = per_member(self.learning_rate * tf.sqrt(1.0 - BETA_2**steps) / (1.0 - BETA_1**steps))
-        for grad, variable, m, v in zip(grads, self.online, self.adam_m, self.adam_v):
-            grad = grad * scale
-            m.assign_add((grad - m) * (1.0 - BETA_1))
-            v.assign_add((tf.square(grad) - v) * (1.0 - BETA_2))
-            variable.assign_sub(alpha * m / (tf.sqrt(v) + EPSILON))
+        rate = per_member(adam_rate(self.learning_rate, self.adam_steps.assign_add(tf.ones([self.members]))))
+        adam_update([grad * scale for grad in grads], self.online, self.adam_m, self.adam_v, rate)
 
     def _evaluate_graph(self, count):
         """Greedy returns [K, n_eval_episodes]: one episode per env, fresh starts per count."""
@@ -344,7 +339,8 @@ class Program:
     def subset(self, rows: list[int]) -> Program:
         """A program of only these members, where they are now (the others stopped)."""
         program = program_for([self.configs[r] for r in rows], self.env, self.device)
+        targets = program.variables()
         for name, variable in self.variables().items():
             value = variable.numpy()
-            program.variables()[name].assign(value[rows] if value.ndim else value)
+            targets[name].assign(value[rows] if value.ndim else value)
         return program

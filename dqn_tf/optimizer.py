@@ -49,6 +49,21 @@ class LossScale:
         return finite
 
 
+def adam_rate(learning_rate, steps):
+    """Adam's bias-corrected step size after `steps` updates (elementwise: one per member)."""
+    return learning_rate * tf.sqrt(1.0 - BETA_2**steps) / (1.0 - BETA_1**steps)
+
+
+def adam_update(grads, variables, ms, vs, rate) -> None:
+    """One Adam update of `variables` and their moments with step size `rate`; the Python loop's
+    learner (one member) and the compiled loop (members stacked, `rate` broadcast per member)
+    both take it."""
+    for grad, variable, m, v in zip(grads, variables, ms, vs):
+        m.assign_add((grad - m) * (1.0 - BETA_1))
+        v.assign_add((tf.square(grad) - v) * (1.0 - BETA_2))
+        variable.assign_sub(rate * m / (tf.sqrt(v) + EPSILON))
+
+
 class Adam:
     def __init__(self, variables: list[tf.Variable], learning_rate: float, loss_scaled: bool = False):
         self.learning_rate = learning_rate
@@ -63,18 +78,13 @@ class Adam:
         return [self.steps, *self.m, *self.v, *scaling]
 
     def apply(self, grads: list[tf.Tensor], variables: list[tf.Variable]) -> None:
-        steps = self.steps.assign_add(1.0)
-        alpha = self.learning_rate * tf.sqrt(1.0 - BETA_2**steps) / (1.0 - BETA_1**steps)
-        for grad, variable, m, v in zip(grads, variables, self.m, self.v):
-            m.assign_add((grad - m) * (1.0 - BETA_1))
-            v.assign_add((tf.square(grad) - v) * (1.0 - BETA_2))
-            variable.assign_sub(alpha * m / (tf.sqrt(v) + EPSILON))
+        adam_update(grads, variables, self.m, self.v, adam_rate(self.learning_rate, self.steps.assign_add(1.0)))
 
     def apply_if(self, ok: tf.Tensor, grads: list[tf.Tensor], variables: list[tf.Variable]) -> None:
         """`apply` where `ok`, else leave everything as it is (branch-free, so XLA keeps one
         program and no replica can take another branch)."""
         steps = self.steps + 1.0
-        alpha = self.learning_rate * tf.sqrt(1.0 - BETA_2**steps) / (1.0 - BETA_1**steps)
+        alpha = adam_rate(self.learning_rate, steps)
         self.steps.assign(tf.where(ok, steps, self.steps))
         for grad, variable, m, v in zip(grads, variables, self.m, self.v):
             m_new = m + (grad - m) * (1.0 - BETA_1)
