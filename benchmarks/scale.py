@@ -15,7 +15,8 @@ Prints, for this process (the driver, its Dask client and Optuna):
   relaying, exit: task wall seconds minus trainer seconds) included, which the driver does not
   control (see the warm-process work);
 - driver CPU per trial (all threads of this process), over the whole sweep and per tenth of it
-  (flat means nothing per completion grows with the finished trials);
+  (flat means nothing per completion grows with the finished trials), and by thread (the
+  driver's loop in MainThread, Dask's client in its IO loop thread, the trials-table writer);
 - Optuna: ask and tell p50/p99, and storage wall seconds per trial (the run folder's journal);
 - completion-to-refill latency p50/p99: from the moment the client learns a task finished to
   the submit of the task that takes its slot (the first P submits and the end of the sweep,
@@ -29,6 +30,7 @@ at 10,000 trials on a 2-core box, whatever `n_ei_candidates`), which `--sampler 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import json
 import os
@@ -163,6 +165,19 @@ def make_spec(args: argparse.Namespace) -> StudySpec:
     })
 
 
+def thread_cpu() -> dict[str, float]:
+    """CPU seconds of each live thread of this process, by thread name (from /proc)."""
+    names = {t.native_id: t.name for t in threading.enumerate()}
+    tick = os.sysconf("SC_CLK_TCK")
+    out: dict[str, float] = defaultdict(float)
+    for task in Path("/proc/self/task").iterdir():
+        with contextlib.suppress(OSError):
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+            name = names.get(int(task.name), (task / "comm").read_text().strip())
+            out[name] += (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
 def rss_mb() -> float:
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -175,7 +190,8 @@ def ms(values: list[float] | np.ndarray, q: float) -> str:
 
 
 def report(args: argparse.Namespace, spec: StudySpec, client: TimedClient, watch: Stopwatch,
-           wall: float, cpu: float, run_dir: Path, load_before: float) -> None:
+           wall: float, cpu: float, run_dir: Path, load_before: float,
+           threads: dict[str, float]) -> None:
     n, p = args.trials, args.parallel
     trials = load(run_dir)["trials"]
     assert (trials["state"] == "COMPLETE").sum() >= n, trials["state"].value_counts()
@@ -195,6 +211,8 @@ def report(args: argparse.Namespace, spec: StudySpec, client: TimedClient, watch
     done_cpu = np.array(client.done_cpu)
     tenths = [f"{1000 * (b[-1] - b[0]) / max(1, len(b) - 1):.1f}" for b in np.array_split(done_cpu, 10) if len(b) > 1]
     print(f"driver CPU per trial: {1000 * cpu / n:.1f} ms (per tenth of the sweep: {' '.join(tenths)} ms)")
+    busiest = sorted(threads.items(), key=lambda item: -item[1])[:4]
+    print("  by thread: " + ", ".join(f"{name} {1000 * seconds / n:.1f}" for name, seconds in busiest) + " ms")
     storage = sum(sum(v) for k, v in watch.calls.items() if k.startswith("storage."))
     top = sorted(((sum(v), k) for k, v in watch.calls.items() if k.startswith("storage.")), reverse=True)[:3]
     print(f"optuna: ask p50 {ms(watch.calls['ask'], 50)} p99 {ms(watch.calls['ask'], 99)} ms, tell p50 "
@@ -249,10 +267,11 @@ def main() -> None:
             instrument(study, watch)
             monitor = Quiet()
             driver = Driver(spec, study, client, run_dir, monitor=monitor, entry=ENTRY)
-            cpu, began = time.process_time(), time.perf_counter()
+            cpu, began, threads = time.process_time(), time.perf_counter(), thread_cpu()
             driver.run()
             wall, cpu = time.perf_counter() - began, time.process_time() - cpu
-        report(args, spec, client, watch, wall, cpu, run_dir, load_before)
+            threads = {name: seconds - threads.get(name, 0.0) for name, seconds in thread_cpu().items()}
+        report(args, spec, client, watch, wall, cpu, run_dir, load_before, threads)
         for line in monitor.lines:
             print(f"driver said: {line}")
 

@@ -14,8 +14,8 @@ without polling). What each trial reports, when the pruner may stop it and how i
 see it. Ctrl-C and dead drivers re-queue trials (`sweeps.lifecycle`).
 
 Work per event is constant in the number of finished trials: a completion is told to Optuna
-and its slot refilled first; its rows (`sweeps.tables`), stop event and checkpoint folders are
-dealt with after the refill, and the trials table is rebuilt on a debounce. Optuna's own calls
+and its slot refilled first; its rows go to the writer's thread (`sweeps.tables`) and its stop
+event and checkpoint folders are dealt with after the refill. Optuna's own calls
 are timed (`sweeps.pace`), with a warning when asks slow the sweep.
 """
 
@@ -246,13 +246,13 @@ class Driver:
         self.show()
 
     def tidy(self) -> None:
-        """After the refill: the ended trials' rows, then their stop events and checkpoint
-        folders; merges and the trials table when due."""
+        """After the refill: the ended trials' rows to the writer, then their stop events and
+        checkpoint folders; raise what stopped the writer, if anything did."""
         for run in self.ended:
             self.writer.add_trial(run.number, run.rows())
             self.release(run)  # after the rows: a scheduler hiccup here must not lose them
         self.ended.clear()
-        self.writer.flush_due()
+        self.writer.check()
 
     def release(self, run: TrialRun) -> None:
         """Free what the ended trial held outside this process: its stop event on the scheduler

@@ -2,12 +2,13 @@
 
 `trials.parquet` has one row per trial, built from the Optuna study (the source of truth).
 Evaluations and training episodes are append-only datasets, so that finishing a trial costs the
-same at trial 10 as at trial 10,000: `evals/` and `episodes/` hold a file per finished trial
-(`trial-<n>.parquet`), merged by the writer every so many trials into a batch file
-(`batch-<session>-<k>.parquet`; `sweeps.tables`). Older versions wrote one file per table
+same at trial 10 as at trial 10,000: `evals/` and `episodes/` hold part files of the trials
+finished within a second or so (`part-<session>-<k>.parquet`), merged by the writer every so
+many trials into a batch file (`batch-<session>-<k>.parquet`; `sweeps.tables`). Older versions
+wrote a file per trial (`trial-<n>.parquet`, read as part files) or one file per table
 (`evals.parquet`, `episodes.parquet`); `load` reads those too, so every run folder loads.
 
-A trial's rows come from one file only: a kill between writing a batch and removing the trial
+A trial's rows come from one file only: a kill between writing a batch and removing the part
 files it merged leaves both, and the batch wins. Every file is written under a temporary name
 and renamed, so a kill at any moment leaves complete files only.
 """
@@ -47,7 +48,7 @@ ATTR_COLUMNS = [
     "finished_when_asked", "sampler_seed", "checkpoint_saves", "checkpoint_seconds_per_save", "checkpoint_bytes",
     "process_reused", "process_tasks", "process_rss_mb",
 ]
-TRIAL_FILE, BATCH_FILE = "trial-", "batch-"
+PART_FILE, BATCH_FILE = "part-", "batch-"
 
 
 class ResultsError(ValueError):
@@ -85,12 +86,13 @@ def load(run_dir: str | Path, *, tables: Iterable[str] = TABLES,
 
 def dataset_files(run_dir: Path, name: str) -> list[Path]:
     """The files of one dataset, lowest precedence first: the single file of older versions,
-    then trial files, then batch files (each in name order)."""
+    then part files (and the `trial-<n>` files of the version before), then batch files (each
+    in name order)."""
     folder = Path(run_dir) / name
-    parts = sorted(folder.glob("*.parquet")) if folder.is_dir() else []
+    files = sorted(folder.glob("*.parquet")) if folder.is_dir() else []
     legacy = [Path(run_dir) / f"{name}.parquet"]
-    return ([p for p in legacy if p.exists()] + [p for p in parts if p.name.startswith(TRIAL_FILE)]
-            + [p for p in parts if p.name.startswith(BATCH_FILE)])
+    return ([p for p in legacy if p.exists()] + [p for p in files if not p.name.startswith(BATCH_FILE)]
+            + [p for p in files if p.name.startswith(BATCH_FILE)])
 
 
 def read_dataset(run_dir: Path, name: str, trials: Collection[int] | None = None) -> pd.DataFrame:

@@ -42,7 +42,7 @@ def finish(study: optuna.Study, writer: ResultsWriter, number: int, **sizes) -> 
     study.tell(trial, trial.suggest_float("x", 0, 1))
     writer.changed()
     writer.add_trial(number, runs_of(number, **sizes))
-    writer.flush_due()
+    writer.flush()  # what the writer's thread does within `flush_every`
 
 
 def wait_for(path: Path, timeout: float = 30) -> None:
@@ -54,11 +54,11 @@ def wait_for(path: Path, timeout: float = 30) -> None:
 
 def test_two_sessions_load_as_one_dataset_without_duplicates(tmp_path):
     study = optuna.create_study(direction="maximize")
-    first = ResultsWriter(tmp_path, study, merge_every=3)
-    for number in range(5):  # 0-2 merged into a batch, 3-4 left as trial files ...
+    first = ResultsWriter(tmp_path, study, merge_every=3, flush_every=3600)
+    for number in range(5):  # 0-2 merged into a batch, 3-4 left as part files ...
         finish(study, first, number)
     # ... then killed (no close); a resumed session goes on in the same folder
-    second = ResultsWriter(tmp_path, study, merge_every=3)
+    second = ResultsWriter(tmp_path, study, merge_every=3, flush_every=3600)
     for number in range(5, 9):
         finish(study, second, number)
     second.close()
@@ -70,20 +70,21 @@ def test_two_sessions_load_as_one_dataset_without_duplicates(tmp_path):
     assert len(evals) == 9 * 2 * 3 and len(episodes) == 9 * 2 * 4
     assert evals["trial"].is_monotonic_increasing
     assert len(tables["trials"]) == 9
-    names = sorted(p.name for p in (tmp_path / "evals").iterdir())
-    assert [n.split("-")[0] for n in names] == ["batch"] * 2 + ["trial"] * 3  # one batch per session
-    assert names[2:] == ["trial-3.parquet", "trial-4.parquet", "trial-8.parquet"]  # the killed session's last
+    files = sorted((tmp_path / "evals").iterdir())
+    assert [p.name.split("-")[0] for p in files] == ["batch"] * 2 + ["part"] * 3  # one batch per session
+    left = [sorted(set(pd.read_parquet(p)["trial"])) for p in files[2:]]
+    assert sorted(left) == [[3], [4], [8]]  # the killed session's last, and the second's one after its batch
 
 
-def test_a_kill_between_a_merge_and_the_removal_of_its_trial_files_duplicates_nothing(tmp_path):
+def test_a_kill_between_a_merge_and_the_removal_of_its_part_files_duplicates_nothing(tmp_path):
     study = optuna.create_study(direction="maximize")
-    writer = ResultsWriter(tmp_path, study, merge_every=100)
+    writer = ResultsWriter(tmp_path, study, merge_every=100, flush_every=3600)
     for number in range(4):
         finish(study, writer, number)
     kept = tmp_path / "kept"
     shutil.copytree(tmp_path / "evals", kept)
     writer.close()
-    for path in kept.iterdir():  # the trial files come back, as if the kill came before their removal
+    for path in kept.iterdir():  # the part files come back, as if the kill came before their removal
         shutil.copy(path, tmp_path / "evals" / path.name)
     evals = load(tmp_path)["evals"]
     assert len(evals) == 4 * 2 * 3 and not evals.duplicated(["trial", "seed", "step"]).any()
@@ -93,7 +94,7 @@ def test_a_kill_between_a_merge_and_the_removal_of_its_trial_files_duplicates_no
 
 def test_finishing_a_trial_rewrites_no_earlier_file_and_the_trials_table_waits_for_its_debounce(tmp_path):
     study = optuna.create_study(direction="maximize")
-    writer = ResultsWriter(tmp_path, study, merge_every=10, trials_every=3600)
+    writer = ResultsWriter(tmp_path, study, merge_every=10, trials_every=3600, flush_every=0.05)
     wait_for(tmp_path / "trials.parquet")  # a session starts by writing the table as it is
     first_table = (tmp_path / "trials.parquet").stat().st_mtime_ns
     for number in range(10):
@@ -111,18 +112,43 @@ def test_finishing_a_trial_rewrites_no_earlier_file_and_the_trials_table_waits_f
     assert len(load(tmp_path)["evals"]) == 25 * 2 * 3
 
 
+def test_rows_reach_the_folder_within_a_flush_interval_with_no_call(tmp_path):
+    writer = ResultsWriter(tmp_path, optuna.create_study(), flush_every=0.05)
+    writer.add_trial(0, runs_of(0))
+    writer.add_trial(1, runs_of(1))
+    deadline = time.monotonic() + 30
+    while len(load(tmp_path, tables=["evals"])["evals"]) < 2 * 2 * 3:
+        assert time.monotonic() < deadline, "the writer's thread wrote no rows"
+        time.sleep(0.05)
+    assert len(load(tmp_path, tables=["episodes"])["episodes"]) == 2 * 2 * 4
+    writer.close()
+
+
+def test_a_writer_that_cannot_write_says_so_in_the_drivers_thread(tmp_path):
+    writer = ResultsWriter(tmp_path, optuna.create_study(), flush_every=0.05)
+    shutil.rmtree(tmp_path / "evals")
+    (tmp_path / "evals").write_text("a file where the folder was")
+    writer.add_trial(0, runs_of(0))
+    deadline = time.monotonic() + 30
+    while writer.error is None:
+        assert time.monotonic() < deadline, "the writer's thread raised nothing"
+        time.sleep(0.05)
+    with pytest.raises(OSError):
+        writer.check()
+
+
 KILLED_WRITER = textwrap.dedent("""
     import sys, optuna
     from tests.sweeps.test_results import runs_of
     from sweeps.tables import ResultsWriter
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study()
-    writer = ResultsWriter(sys.argv[1], study, merge_every=3, trials_every=0)
+    writer = ResultsWriter(sys.argv[1], study, merge_every=3, trials_every=0, flush_every=3600)
     for number in range(int(sys.argv[2]), 10**6):  # each session its own trial numbers, as in a study
         study.enqueue_trial({})
         writer.changed()
         writer.add_trial(number, runs_of(number, seeds=range(4), evals=50, episodes=5_000))
-        writer.flush_due()
+        writer.flush()
 """)
 
 
@@ -147,7 +173,7 @@ def kill_while_writing(run_dir: Path, first_trial: int, target: str, timeout: fl
 
 
 @pytest.mark.timeout(300)
-@pytest.mark.parametrize("target", ["trial-", "batch-", "trials."])
+@pytest.mark.parametrize("target", ["part-", "batch-", "trials."])
 def test_a_kill_during_a_write_leaves_every_file_readable_and_whole_trials(tmp_path, target):
     for session in range(3):  # killed sessions resumed in the same folder
         kill_while_writing(tmp_path, 1000 * session, target)
