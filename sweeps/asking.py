@@ -19,6 +19,7 @@ from distributed import Client, Event
 from optuna.trial import TrialState
 
 from sweeps import dispatch, lifecycle, search
+from sweeps.journal import writes_together
 from sweeps.pace import Pace
 from sweeps.spec import StudySpec, grid_size
 from sweeps.tally import Tally
@@ -95,9 +96,10 @@ class Asker:
             self.say(advice)
         configs = search.seed_configs(self.spec, params)
         seeds = [config["seed"] for config in configs]
-        trial.set_user_attr("finished_when_asked", self.tally.finished)
-        trial.set_user_attr("sampler_seed", self.sampler_seed)
-        trial.set_user_attr("seeds", seeds)
+        with writes_together(trial):
+            trial.set_user_attr("finished_when_asked", self.tally.finished)
+            trial.set_user_attr("sampler_seed", self.sampler_seed)
+            trial.set_user_attr("seeds", seeds)
         stop = Event(dispatch.stop_event_name(self.topic, trial.number), client=self.client)
         units = [tuple(seeds)] if self.spec.population else [(seed,) for seed in seeds]
         self.say(f"trial {trial.number} started: {format_params(params)}")

@@ -74,6 +74,7 @@ class Driver:
         self.pace = Pace(spec.sampler.name)
         self.asker = Asker(spec, study, client, self.topic, self.tally, self.pace, self.say)
         self.ended: list[TrialRun] = []  # told to Optuna; rows, stop event and folders still to go
+        self.stops_set: set[int] = set()  # trials whose stop event was set (the scheduler holds it)
 
     # -- the loop -----------------------------------------------------------------------
     def run(self) -> Tally:
@@ -193,6 +194,7 @@ class Driver:
         """Stop the trial's members in flight and drop its parts not yet in a task. A lost task
         waiting to rerun keeps them (its checkpoint holds all members); they stop at once."""
         run.stop.set()
+        self.stops_set.add(run.number)
         run.dropped.update(unit for n, unit in self.pending if n == run.number)
         self.pending = deque(part for part in self.pending if part[0] != run.number)
 
@@ -255,11 +257,13 @@ class Driver:
         self.writer.check()
 
     def release(self, run: TrialRun) -> None:
-        """Free what the ended trial held outside this process: its stop event on the scheduler
-        (`clear` deletes an event nobody waits on) and its checkpoint folders (nothing resumes
-        them: it was not re-queued)."""
-        with contextlib.suppress(OSError, TimeoutError):  # best effort: the event is tiny
-            run.stop.clear()
+        """Free what the ended trial held outside this process: its stop event on the scheduler,
+        if it was set (`clear` deletes an event nobody waits on; one never set is not there) and
+        its checkpoint folders (nothing resumes them: it was not re-queued)."""
+        if run.number in self.stops_set:
+            self.stops_set.discard(run.number)
+            with contextlib.suppress(OSError, TimeoutError):  # best effort: the event is tiny
+                run.stop.clear()
         lifecycle.remove_folders_of(self.run_dir, [run.checkpoint_key])
 
     # -- lifecycle --------------------------------------------------------------------------

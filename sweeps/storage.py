@@ -13,7 +13,7 @@ import optuna
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage
 from optuna.storages.journal import JournalRedisBackend
 
-from sweeps.journal import RunJournal
+from sweeps.journal import RunStorage
 from sweeps.security import SecurityError, expand_url, mask_url, scrub
 
 JOURNAL_NAME = "journal.log"
@@ -35,7 +35,7 @@ def open_storage(url: str | None, run_dir: Path) -> BaseStorage:
     """
     if url is None:
         Path(run_dir).mkdir(parents=True, exist_ok=True)
-        return JournalStorage(RunJournal(str(journal_path(run_dir))))
+        return RunStorage(str(journal_path(run_dir)))
     shown = mask_url(url)
     try:
         real = expand_url(url)
@@ -48,7 +48,7 @@ def open_storage(url: str | None, run_dir: Path) -> BaseStorage:
         if scheme in ("redis", "rediss"):
             return JournalStorage(JournalRedisBackend(real))
         if scheme == "":
-            return JournalStorage(RunJournal(real))
+            return RunStorage(real)
     except ImportError as error:
         raise StorageError(scrub(f"--storage {shown}: backend needs a package that is missing ({error})", real, url)) from None
     except Exception as error:  # noqa: BLE001 - connection refused, bad credentials, bad path

@@ -16,6 +16,7 @@ import optuna
 from optuna.trial import TrialState
 
 from sweeps import search
+from sweeps.journal import writes_together
 from sweeps.tasks import member_failure, process_attrs
 
 if TYPE_CHECKING:
@@ -153,10 +154,11 @@ class TrialRun:
 
     def conclude(self, study: optuna.Study, objective: Objective) -> tuple[TrialState, float | None]:
         """Record the trial's attributes and tell Optuna its verdict (a FAIL with its reason)."""
-        self.record_attrs()
-        state, value = self.verdict(objective)
-        if state == TrialState.FAIL:
-            self.trial.set_user_attr("fail_reason", self.fail_reason)
+        with writes_together(self.trial):  # the tell reads the trial back: after the block
+            self.record_attrs()
+            state, value = self.verdict(objective)
+            if state == TrialState.FAIL:
+                self.trial.set_user_attr("fail_reason", self.fail_reason)
         search.tell(study, self.trial, value, state=None if state == TrialState.COMPLETE else state)
         return state, value
 

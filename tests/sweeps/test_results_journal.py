@@ -1,11 +1,13 @@
 """The run folder's journal (`sweeps.journal`): Optuna's format, seen by readers at once, nothing
 lost when the writer is killed, and synced to disk on a debounce rather than at every write."""
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -13,6 +15,7 @@ import optuna
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 
+from sweeps.journal import writes_together
 from sweeps.storage import journal_path, open_storage
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -61,3 +64,33 @@ def test_readers_see_each_write_at_once_and_syncs_are_debounced(tmp_path, monkey
         assert len(seen) == k + 1 and seen[-1].value == float(k) and seen[-1].user_attrs == {"k": k}
     writes = 30 * 3
     assert len(syncs) <= 1 + (time.monotonic() - began) / 1.0 < writes / 3, (len(syncs), writes)
+
+
+def test_writes_together_reach_readers_as_one_append_after_the_block(tmp_path):
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(study_name="together", storage=open_storage(None, tmp_path))
+    reader = optuna.load_study(study_name="together", storage=JournalStorage(JournalFileBackend(str(journal_path(tmp_path)))))
+    trial, other = study.ask(), study.ask()
+    with writes_together(trial):
+        for k in range(12):
+            trial.set_user_attr(f"a{k}", k)
+        thread = threading.Thread(target=other.set_user_attr, args=("other", 1))  # another thread: at once
+        thread.start()
+        thread.join()
+        assert reader.get_trials(deepcopy=False)[1].user_attrs == {"other": 1}
+        assert reader.get_trials(deepcopy=False)[0].user_attrs == {}  # held
+        size = journal_path(tmp_path).stat().st_size
+    assert journal_path(tmp_path).stat().st_size > size
+    assert reader.get_trials(deepcopy=False)[0].user_attrs == {f"a{k}": k for k in range(12)}
+    lines = journal_path(tmp_path).read_text().splitlines()
+    assert [json.loads(line)["user_attr"] for line in lines[-12:]] == [{f"a{k}": k} for k in range(12)]
+    study.tell(trial, 1.0)
+    assert study.trials[0].user_attrs["a11"] == 11 and study.trials[0].state.name == "COMPLETE"
+
+
+def test_writes_together_on_other_storages_write_one_by_one():
+    study = optuna.create_study()  # in memory
+    trial = study.ask()
+    with writes_together(trial):
+        trial.set_user_attr("a", 1)
+        assert study.trials[0].user_attrs == {"a": 1}
