@@ -13,10 +13,11 @@ without polling). What each trial reports, when the pruner may stop it and how i
 `budget.max_retries` times, and resumes from its checkpoint in the run folder when the workers
 see it. Ctrl-C and dead drivers re-queue trials (`sweeps.lifecycle`).
 
-Work per event is constant in the number of finished trials: a completion is told to Optuna
-and its slot refilled first; its rows go to the writer's thread (`sweeps.tables`) and its stop
-event and checkpoint folders are dealt with after the refill. Optuna's own calls
-are timed (`sweeps.pace`), with a warning when asks slow the sweep.
+Work per event is constant in the number of finished trials: a finished task's slot is refilled
+first (the sampler asks before the finished trial is told, as it does with the others in
+flight), then its result is read and told to Optuna; its rows go to the writer's thread
+(`sweeps.tables`) and its stop event and checkpoint folders are dealt with after the refill.
+Optuna's own calls are timed (`sweeps.pace`), with a warning when asks slow the sweep.
 """
 
 from __future__ import annotations
@@ -151,18 +152,26 @@ class Driver:
         """Block until an event or a completion arrives, then handle everything that is in.
 
         Completions come through the same queue as events (a done-callback per future), so
-        one blocking wait serves both: refill happens the moment any run ends.
+        one blocking wait serves both. The slots of all finished tasks in are refilled first,
+        before their results' round trips to the workers and the tells, and before the events
+        queued with them; then everything is handled in order (a trial's events before its
+        end). A task that failed or was lost keeps its slot until handled: its rerun takes it.
         """
-        kind, message = self.inbox.get()
-        while True:
+        messages = [self.inbox.get()]
+        with contextlib.suppress(queue.Empty):
+            while True:
+                messages.append(self.inbox.get_nowait())
+        finished = {future: self.futures.pop(future) for kind, future in messages
+                    if kind == "done" and future in self.futures and future.status == "finished"}
+        if finished:
+            self.fill()
+        for kind, message in messages:
             if kind == "event":
                 self.on_event(message)
+            elif message in finished:
+                self.on_done(message, finished.pop(message))
             elif message in self.futures:
-                self.on_done(message)
-            try:
-                kind, message = self.inbox.get_nowait()
-            except queue.Empty:
-                return
+                self.on_done(message, self.futures.pop(message))
 
     def ask(self, first: bool = False) -> TrialRun | None:
         """A new trial's run (the first of a task asks again past trials whose params fail)."""
@@ -199,8 +208,7 @@ class Driver:
         self.pending = deque(part for part in self.pending if part[0] != run.number)
 
     # -- completions ------------------------------------------------------------------------
-    def on_done(self, future: Any) -> None:
-        task = self.futures.pop(future)
+    def on_done(self, future: Any, task: Task) -> None:
         outcome = dispatch.task_outcome(future)
         if outcome["status"] == "lost" and self.retry(task, outcome["reason"]):
             return

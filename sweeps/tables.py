@@ -1,14 +1,13 @@
 """Writes one session's results into the run folder (the layout: `sweeps.results`).
 
-The driver hands over a finished trial's evaluations and episodes (`add_trial`) and goes on: a
-thread of this writer writes whatever has come in as one part file per dataset, at most every
-FLUSH_EVERY_S seconds, so that the driver's cost per trial is a list append, and a sweep
-finishing 16 trials a second writes one file a second per dataset instead of sixteen. Every
-MERGE_EVERY trials, and when the session ends, the session's part files are merged into one
-batch file (a reader opens a few dozen files at 10,000 trials); each row is rewritten at most
-once. A driver killed outright loses the rows of the trials it finished in the last
-FLUSH_EVERY_S seconds (their values are in the journal); Ctrl-C and errors end the session
-through `close`, which writes everything.
+The driver hands over a finished trial's evaluations and episodes (`add_trial`): they are
+appended to the session's rows log as one JSON line (`RowsLog`; a killed driver loses none:
+the next session writes them) and the driver goes on. A thread of this writer writes whatever
+has come in as one part file per dataset at most every FLUSH_EVERY_S seconds, so that a sweep
+finishing 16 trials a second writes one Parquet file a second per dataset instead of sixteen,
+off the driver's thread. Every MERGE_EVERY trials, and when the session ends, the session's
+part files are merged into one batch file (a reader opens a few dozen files at 10,000 trials);
+each row is rewritten at most once.
 
 The same thread rebuilds the trials table from the study: when something changed, at most every
 TRIALS_EVERY_S seconds and never sooner than TRIALS_SHARE times as long as the last rebuild took
@@ -19,17 +18,29 @@ behind, and the next session rewrites it.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import json
+import os
 import threading
 import time
 import uuid
-from collections import deque
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import optuna
 import pyarrow as pa
 
-from sweeps.results import BATCH_FILE, COLUMNS, DATASETS, PART_FILE, SCHEMAS, trials_frame, write_atomic
+from sweeps.results import (
+    BATCH_FILE,
+    COLUMNS,
+    DATASETS,
+    PART_FILE,
+    SCHEMAS,
+    trials_frame,
+    write_atomic,
+)
 
 FLUSH_EVERY_S = 1.0
 MERGE_EVERY = 256
@@ -77,6 +88,75 @@ class Appender:
         return path
 
 
+class RowsLog:
+    """The finished trials of this session not yet in part files, a JSON line each, appended when
+    the driver hands them over (no fsync: the operating system has them, as with the journal).
+    A session killed outright leaves its log; the next session writes it as part files.
+
+    `.rows-<session>.lock` is held (flock) while the session lives, so that a session started
+    beside a live one takes only logs whose session is dead."""
+
+    def __init__(self, run_dir: Path, session: str):
+        self.path = run_dir / f".rows-{session}.jsonl"
+        self.lock_path = self.path.with_suffix(".lock")
+        self.held = self.lock_path.open("w")
+        fcntl.flock(self.held, fcntl.LOCK_EX)
+        self.file = self.path.open("a", encoding="utf-8")
+        self.lock = threading.Lock()  # the driver's appends against the writer's `drop`
+        self.entries: list[tuple[int, Runs, str]] = []
+
+    def add(self, number: int, runs: Runs) -> None:
+        line = json.dumps([number, runs], separators=(",", ":")) + "\n"
+        with self.lock:
+            self.file.write(line)
+            self.file.flush()
+            self.entries.append((number, runs, line))
+
+    def taken(self) -> list[tuple[int, Runs]]:
+        """The trials to write now (the first ones of the log)."""
+        with self.lock:
+            return [(number, runs) for number, runs, _ in self.entries]
+
+    def drop(self, count: int) -> None:
+        """The first `count` trials are in part files now: the log keeps the rest (replaced
+        whole, so a kill leaves the old log or the new one)."""
+        with self.lock:
+            self.entries = self.entries[count:]
+            tmp = self.path.with_name(f"{self.path.name}.tmp")
+            tmp.write_text("".join(line for _, _, line in self.entries), encoding="utf-8")
+            os.replace(tmp, self.path)
+            self.file.close()
+            self.file = self.path.open("a", encoding="utf-8")
+
+    def close(self) -> None:
+        """All written: remove the log, then release the session's lock."""
+        self.file.close()
+        self.path.unlink(missing_ok=True)
+        self.lock_path.unlink(missing_ok=True)
+        self.held.close()
+
+
+def dead_sessions_rows(run_dir: Path) -> Iterator[list[tuple[int, Runs]]]:
+    """The rows logs that killed sessions left (their lock is free), each removed once the
+    caller has taken its trials (`RowsLog`). A torn last line is skipped."""
+    for path in sorted(run_dir.glob(".rows-*.jsonl")):
+        with path.with_suffix(".lock").open("a") as held:
+            try:
+                fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # its session is alive
+            if not path.exists():
+                continue  # another session took it meanwhile
+            trials = []
+            for line in path.read_text(encoding="utf-8").splitlines():
+                with contextlib.suppress(json.JSONDecodeError, ValueError, TypeError):
+                    number, runs = json.loads(line)
+                    trials.append((int(number), {int(seed): run for seed, run in runs.items()}))
+            yield trials
+            for leftover in (path, path.with_name(f"{path.name}.tmp"), path.with_suffix(".lock")):
+                leftover.unlink(missing_ok=True)
+
+
 class ResultsWriter:
     """A session's writer of `study`'s results: `add_trial` per finished trial, `changed` when
     the study changed, `check` between events (raises what stopped the writer), `close` at the
@@ -89,7 +169,10 @@ class ResultsWriter:
         self.study, self.flush_every, self.merge_every, self.trials_every = study, flush_every, merge_every, trials_every
         session = uuid.uuid4().hex[:8]
         self.datasets = [Appender(self.run_dir / name, name, session) for name in DATASETS]
-        self.pending: deque[tuple[int, Runs]] = deque()  # append and popleft are thread-safe
+        self.rows = RowsLog(self.run_dir, session)
+        for trials in dead_sessions_rows(self.run_dir):
+            for number, runs in trials:
+                self.rows.add(number, runs)
         self.study_changed = True  # a session starts by writing the table as it finds the study
         self.trials_due = 0.0
         self.lock = threading.Lock()  # one flush at a time (the thread's, a test's, `close`'s)
@@ -100,7 +183,7 @@ class ResultsWriter:
 
     def add_trial(self, number: int, runs: Runs) -> None:
         """Trial `number`'s rows, written by the next flush."""
-        self.pending.append((number, runs))
+        self.rows.add(number, runs)
         self.study_changed = True
 
     def changed(self) -> None:
@@ -119,10 +202,13 @@ class ResultsWriter:
         """Write the rows that came in, merge when MERGE_EVERY trials are in part files (or at
         the end), and rebuild the trials table when due (or at the end)."""
         with self.lock:
-            finished = [self.pending.popleft() for _ in range(len(self.pending))]
+            finished = self.rows.taken()
             for appender in self.datasets:
                 if finished:
                     appender.write(finished)
+            if finished:
+                self.rows.drop(len(finished))
+            for appender in self.datasets:
                 if final or appender.trials >= self.merge_every:
                     appender.merge()
             if self.study_changed and (final or time.monotonic() >= self.trials_due):
@@ -143,3 +229,4 @@ class ResultsWriter:
         self.thread.join()
         self.check()
         self.flush(final=True)
+        self.rows.close()

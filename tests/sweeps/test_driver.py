@@ -219,3 +219,17 @@ def test_messy_members_report_at_the_same_steps_and_prune(client, tmp_path):
     assert complete.user_attrs["checkpoint_saves"] == len(rows) == 2 * len(boundaries)
     assert complete.user_attrs["checkpoint_bytes"] > 0 and complete.user_attrs["checkpoint_seconds_per_save"] > 0
     assert not list(tmp_path.glob("checkpoints/*"))
+
+
+def test_a_finished_tasks_slot_is_refilled_before_its_trial_is_told(client, tmp_path, monkeypatch):
+    spec = make_spec(budget={"n_trials": 6}, parallel=2)
+    study = open_study(spec, tmp_path, None)
+    submits, submits_at_tell = [], []
+    submit, tell = client.submit, study.tell
+    monkeypatch.setattr(client, "submit", lambda *a, **k: submits.append(1) or submit(*a, **k))
+    study.tell = lambda *a, **k: submits_at_tell.append(len(submits)) or tell(*a, **k)
+    Driver(spec, study, client, tmp_path, entry=FAKE).run()
+    assert len(submits) == 6 and len(submits_at_tell) == 6
+    # The k-th tell (k = 1..4) comes after the refill of its slot: 2 first submits + k refills.
+    assert all(at >= 2 + k for k, at in enumerate(submits_at_tell[:4], start=1)), submits_at_tell
+    assert all(t.state == TrialState.COMPLETE for t in study.trials)

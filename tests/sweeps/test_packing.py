@@ -26,22 +26,26 @@ def test_pack_asks_only_what_free_slots_start_and_stops_at_the_timeout(client, t
     })
     study = open_study(spec, tmp_path, None)
     driver = Driver(spec, study, client, tmp_path, entry=FAKE)
-    submitted, problems = [], []
+    submitted, problems, futures = [], [], []
     submit = client.submit
 
     def checked_submit(function, payload, **kwargs):
-        """Before each task goes out: every RUNNING trial is in a task in flight or in this one."""
+        """Before each task goes out: every RUNNING trial is in a task in flight or in this one,
+        or in a task that has finished (its slot is refilled before it is told)."""
         running = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
         in_flight = {number for task in driver.futures.values() for number, _ in task}
         this_task = {number for number, _ in payload["parts"]}
-        if running - in_flight - this_task:
-            problems.append(f"trials {sorted(running - in_flight - this_task)} RUNNING outside any task")
-        if len(running) > spec.parallel * spec.pack:
-            problems.append(f"{len(running)} trials RUNNING")
+        ended = {number for future, parts in futures if future.done() for number, _ in parts}
+        if running - in_flight - this_task - ended:
+            problems.append(f"trials {sorted(running - in_flight - this_task - ended)} RUNNING outside any task")
+        if len(running - ended) > spec.parallel * spec.pack:
+            problems.append(f"{len(running - ended)} trials RUNNING in tasks")
         if len({config["batch_size"] for config in payload["configs"]}) != 1:
             problems.append(f"mates of different shapes: {payload['parts']}")
         submitted.append((time.monotonic() - driver.tally.started, len(payload["parts"])))
-        return submit(function, payload, **kwargs)
+        future = submit(function, payload, **kwargs)
+        futures.append((future, payload["parts"]))
+        return future
 
     monkeypatch.setattr(client, "submit", checked_submit)
     tally = driver.run()

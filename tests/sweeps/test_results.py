@@ -137,6 +137,45 @@ def test_a_writer_that_cannot_write_says_so_in_the_drivers_thread(tmp_path):
         writer.check()
 
 
+ADDED_THEN_KILLED = textwrap.dedent("""
+    import sys, time, optuna
+    from tests.sweeps.test_results import runs_of
+    from sweeps.tables import ResultsWriter
+    writer = ResultsWriter(sys.argv[1], optuna.create_study(), flush_every=3600)
+    for number in range(3):
+        writer.add_trial(number, runs_of(number))
+    print("added", flush=True)
+    time.sleep(60)
+""")
+
+
+def test_rows_handed_over_before_a_kill_are_written_by_the_next_session(tmp_path):
+    proc = subprocess.Popen([sys.executable, "-c", ADDED_THEN_KILLED, str(tmp_path)], cwd=ROOT,
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "added"
+    finally:
+        proc.kill()
+        proc.wait()
+    assert load(tmp_path)["evals"].empty  # in no Parquet file yet: only in the killed session's log
+    ResultsWriter(tmp_path, optuna.create_study()).close()
+    tables = load(tmp_path)
+    assert sorted(set(tables["evals"]["trial"])) == [0, 1, 2] and len(tables["evals"]) == 3 * 2 * 3
+    assert len(tables["episodes"]) == 3 * 2 * 4 and set(tables["episodes"]["seed"]) == {0, 1}
+    assert not list(tmp_path.glob(".rows-*"))
+
+
+def test_a_live_sessions_rows_are_left_to_it(tmp_path):
+    live = ResultsWriter(tmp_path, optuna.create_study(), flush_every=3600)
+    live.add_trial(0, runs_of(0))
+    ResultsWriter(tmp_path, optuna.create_study()).close()  # a second session beside it
+    assert load(tmp_path)["evals"].empty
+    live.close()
+    evals = load(tmp_path)["evals"]
+    assert len(evals) == 2 * 3 and not evals.duplicated(["trial", "seed", "step"]).any()
+    assert not list(tmp_path.glob(".rows-*"))
+
+
 KILLED_WRITER = textwrap.dedent("""
     import sys, optuna
     from tests.sweeps.test_results import runs_of
