@@ -16,7 +16,7 @@ Prints, for this process (the driver, its Dask client and Optuna):
   control (see the warm-process work);
 - driver CPU per trial (all threads of this process), over the whole sweep and per tenth of it
   (flat means nothing per completion grows with the finished trials), and by thread (the
-  driver's loop in MainThread, Dask's client in its IO loop thread, the trials-table writer);
+  driver's loop in MainThread, Dask's client in its IO loop thread, the results writer);
 - Optuna: ask and tell p50/p99, and storage wall seconds per trial (the run folder's journal);
 - completion-to-refill latency p50/p99: from the moment the client learns a task finished to
   the submit of the task that takes its slot (the first P submits and the end of the sweep,

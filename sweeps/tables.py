@@ -191,11 +191,15 @@ class ResultsWriter:
         self.study_changed = True
 
     def loop(self) -> None:
-        while not self.stop.wait(self.flush_every):
+        """Flush now (a session starts by writing the trials table as it finds the study), then
+        every `flush_every` seconds until `close`."""
+        while True:
             try:
                 self.flush()
             except Exception as error:  # noqa: BLE001 - raised in the driver's thread (`check`)
                 self.error = error
+                return
+            if self.stop.wait(self.flush_every):
                 return
 
     def flush(self, final: bool = False) -> None:

@@ -88,9 +88,9 @@ def test_the_driver_scans_the_study_per_session_not_per_trial_and_reports_optuna
     tally = Driver(spec, study, client, tmp_path, monitor=monitor, entry=FAKE).run()
     assert tally.completed == 12
     # the driver's thread: start-up (running, orphans, session seed, earlier results) and the
-    # last trials table; the table's own thread: on its debounce (TRIALS_EVERY_S)
-    driver = [states for thread, states in scans if thread != "trials-table"]
-    table = [states for thread, states in scans if thread == "trials-table"]
+    # last trials table; the results writer's thread: on its debounce (TRIALS_EVERY_S)
+    driver = [states for thread, states in scans if thread != "results-writer"]
+    table = [states for thread, states in scans if thread == "results-writer"]
     assert len(driver) <= 5, driver
     assert 1 <= len(table) <= 1 + tally.elapsed / TRIALS_EVERY_S
     (summary,) = [line for line in monitor.lines if line.startswith("optuna this session")]
