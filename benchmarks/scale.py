@@ -21,7 +21,7 @@ Prints, for this process (the driver, its Dask client and Optuna):
 - completion-to-refill latency p50/p99: from the moment the client learns a task finished to
   the submit of the task that takes its slot (the first P submits and the end of the sweep,
   where nothing refills, are not counted);
-- driver RSS at the end and its peak.
+- driver RSS when the sweep ends and its peak (before this script loads the results).
 
 The sampler defaults to random: TPE's ask grows with the finished trials (about 200 ms per ask
 at 10,000 trials on a 2-core box, whatever `n_ei_candidates`), which `--sampler tpe` shows.
@@ -60,14 +60,16 @@ EPISODE_STEPS = 20  # benchmarks/scale_trainer.py
 
 
 @contextmanager
-def dask_cluster(folder: Path, workers: int, threads: int) -> Iterator[str]:
-    """A `dask scheduler` and `dask worker --nworkers workers --nthreads threads`; yields the address."""
+def dask_cluster(folder: Path, workers: int, threads: int, nice: int = 0) -> Iterator[str]:
+    """A `dask scheduler` and `dask worker --nworkers workers --nthreads threads` (at `nice`);
+    yields the address."""
     dask = str(Path(sys.executable).parent / "dask")
     scheduler_file = folder / "scheduler.json"
 
     def start(args: list[str], name: str) -> subprocess.Popen:
-        return subprocess.Popen([dask, *args], cwd=ROOT, stdout=(folder / f"{name}.log").open("w"),
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        return subprocess.Popen(["nice", "-n", str(nice), dask, *args], cwd=ROOT,
+                                stdout=(folder / f"{name}.log").open("w"), stderr=subprocess.STDOUT,
+                                start_new_session=True)
 
     procs = [start(["scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
                     "--scheduler-file", str(scheduler_file)], "scheduler")]
@@ -191,7 +193,7 @@ def ms(values: list[float] | np.ndarray, q: float) -> str:
 
 def report(args: argparse.Namespace, spec: StudySpec, client: TimedClient, watch: Stopwatch,
            wall: float, cpu: float, run_dir: Path, load_before: float,
-           threads: dict[str, float]) -> None:
+           threads: dict[str, float], rss: tuple[float, float]) -> None:
     n, p = args.trials, args.parallel
     trials = load(run_dir)["trials"]
     assert (trials["state"] == "COMPLETE").sum() >= n, trials["state"].value_counts()
@@ -202,7 +204,8 @@ def report(args: argparse.Namespace, spec: StudySpec, client: TimedClient, watch
     with_process = n * task_wall / p
     print(f"scale: {n} trials of {trial_s:g} s at {p} in flight ({args.workers} worker processes x "
           f"{p // args.workers} threads), sampler {args.sampler}, pruner {args.pruner}, {args.evals} evals, "
-          f"{args.episodes} episodes and 100 progress events per trial; {os.cpu_count()} cores, load average "
+          f"{args.episodes} episodes and 100 progress events per trial; cluster at nice {args.nice}; "
+          f"{os.cpu_count()} cores, load average "
           f"{load_before:.2f} before / {os.getloadavg()[0]:.2f} after (other work skews it)")
     print(f"wall {wall:.1f} s vs ideal {ideal:.1f} s (N x trial s / P): {100 * (wall / ideal - 1):+.1f}%")
     print(f"per-task process time (start-up, relay, exit): {process:.2f} s, of which start-up "
@@ -223,8 +226,7 @@ def report(args: argparse.Namespace, spec: StudySpec, client: TimedClient, watch
     latencies = refill_latencies(client.submits, client.dones)
     print(f"completion-to-refill latency: p50 {ms(latencies, 50)} ms, p99 {ms(latencies, 99)} ms, "
           f"max {ms(latencies, 100)} ms ({len(latencies)} refills)")
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"driver RSS: {rss_mb():.0f} MB at the end, peak {peak:.0f} MB; threads {threading.active_count()}")
+    print(f"driver RSS: {rss[0]:.0f} MB at the end, peak {rss[1]:.0f} MB; threads {threading.active_count()}")
 
 
 class Quiet:
@@ -251,6 +253,9 @@ def main() -> None:
     parser.add_argument("--episodes", type=int, default=300, help="training episodes per trial")
     parser.add_argument("--sampler", default="random", choices=["random", "tpe", "qmc"])
     parser.add_argument("--pruner", default="none", choices=["none", "median"])
+    parser.add_argument("--nice", type=int, default=0,
+                        help="run the scheduler, workers and trials at this nice level (10: the driver "
+                             "gets a core first, as on a cluster where it has a node of its own)")
     parser.add_argument("--keep", type=Path, default=None, help="run folder to keep (default: a temporary one)")
     args = parser.parse_args()
     args.workers = args.workers or args.parallel
@@ -260,7 +265,7 @@ def main() -> None:
     load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="scale-") as tmp:
         run_dir = args.keep or Path(tmp) / "run"
-        with dask_cluster(Path(tmp), args.workers, args.parallel // args.workers) as address, \
+        with dask_cluster(Path(tmp), args.workers, args.parallel // args.workers, args.nice) as address, \
                 TimedClient(address, timeout=60) as client:
             client.wait_for_workers(args.workers, timeout=120)
             save_run_info(spec, run_dir, None)  # a run folder `dqn-sweep status/report` can read
@@ -272,8 +277,9 @@ def main() -> None:
             cpu, began, threads = time.process_time(), time.perf_counter(), thread_cpu()
             driver.run()
             wall, cpu = time.perf_counter() - began, time.process_time() - cpu
+            rss = (rss_mb(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)  # before `report` loads results
             threads = {name: seconds - threads.get(name, 0.0) for name, seconds in thread_cpu().items()}
-        report(args, spec, client, watch, wall, cpu, run_dir, load_before, threads)
+        report(args, spec, client, watch, wall, cpu, run_dir, load_before, threads, rss)
         for line in monitor.lines:
             print(f"driver said: {line}")
 

@@ -13,21 +13,27 @@ SYNC_EVERY_S seconds; a torn last line is skipped by Optuna's reader.
 Each write also takes Optuna's file lock (a symlink made and removed: about 0.1 ms), so the
 attributes the driver records when it asks and ends a trial (a dozen) go in as one append
 (`writes_together`): one lock, one write, the same lines in the same order.
+
+Optuna's `ask` looks for WAITING (enqueued) trials every call, and its journal storage finds
+them by scanning every trial of the study: 1.6 ms an ask at 10,000 trials, growing with the
+sweep. `RunStorage` starts that scan at the first trial that is not finished.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Container, Iterator
 from typing import Any
 
 import optuna
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
+from optuna.trial import FrozenTrial, TrialState
 
 SYNC_EVERY_S = 1.0
 
@@ -73,11 +79,33 @@ class RunJournal(JournalFileBackend):
 
 
 class RunStorage(JournalStorage):
-    """A `JournalStorage` on a `RunJournal` file."""
+    """A `JournalStorage` on a `RunJournal` file, whose search for WAITING trials (Optuna's
+    `ask` makes one every call) does not scan the whole study."""
 
     def __init__(self, file_path: str):
         self.journal = RunJournal(file_path)
         super().__init__(self.journal)
+        self.settled: dict[int, int] = {}  # study id -> how many of its first trials are finished
+
+    def get_all_trials(self, study_id: int, deepcopy: bool = True,
+                       states: Container[TrialState] | None = None) -> list[FrozenTrial]:
+        """As Optuna's, but the WAITING trials are looked for from the study's first trial that
+        is not finished (a finished trial never changes again), so that an ask at 10,000 trials
+        costs what it costs at 100 (Optuna's replay keeps the trials in creation order)."""
+        if states is None or set(states) != {TrialState.WAITING}:
+            return super().get_all_trials(study_id, deepcopy, states)
+        with self._thread_lock:
+            self._sync_with_backend()
+            replay = self._replay_result
+            ids, trials = replay._study_id_to_trial_ids.get(study_id), replay._trials
+            if ids is None:
+                return super().get_all_trials(study_id, deepcopy, states)  # Optuna's error
+            start = self.settled.get(study_id, 0)
+            while start < len(ids) and trials[ids[start]].state.is_finished():
+                start += 1
+            self.settled[study_id] = start
+            waiting = [trials[i] for i in ids[start:] if trials[i].state == TrialState.WAITING]
+        return copy.deepcopy(waiting) if deepcopy else waiting
 
 
 def writes_together(trial: optuna.Trial) -> contextlib.AbstractContextManager[None]:

@@ -94,3 +94,28 @@ def test_writes_together_on_other_storages_write_one_by_one():
     with writes_together(trial):
         trial.set_user_attr("a", 1)
         assert study.trials[0].user_attrs == {"a": 1}
+
+
+def test_the_search_for_waiting_trials_finds_what_optunas_finds_without_scanning_finished_ones(tmp_path):
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(study_name="waiting", storage=open_storage(None, tmp_path))
+    other = optuna.load_study(study_name="waiting", storage=open_storage(None, tmp_path))  # another session
+    optunas = JournalStorage(JournalFileBackend(str(journal_path(tmp_path))))
+    reference = optuna.load_study(study_name="waiting", storage=optunas)
+    running = study.ask()  # stays RUNNING: the search must start at or before it
+    for k in range(30):
+        study.tell(study.ask(), float(k))
+    other.enqueue_trial({"x": 0.25})
+    for k in range(5):
+        study.tell(study.ask(), float(k))  # the first of these takes the WAITING trial (31)
+    other.enqueue_trial({"x": 0.75})
+    other.enqueue_trial({"x": 0.5})
+    storage = study._storage
+    waiting = storage.get_all_trials(study._study_id, states=(optuna.trial.TrialState.WAITING,))
+    expected = reference.get_trials(states=(optuna.trial.TrialState.WAITING,))
+    assert [t.number for t in waiting] == [t.number for t in expected] == [36, 37]
+    assert storage.settled[study._study_id] == running.number  # the first trial not finished
+    study.tell(running, 0.0)
+    assert [t.suggest_float("x", 0, 1) for t in (study.ask(), study.ask())] == [0.75, 0.5]  # popped in order
+    assert storage.get_all_trials(study._study_id, states=(optuna.trial.TrialState.WAITING,)) == []
+    assert storage.settled[study._study_id] == 36  # all before the two asks are finished now
