@@ -160,7 +160,7 @@ def make_spec(args: argparse.Namespace) -> StudySpec:
         "space": {"learning_rate": {"type": "float", "low": 1e-4, "high": 1e-1, "log": True},
                   "gamma": {"type": "float", "low": 0.9, "high": 0.999}},
         "objective": {"metric": "final"},
-        "budget": {"n_trials": args.trials, "timeout": None, "max_failed": 0},
+        "budget": {"n_trials": args.trials, "timeout": None},
         "parallel": args.parallel,
         "sampler": {"name": args.sampler, "seed": 0},
         "pruner": {"name": args.pruner},

@@ -61,3 +61,8 @@ def task_outcome(future: Any) -> dict[str, Any]:
 
 def task_label(task: Task) -> str:
     return ", ".join(f"trial {number} {seeds_label(unit)}" for number, unit in task)
+
+
+def first_line(text: str) -> str:
+    """A reason's first line, for the one-line log (the trial keeps all of it)."""
+    return text.splitlines()[0] if text else text

@@ -4,20 +4,18 @@ Asks a trial, turns it into one trainer config per seed and groups the seeds int
 seeds as one population, trained in one compiled graph, unless the study sets `population:
 false`: then one task per seed). Asks only what a free task slot can start now: with `pack: N`
 the slot's first trial gets up to N - 1 mates asked with its shape-changing params fixed
-(`sweeps.packing`), so no trial waits RUNNING while the sampler asks on without its result.
-Keeps `parallel` tasks in flight and refills on every completion (no batch barriers;
-completions and eval events share one queue, which `distributed.as_completed` cannot offer
-without polling). What each trial reports, when the pruner may stop it and how it ends is
+(`sweeps.packing`), so no trial waits RUNNING while a model-based sampler asks on without
+its result. Keeps `parallel` tasks in flight and refills on every completion (completions and
+eval events share one queue, which `distributed.as_completed` cannot offer without polling). What each trial reports, when the pruner may stop it and how it ends is
 `sweeps.trialrun`'s; a pruned trial is told to stop through its own named `distributed.Event`
 (only its members stop). A task whose worker died is submitted again, up to
 `budget.max_retries` times, and resumes from its checkpoint in the run folder when the workers
 see it. Ctrl-C and dead drivers re-queue trials (`sweeps.lifecycle`).
 
-Work per event is constant in the number of finished trials: a finished task's slot is refilled
-first (the sampler asks before the finished trial is told, as it does with the others in
-flight), then its result is read and told to Optuna; its rows go to the writer's thread
-(`sweeps.tables`) and its stop event and checkpoint folders are dealt with after the refill.
-Optuna's own calls are timed (`sweeps.pace`), with a warning when asks slow the sweep.
+Work per event is constant in the number of finished trials: a finished trial's rows go to the
+writer (`sweeps.tables`: a log line now, Parquet from its thread), it is told to Optuna, and its
+stop event and checkpoint folders are dealt with once the slot is refilled. Optuna's own calls
+are timed (`sweeps.pace`), with a warning when asks slow the sweep.
 """
 
 from __future__ import annotations
@@ -34,7 +32,7 @@ import optuna
 from distributed import Client, Event
 from optuna.trial import TrialState
 
-from sweeps import dispatch, lifecycle, resume
+from sweeps import dispatch, lifecycle, resume, search
 from sweeps.asking import Asker, budget_trials
 from sweeps.pace import Pace
 from sweeps.packing import Mates, shape
@@ -74,8 +72,9 @@ class Driver:
         self.tally = Tally(budget_trials(spec), spec.budget.timeout)
         self.pace = Pace(spec.sampler.name)
         self.asker = Asker(spec, study, client, self.topic, self.tally, self.pace, self.say)
-        self.ended: list[TrialRun] = []  # told to Optuna; rows, stop event and folders still to go
+        self.ended: list[TrialRun] = []  # told to Optuna; stop event and folders still to go
         self.stops_set: set[int] = set()  # trials whose stop event was set (the scheduler holds it)
+        self.blind_sampler = spec.sampler.name in search.BLIND_SAMPLERS
 
     # -- the loop -----------------------------------------------------------------------
     def run(self) -> Tally:
@@ -105,9 +104,10 @@ class Driver:
         self.asker.seed_sampler()
         resume.count_earlier(self.study, self.tally)
 
-    def fill(self) -> None:
-        """Submit tasks until `parallel` are in flight or the budget allows no more."""
-        while len(self.futures) < self.parallel:
+    def fill(self, freed: int = 0) -> None:
+        """Submit tasks until `parallel` are in flight (not counting `freed` finished ones still
+        to handle) or the budget allows no more."""
+        while len(self.futures) - freed < self.parallel:
             task = self.next_task()
             if task is None:
                 break
@@ -149,29 +149,28 @@ class Driver:
         return tuple(task)
 
     def wait_and_handle(self) -> None:
-        """Block until an event or a completion arrives, then handle everything that is in.
+        """Block until an event or a completion arrives, then handle everything that is in:
+        the events first (a trial's events before its end), then the completions.
 
         Completions come through the same queue as events (a done-callback per future), so
-        one blocking wait serves both. The slots of all finished tasks in are refilled first,
-        before their results' round trips to the workers and the tells, and before the events
-        queued with them; then everything is handled in order (a trial's events before its
-        end). A task that failed or was lost keeps its slot until handled: its rerun takes it.
+        one blocking wait serves both. With a sampler that draws without looking at finished
+        trials, the slots of the finished tasks are refilled before their results' round trips
+        to the workers and the tells (unless their failures could reach `budget.max_failed`);
+        a model-based sampler asks only once it has been told.
         """
         messages = [self.inbox.get()]
         with contextlib.suppress(queue.Empty):
             while True:
                 messages.append(self.inbox.get_nowait())
-        finished = {future: self.futures.pop(future) for kind, future in messages
-                    if kind == "done" and future in self.futures and future.status == "finished"}
-        if finished:
-            self.fill()
         for kind, message in messages:
             if kind == "event":
                 self.on_event(message)
-            elif message in finished:
-                self.on_done(message, finished.pop(message))
-            elif message in self.futures:
-                self.on_done(message, self.futures.pop(message))
+        done = [future for kind, future in messages if kind == "done" and future in self.futures]
+        freed = sum(future.status == "finished" for future in done)  # a lost task's slot is its rerun's
+        if freed and self.blind_sampler and self.tally.failed + freed <= self.asker.max_failed:
+            self.fill(freed)
+        for future in done:
+            self.on_done(future, self.futures.pop(future))
 
     def ask(self, first: bool = False) -> TrialRun | None:
         """A new trial's run (the first of a task asks again past trials whose params fail)."""
@@ -234,18 +233,20 @@ class Driver:
             run.retries[unit] = run.retries.get(unit, 0) + 1
         self.retrying.append(task)
         attempt = max(run.retries[unit] for run, unit in live)
-        self.say(f"{dispatch.task_label(task)}: {first_line(reason)}; retry {attempt} of {max_retries}")
+        self.say(f"{dispatch.task_label(task)}: {dispatch.first_line(reason)}; retry {attempt} of {max_retries}")
         return True
 
     def finish(self, run: TrialRun) -> None:
-        """Tell Optuna how the trial ended; its rows, stop event and checkpoint folders go in
-        `tidy`, once the freed slot is refilled."""
+        """Hand the trial's rows to the writer (its log has them at once: a kill from here on
+        loses none), then tell Optuna how the trial ended; its stop event and checkpoint folders
+        go in `tidy`."""
+        self.writer.add_trial(run.number, run.rows())
         stopped = run.pruned
         with self.pace.timed("tell"):
             state, value = run.conclude(self.study, self.spec.objective)
         self.tally.count(state, value, run.number, time.monotonic() - run.started)
         if state == TrialState.FAIL:
-            self.say(f"trial {run.number} FAILED: {first_line(run.fail_reason or '')}")
+            self.say(f"trial {run.number} FAILED: {dispatch.first_line(run.fail_reason or '')}")
         elif state == TrialState.COMPLETE:
             late = " (its members trained to the end before the stop reached them)" if stopped else ""
             self.say(f"trial {run.number} finished: {value:.2f}{late}")
@@ -256,11 +257,10 @@ class Driver:
         self.show()
 
     def tidy(self) -> None:
-        """After the refill: the ended trials' rows to the writer, then their stop events and
-        checkpoint folders; raise what stopped the writer, if anything did."""
+        """Between events: the ended trials' stop events and checkpoint folders; raise what
+        stopped the writer, if anything did."""
         for run in self.ended:
-            self.writer.add_trial(run.number, run.rows())
-            self.release(run)  # after the rows: a scheduler hiccup here must not lose them
+            self.release(run)
         self.ended.clear()
         self.writer.check()
 
@@ -276,9 +276,13 @@ class Driver:
 
     # -- lifecycle --------------------------------------------------------------------------
     def interrupt(self) -> None:
-        """Ctrl-C: stop the runs, mark every trial this session asked that is still RUNNING
-        FAIL ("interrupted") and re-queue it (also one re-queued before: interrupts are not the
-        trial's fault). Stop events stay set: they are how the workers' children learn to stop."""
+        """Ctrl-C: tell the trials whose tasks have finished, stop the runs, mark every trial
+        this session asked that is still RUNNING FAIL ("interrupted") and re-queue it (also one
+        re-queued before: interrupts are not the trial's fault). Stop events stay set: they are
+        how the workers' children learn to stop."""
+        for future in [future for future in self.futures if future.status == "finished"]:
+            with contextlib.suppress(Exception):  # best effort: what is not told is re-queued
+                self.on_done(future, self.futures.pop(future))
         # First: a worker that outlives this driver (an external cluster) keeps the checkpoints
         # of the runs it stops, for the re-queued trials to resume.
         with contextlib.suppress(OSError, TimeoutError):
@@ -302,7 +306,3 @@ class Driver:
         if self.monitor:
             self.monitor.log(line)
         self.show()
-
-
-def first_line(text: str) -> str:
-    return text.splitlines()[0] if text else text

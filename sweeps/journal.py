@@ -33,6 +33,7 @@ from typing import Any
 import optuna
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
+from optuna.storages.journal._storage import NOT_FOUND_MSG
 from optuna.trial import FrozenTrial, TrialState
 
 SYNC_EVERY_S = 1.0
@@ -97,20 +98,20 @@ class RunStorage(JournalStorage):
         with self._thread_lock:
             self._sync_with_backend()
             replay = self._replay_result
-            ids, trials = replay._study_id_to_trial_ids.get(study_id), replay._trials
-            if ids is None:
-                return super().get_all_trials(study_id, deepcopy, states)  # Optuna's error
+            if study_id not in replay._studies:
+                raise KeyError(NOT_FOUND_MSG)
+            ids, trials = replay._study_id_to_trial_ids[study_id], replay._trials
             start = self.settled.get(study_id, 0)
             while start < len(ids) and trials[ids[start]].state.is_finished():
                 start += 1
             self.settled[study_id] = start
             waiting = [trials[i] for i in ids[start:] if trials[i].state == TrialState.WAITING]
-        return copy.deepcopy(waiting) if deepcopy else waiting
+            return copy.deepcopy(waiting) if deepcopy else waiting
 
 
 def writes_together(trial: optuna.Trial) -> contextlib.AbstractContextManager[None]:
     """The block's writes to `trial`'s storage as one append when it is a `RunStorage` (other
-    storages write one by one, as always). Only for writes nothing reads back inside the block
-    (attributes, not reports the pruner reads)."""
+    storages write one by one, as always). Only for writes nothing reads back inside the block:
+    attributes, and reports no pruner is asked about (the pruner reads the trial back)."""
     storage = trial.storage
     return storage.journal.one_append() if isinstance(storage, RunStorage) else contextlib.nullcontext()

@@ -27,6 +27,7 @@ SAMPLER_CLASSES: dict[str, type] = {
     "qmc": optuna.samplers.QMCSampler,
     "grid": optuna.samplers.GridSampler,
 }
+BLIND_SAMPLERS = ("random", "qmc", "grid")  # draw without looking at finished trials
 PRUNER_CLASSES: dict[str, type] = {
     "median": optuna.pruners.MedianPruner,
     "percentile": optuna.pruners.PercentilePruner,

@@ -100,7 +100,8 @@ class RowsLog:
         self.path = run_dir / f".rows-{session}.jsonl"
         self.lock_path = self.path.with_suffix(".lock")
         self.held = self.lock_path.open("w")
-        fcntl.flock(self.held, fcntl.LOCK_EX)
+        with contextlib.suppress(OSError):  # no locks on this file system: nobody takes logs
+            fcntl.flock(self.held, fcntl.LOCK_EX)
         self.file = self.path.open("a", encoding="utf-8")
         self.lock = threading.Lock()  # the driver's appends against the writer's `drop`
         self.entries: list[tuple[int, Runs, str]] = []
@@ -140,11 +141,17 @@ def dead_sessions_rows(run_dir: Path) -> Iterator[list[tuple[int, Runs]]]:
     """The rows logs that killed sessions left (their lock is free), each removed once the
     caller has taken its trials (`RowsLog`). A torn last line is skipped."""
     for path in sorted(run_dir.glob(".rows-*.jsonl")):
-        with path.with_suffix(".lock").open("a") as held:
+        try:
+            held = os.open(path.with_suffix(".lock"), os.O_RDONLY)
+        except FileNotFoundError:
+            continue  # its session is ending, or another took the log
+        try:
             try:
                 fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 continue  # its session is alive
+            except OSError:
+                return  # no locks on this file system: a live session's log cannot be told apart
             if not path.exists():
                 continue  # another session took it meanwhile
             trials = []
@@ -155,6 +162,8 @@ def dead_sessions_rows(run_dir: Path) -> Iterator[list[tuple[int, Runs]]]:
             yield trials
             for leftover in (path, path.with_name(f"{path.name}.tmp"), path.with_suffix(".lock")):
                 leftover.unlink(missing_ok=True)
+        finally:
+            os.close(held)
 
 
 class ResultsWriter:

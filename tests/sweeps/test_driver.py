@@ -221,8 +221,10 @@ def test_messy_members_report_at_the_same_steps_and_prune(client, tmp_path):
     assert not list(tmp_path.glob("checkpoints/*"))
 
 
-def test_a_finished_tasks_slot_is_refilled_before_its_trial_is_told(client, tmp_path, monkeypatch):
-    spec = make_spec(budget={"n_trials": 6}, parallel=2)
+@pytest.mark.parametrize(("sampler", "refilled_first"), [("random", True), ("tpe", False)])
+def test_a_finished_tasks_slot_is_refilled_before_its_tell_only_for_a_blind_sampler(client, tmp_path, monkeypatch,
+                                                                                      sampler, refilled_first):
+    spec = make_spec(budget={"n_trials": 6}, parallel=2, sampler={"name": sampler, "seed": 0})
     study = open_study(spec, tmp_path, None)
     submits, submits_at_tell = [], []
     submit, tell = client.submit, study.tell
@@ -230,6 +232,17 @@ def test_a_finished_tasks_slot_is_refilled_before_its_trial_is_told(client, tmp_
     study.tell = lambda *a, **k: submits_at_tell.append(len(submits)) or tell(*a, **k)
     Driver(spec, study, client, tmp_path, entry=FAKE).run()
     assert len(submits) == 6 and len(submits_at_tell) == 6
-    # The k-th tell (k = 1..4) comes after the refill of its slot: 2 first submits + k refills.
-    assert all(at >= 2 + k for k, at in enumerate(submits_at_tell[:4], start=1)), submits_at_tell
     assert all(t.state == TrialState.COMPLETE for t in study.trials)
+    # Random: the k-th tell (k = 1..4) after its slot's refill (2 first submits + k refills).
+    # TPE asks knowing every finished trial: the k-th tell before the k-th refill.
+    assert [at >= 2 + k for k, at in enumerate(submits_at_tell[:4], start=1)] == [refilled_first] * 4, submits_at_tell
+
+
+def test_a_blind_sampler_asks_no_trial_past_max_failed(client, tmp_path):
+    """Slots are refilled before the tell only while the finished tasks' failures cannot reach
+    the limit: here the first failure ends the sweep, and no trial is asked after it."""
+    spec = make_spec(space={"learning_rate": {"type": "float", "low": 1e-3, "high": 1e-1, "log": True},
+                            "exploration_fraction": {"type": "categorical", "choices": [0.5]}},  # the fake fails
+                     sampler={"name": "random", "seed": 0}, parallel=1, budget={"n_trials": 5, "max_failed": 0})
+    study, tally = sweep(spec, client, tmp_path)
+    assert [t.state for t in study.trials] == [TrialState.FAIL] and tally.failed == 1

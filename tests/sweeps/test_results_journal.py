@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import optuna
+import pytest
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 
@@ -102,8 +103,10 @@ def test_the_search_for_waiting_trials_finds_what_optunas_finds_without_scanning
     other = optuna.load_study(study_name="waiting", storage=open_storage(None, tmp_path))  # another session
     optunas = JournalStorage(JournalFileBackend(str(journal_path(tmp_path))))
     reference = optuna.load_study(study_name="waiting", storage=optunas)
-    running = study.ask()  # stays RUNNING: the search must start at or before it
-    for k in range(30):
+    for k in range(3):
+        study.tell(study.ask(), float(k))
+    running = study.ask()  # trial 3 stays RUNNING: the search must start at or before it
+    for k in range(27):
         study.tell(study.ask(), float(k))
     other.enqueue_trial({"x": 0.25})
     for k in range(5):
@@ -114,8 +117,10 @@ def test_the_search_for_waiting_trials_finds_what_optunas_finds_without_scanning
     waiting = storage.get_all_trials(study._study_id, states=(optuna.trial.TrialState.WAITING,))
     expected = reference.get_trials(states=(optuna.trial.TrialState.WAITING,))
     assert [t.number for t in waiting] == [t.number for t in expected] == [36, 37]
-    assert storage.settled[study._study_id] == running.number  # the first trial not finished
+    assert storage.settled[study._study_id] == running.number == 3  # the first trial not finished
     study.tell(running, 0.0)
     assert [t.suggest_float("x", 0, 1) for t in (study.ask(), study.ask())] == [0.75, 0.5]  # popped in order
     assert storage.get_all_trials(study._study_id, states=(optuna.trial.TrialState.WAITING,)) == []
     assert storage.settled[study._study_id] == 36  # all before the two asks are finished now
+    with pytest.raises(KeyError):
+        storage.get_all_trials(study._study_id + 1, states=(optuna.trial.TrialState.WAITING,))
