@@ -121,7 +121,17 @@ class Driver:
         future = self.client.submit(run_seeds, carried, pure=False, **dispatch.task_resources(self.spec))
         self.futures[future] = task
         self.writer.changed()
-        future.add_done_callback(lambda done: self.inbox.put(("done", done)))
+        future.add_done_callback(self.read_outcome)
+
+    def read_outcome(self, future: Any) -> None:
+        """In Dask's callback thread: read a finished task's outcome (a round trip to its
+        worker) there, so that the driver's thread never waits on a worker, and pass it on."""
+        try:
+            outcome = dispatch.task_outcome(future)
+        except Exception as error:  # noqa: BLE001 - the driver must hear of every completion
+            outcome = {"status": "failed", "reason": f"result unreadable: {type(error).__name__}: {error}",
+                       "results": None}
+        self.inbox.put(("done", (future, outcome)))
 
     def next_task(self) -> Task | None:
         """A lost task to rerun, else an asked part (or a newly asked trial) with up to
@@ -152,11 +162,10 @@ class Driver:
         """Block until an event or a completion arrives, then handle everything that is in:
         the events first (a trial's events before its end), then the completions.
 
-        Completions come through the same queue as events (a done-callback per future), so
-        one blocking wait serves both. With a sampler that draws without looking at finished
-        trials, the slots of the finished tasks are refilled before their results' round trips
-        to the workers and the tells (unless their failures could reach `budget.max_failed`);
-        a model-based sampler asks only once it has been told.
+        Completions come through the same queue as events, with their outcomes (`read_outcome`),
+        so one blocking wait serves both. With a sampler that draws without looking at finished
+        trials, the slots of the finished tasks are refilled before they are told (unless their
+        failures could reach `budget.max_failed`); a model-based sampler asks once it is told.
         """
         messages = [self.inbox.get()]
         with contextlib.suppress(queue.Empty):
@@ -165,12 +174,12 @@ class Driver:
         for kind, message in messages:
             if kind == "event":
                 self.on_event(message)
-        done = [future for kind, future in messages if kind == "done" and future in self.futures]
-        freed = sum(future.status == "finished" for future in done)  # a lost task's slot is its rerun's
+        done = [message for kind, message in messages if kind == "done" and message[0] in self.futures]
+        freed = sum(outcome["status"] != "lost" for _, outcome in done)  # a lost task's slot is its rerun's
         if freed and self.blind_sampler and self.tally.failed + freed <= self.asker.max_failed:
             self.fill(freed)
-        for future in done:
-            self.on_done(future, self.futures.pop(future))
+        for future, outcome in done:
+            self.on_done(self.futures.pop(future), outcome)
 
     def ask(self, first: bool = False) -> TrialRun | None:
         """A new trial's run (the first of a task asks again past trials whose params fail)."""
@@ -207,8 +216,7 @@ class Driver:
         self.pending = deque(part for part in self.pending if part[0] != run.number)
 
     # -- completions ------------------------------------------------------------------------
-    def on_done(self, future: Any, task: Task) -> None:
-        outcome = dispatch.task_outcome(future)
+    def on_done(self, task: Task, outcome: dict[str, Any]) -> None:
         if outcome["status"] == "lost" and self.retry(task, outcome["reason"]):
             return
         start = 0
@@ -282,7 +290,7 @@ class Driver:
         how the workers' children learn to stop."""
         for future in [future for future in self.futures if future.status == "finished"]:
             with contextlib.suppress(Exception):  # best effort: what is not told is re-queued
-                self.on_done(future, self.futures.pop(future))
+                self.on_done(self.futures.pop(future), dispatch.task_outcome(future))
         # First: a worker that outlives this driver (an external cluster) keeps the checkpoints
         # of the runs it stops, for the re-queued trials to resume.
         with contextlib.suppress(OSError, TimeoutError):
