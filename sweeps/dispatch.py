@@ -3,6 +3,7 @@ session's events, and a finished future read as an outcome (plain data; no Optun
 
 from __future__ import annotations
 
+import queue
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,17 @@ def task_outcome(future: Any) -> dict[str, Any]:
     if error is not None:
         return {"status": "failed", "reason": f"{type(error).__name__}: {error}", "results": None}
     return future.result()
+
+
+def pass_outcome(inbox: queue.Queue, future: Any) -> None:
+    """A done-callback: put ("done", (future, outcome)) in the driver's `inbox`. It runs in
+    Dask's callback thread, so the result's round trip to its worker never holds up the
+    driver's thread."""
+    try:
+        outcome = task_outcome(future)
+    except Exception as error:  # noqa: BLE001 - the driver must hear of every completion
+        outcome = {"status": "failed", "reason": f"result unreadable: {type(error).__name__}: {error}", "results": None}
+    inbox.put(("done", (future, outcome)))
 
 
 def task_label(task: Task) -> str:

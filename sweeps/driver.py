@@ -21,6 +21,7 @@ are timed (`sweeps.pace`), with a warning when asks slow the sweep.
 from __future__ import annotations
 
 import contextlib
+import functools
 import queue
 import time
 import uuid
@@ -121,17 +122,7 @@ class Driver:
         future = self.client.submit(run_seeds, carried, pure=False, **dispatch.task_resources(self.spec))
         self.futures[future] = task
         self.writer.changed()
-        future.add_done_callback(self.read_outcome)
-
-    def read_outcome(self, future: Any) -> None:
-        """In Dask's callback thread: read a finished task's outcome (a round trip to its
-        worker) there, so that the driver's thread never waits on a worker, and pass it on."""
-        try:
-            outcome = dispatch.task_outcome(future)
-        except Exception as error:  # noqa: BLE001 - the driver must hear of every completion
-            outcome = {"status": "failed", "reason": f"result unreadable: {type(error).__name__}: {error}",
-                       "results": None}
-        self.inbox.put(("done", (future, outcome)))
+        future.add_done_callback(functools.partial(dispatch.pass_outcome, self.inbox))
 
     def next_task(self) -> Task | None:
         """A lost task to rerun, else an asked part (or a newly asked trial) with up to
@@ -162,7 +153,7 @@ class Driver:
         """Block until an event or a completion arrives, then handle everything that is in:
         the events first (a trial's events before its end), then the completions.
 
-        Completions come through the same queue as events, with their outcomes (`read_outcome`),
+        Completions come through the same queue as events, with their outcomes (`pass_outcome`),
         so one blocking wait serves both. With a sampler that draws without looking at finished
         trials, the slots of the finished tasks are refilled before they are told (unless their
         failures could reach `budget.max_failed`); a model-based sampler asks once it is told.

@@ -185,7 +185,7 @@ class ResultsWriter:
         self.study_changed = True  # a session starts by writing the table as it finds the study
         self.trials_due = 0.0
         self.lock = threading.Lock()  # one flush at a time (the thread's, a test's, `close`'s)
-        self.stop = threading.Event()
+        self.stop, self.wake = threading.Event(), threading.Event()
         self.error: Exception | None = None
         self.thread = threading.Thread(target=self.loop, name="results-writer", daemon=True)
         self.thread.start()
@@ -193,16 +193,18 @@ class ResultsWriter:
     def add_trial(self, number: int, runs: Runs) -> None:
         """Trial `number`'s rows, written by the next flush."""
         self.rows.add(number, runs)
-        self.study_changed = True
+        self.changed()
 
     def changed(self) -> None:
         """The study changed (a trial was asked or told): the trials table is due a rebuild."""
         self.study_changed = True
+        self.wake.set()
 
     def loop(self) -> None:
         """Flush now (a session starts by writing the trials table as it finds the study), then
-        every `flush_every` seconds until `close`."""
+        whenever something came in, at most every `flush_every` seconds, until `close`."""
         while True:
+            self.wake.clear()
             try:
                 self.flush()
             except Exception as error:  # noqa: BLE001 - raised in the driver's thread (`check`)
@@ -210,6 +212,8 @@ class ResultsWriter:
                 return
             if self.stop.wait(self.flush_every):
                 return
+            if not self.study_changed:  # all written: sleep until something comes in
+                self.wake.wait()
 
     def flush(self, final: bool = False) -> None:
         """Write the rows that came in, merge when MERGE_EVERY trials are in part files (or at
@@ -239,6 +243,7 @@ class ResultsWriter:
         """End of session: stop the thread, write and merge what is left and write the trials
         table as the study has it."""
         self.stop.set()
+        self.wake.set()
         self.thread.join()
         self.check()
         self.flush(final=True)

@@ -11,20 +11,22 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from sweeps.results import load
+from sweeps.results import load, trials_frame
 from sweeps.session import load_run
+from sweeps.storage import StorageError
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent / "dqn-sweep"
 
 
 def wait_for_a_complete_and_a_checkpointed_trial(run_dir: Path, proc: subprocess.Popen, timeout: float) -> pd.DataFrame:
-    """The trials table once a trial is COMPLETE and a running one has checkpointed."""
+    """The trials (as in the trials table) once a trial is COMPLETE in the journal and a
+    running one has checkpointed."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and proc.poll() is None:
         try:
-            trials = load(run_dir)["trials"]
-        except (OSError, ValueError):  # not there yet
+            trials = trials_frame(load_run(run_dir)[0])
+        except (OSError, ValueError, KeyError, StorageError):  # not there yet
             trials = pd.DataFrame()
         if len(trials) and (trials["state"] == "COMPLETE").any():
             done = set(trials.loc[trials["state"] == "COMPLETE", "number"])
