@@ -6,11 +6,12 @@ false`: then one task per seed). Asks only what a free task slot can start now: 
 the slot's first trial gets up to N - 1 mates asked with its shape-changing params fixed
 (`sweeps.packing`), so no trial waits RUNNING while a model-based sampler asks on without
 its result. Keeps `parallel` tasks in flight and refills on every completion (completions and
-eval events share one queue, which `distributed.as_completed` cannot offer without polling). What each trial reports, when the pruner may stop it and how it ends is
-`sweeps.trialrun`'s; a pruned trial is told to stop through its own named `distributed.Event`
-(only its members stop). A task whose worker died is submitted again, up to
-`budget.max_retries` times, and resumes from its checkpoint in the run folder when the workers
-see it. Ctrl-C and dead drivers re-queue trials (`sweeps.lifecycle`).
+eval events share one queue, which `distributed.as_completed` cannot offer without polling).
+What each trial reports, when the pruner may stop it and how it ends is `sweeps.trialrun`'s;
+a pruned trial is told to stop through its own named `distributed.Event` (only its members
+stop). A task whose worker died is submitted again, up to `budget.max_retries` times, and
+resumes from its checkpoint in the run folder when the workers see it. Ctrl-C and dead
+drivers re-queue trials (`sweeps.lifecycle`).
 
 Work per event is constant in the number of finished trials: a finished trial's rows go to the
 writer (`sweeps.tables`: a log line now, Parquet from its thread), it is told to Optuna, and its

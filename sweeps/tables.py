@@ -220,10 +220,9 @@ class ResultsWriter:
         the end), and rebuild the trials table when due (or at the end)."""
         with self.lock:
             finished = self.rows.taken()
-            for appender in self.datasets:
-                if finished:
-                    appender.write(finished)
             if finished:
+                for appender in self.datasets:
+                    appender.write(finished)
                 self.rows.drop(len(finished))
             for appender in self.datasets:
                 if final or appender.trials >= self.merge_every:
