@@ -4,6 +4,7 @@ session's events, and a finished future read as an outcome (plain data; no Optun
 from __future__ import annotations
 
 import queue
+from concurrent.futures import Executor
 from pathlib import Path
 from typing import Any
 
@@ -60,10 +61,19 @@ def task_outcome(future: Any) -> dict[str, Any]:
     return future.result()
 
 
-def pass_outcome(inbox: queue.Queue, future: Any) -> None:
-    """A done-callback: put ("done", (future, outcome)) in the driver's `inbox`. It runs in
-    Dask's callback thread, so the result's round trip to its worker never holds up the
-    driver's thread."""
+def pass_outcome(inbox: queue.Queue, readers: Executor, future: Any) -> None:
+    """A done-callback (it runs in Dask's one callback thread): put ("freed", future) in the
+    driver's `inbox` at once when the task returned, then ("done", (future, outcome)). Reading
+    a returned task's outcome is a round trip to its worker, made in `readers` so that neither
+    the driver's thread nor the next task's notice waits on it."""
+    if future.status == "finished":
+        inbox.put(("freed", future))
+        readers.submit(put_outcome, inbox, future)
+    else:
+        put_outcome(inbox, future)
+
+
+def put_outcome(inbox: queue.Queue, future: Any) -> None:
     try:
         outcome = task_outcome(future)
     except Exception as error:  # noqa: BLE001 - the driver must hear of every completion

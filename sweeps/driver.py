@@ -15,8 +15,9 @@ drivers re-queue trials (`sweeps.lifecycle`).
 
 Work per event is constant in the number of finished trials: a finished trial's rows go to the
 writer (`sweeps.tables`: a log line now, Parquet from its thread), it is told to Optuna, and its
-stop event and checkpoint folders are dealt with once the slot is refilled. Optuna's own calls
-are timed (`sweeps.pace`), with a warning when asks slow the sweep.
+stop event and checkpoint folders are dealt with once the slot is refilled. The evaluations that
+came in together are reported as one append to the journal and then judged by the pruner, once
+per trial. Optuna's own calls are timed (`sweeps.pace`), with a warning when asks slow the sweep.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import queue
 import time
 import uuid
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +38,7 @@ from optuna.trial import TrialState
 
 from sweeps import dispatch, lifecycle, resume, search
 from sweeps.asking import Asker, budget_trials
+from sweeps.journal import writes_together
 from sweeps.pace import Pace
 from sweeps.packing import Mates, shape
 from sweeps.spec import StudySpec
@@ -71,17 +74,20 @@ class Driver:
         self.pending: deque[Part] = deque()  # asked, not yet in a task (a trial's other seeds)
         self.retrying: deque[Task] = deque()  # lost on a dead worker, to submit again as they were
         self.futures: dict[Any, Task] = {}
+        self.returned: set[Any] = set()  # futures whose task returned, outcome not yet handled
+        self.outcome_readers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="outcome-reader")
         self.tally = Tally(budget_trials(spec), spec.budget.timeout)
         self.pace = Pace(spec.sampler.name)
         self.asker = Asker(spec, study, client, self.topic, self.tally, self.pace, self.say)
         self.ended: list[TrialRun] = []  # told to Optuna; stop event and folders still to go
         self.stops_set: set[int] = set()  # trials whose stop event was set (the scheduler holds it)
         self.blind_sampler = spec.sampler.name in search.BLIND_SAMPLERS
+        self.storage = study._storage  # Optuna has no public handle on a study's storage
 
     # -- the loop -----------------------------------------------------------------------
     def run(self) -> Tally:
         self.start()
-        self.client.subscribe_topic(self.topic, lambda event: self.inbox.put(("event", event[1])))
+        self.client.subscribe_topic(self.topic, lambda event: self.inbox.put(("events", event[1])))
         try:
             while True:
                 self.fill()
@@ -94,6 +100,7 @@ class Driver:
             raise
         finally:
             self.client.unsubscribe_topic(self.topic)
+            self.outcome_readers.shutdown(wait=False)
             self.tidy()
             self.writer.close()
             self.say(self.pace.summary())
@@ -123,7 +130,7 @@ class Driver:
         future = self.client.submit(run_seeds, carried, pure=False, **dispatch.task_resources(self.spec))
         self.futures[future] = task
         self.writer.changed()
-        future.add_done_callback(functools.partial(dispatch.pass_outcome, self.inbox))
+        future.add_done_callback(functools.partial(dispatch.pass_outcome, self.inbox, self.outcome_readers))
 
     def next_task(self) -> Task | None:
         """A lost task to rerun, else an asked part (or a newly asked trial) with up to
@@ -151,26 +158,26 @@ class Driver:
         return tuple(task)
 
     def wait_and_handle(self) -> None:
-        """Block until an event or a completion arrives, then handle everything that is in:
-        the events first (a trial's events before its end), then the completions.
+        """Block until a message arrives, then handle everything that is in: the events (a
+        trial's events before its end), then the completions.
 
-        Completions come through the same queue as events, with their outcomes (`pass_outcome`),
-        so one blocking wait serves both. With a sampler that draws without looking at finished
-        trials, the slots of the finished tasks are refilled before they are told (unless their
-        failures could reach `budget.max_failed`); a model-based sampler asks once it is told.
+        A task's slot is free once the task returned (`dispatch.pass_outcome` says so before its
+        outcome is read from the worker). With a sampler that draws without looking at finished
+        trials, free slots are refilled first (unless their trials' failures could reach
+        `budget.max_failed`); a model-based sampler asks once the trials are told.
         """
         messages = [self.inbox.get()]
         with contextlib.suppress(queue.Empty):
             while True:
                 messages.append(self.inbox.get_nowait())
-        for kind, message in messages:
-            if kind == "event":
-                self.on_event(message)
+        self.returned.update(message for kind, message in messages if kind == "freed" and message in self.futures)
         done = [message for kind, message in messages if kind == "done" and message[0] in self.futures]
-        freed = sum(outcome["status"] != "lost" for _, outcome in done)  # a lost task's slot is its rerun's
-        if freed and self.blind_sampler and self.tally.failed + freed <= self.asker.max_failed:
-            self.fill(freed)
+        self.returned.update(future for future, outcome in done if outcome["status"] != "lost")  # a lost task's slot is its rerun's
+        if self.returned and self.blind_sampler and self.tally.failed + len(self.returned) <= self.asker.max_failed:
+            self.fill(len(self.returned))
+        self.on_events([event for kind, batch in messages if kind == "events" for event in batch])
         for future, outcome in done:
+            self.returned.discard(future)
             self.on_done(self.futures.pop(future), outcome)
 
     def ask(self, first: bool = False) -> TrialRun | None:
@@ -185,19 +192,27 @@ class Driver:
         return sum(run.fail_reason is None for run in self.runs.values())
 
     # -- events and pruning -------------------------------------------------------------------
-    def on_event(self, message: dict[str, Any]) -> None:
-        run = self.runs.get(message.get("trial"))
-        if run is None:
+    def on_events(self, events: list[dict[str, Any]]) -> None:
+        """Record the events; the evaluations' reports go to the storage as one append, then the
+        pruner judges each trial that reported (once, at its latest step)."""
+        if not events:
             return
-        if message.get("event") == "started":
-            unit = tuple(message["seeds"])
-            run.starts[unit] = run.starts.get(unit, 0) + 1
-        elif message.get("event") == "eval":
-            with self.pace.timed("report"):
-                pruned = run.on_eval(message, self.spec.objective)
-            if pruned:
-                self.stop_runs(run)
-                self.say(f"trial {run.number} pruned at step {message['step']}")
+        judged: dict[int, TrialRun] = {}
+        with self.pace.timed("report"):
+            with writes_together(self.storage):
+                for event in events:
+                    run = self.runs.get(event.get("trial"))
+                    if run is None:
+                        continue
+                    if event.get("event") == "started":
+                        unit = tuple(event["seeds"])
+                        run.starts[unit] = run.starts.get(unit, 0) + 1
+                    elif event.get("event") == "eval" and run.on_eval(event, self.spec.objective):
+                        judged[run.number] = run
+            pruned = [run for run in judged.values() if run.judge()]
+        for run in pruned:
+            self.stop_runs(run)
+            self.say(f"trial {run.number} pruned at step {max(run.reported)}")
 
     def stop_runs(self, run: TrialRun) -> None:
         """Stop the trial's members in flight and drop its parts not yet in a task. A lost task

@@ -10,9 +10,11 @@ optuna-dashboard, another session) see it at once and a killed driver loses noth
 operating system has it). Only a crash of the machine itself can lose the writes of the last
 SYNC_EVERY_S seconds; a torn last line is skipped by Optuna's reader.
 
-Each write also takes Optuna's file lock (a symlink made and removed: about 0.1 ms), so the
-attributes the driver records when it asks and ends a trial (a dozen) go in as one append
-(`writes_together`): one lock, one write, the same lines in the same order.
+Each write also takes Optuna's file lock (a symlink made and removed: about 0.1 ms) and reads
+back what was appended since the last read, so the params and attributes the driver records
+when it asks and ends a trial (a dozen) and the evaluations it reports in one pass over its
+inbox go in as one append (`writes_together`): one lock, one write, the same lines in the same
+order.
 
 Optuna's `ask` looks for WAITING (enqueued) trials every call, and its journal storage finds
 them by scanning every trial of the study: 1.6 ms an ask at 10,000 trials, growing with the
@@ -30,8 +32,7 @@ import time
 from collections.abc import Container, Iterator
 from typing import Any
 
-import optuna
-from optuna.storages import JournalStorage
+from optuna.storages import BaseStorage, JournalStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.storages.journal._storage import NOT_FOUND_MSG
 from optuna.trial import FrozenTrial, TrialState
@@ -109,9 +110,10 @@ class RunStorage(JournalStorage):
             return copy.deepcopy(waiting) if deepcopy else waiting
 
 
-def writes_together(trial: optuna.Trial) -> contextlib.AbstractContextManager[None]:
-    """The block's writes to `trial`'s storage as one append when it is a `RunStorage` (other
-    storages write one by one, as always). Only for writes nothing reads back inside the block:
-    attributes, and reports no pruner is asked about (the pruner reads the trial back)."""
-    storage = trial.storage
+def writes_together(storage: BaseStorage) -> contextlib.AbstractContextManager[None]:
+    """This thread's writes to `storage` inside the block as one append when it is a
+    `RunStorage` (other storages write one by one, as always). Only for writes nothing reads
+    back from the storage inside the block: attributes, params, and reports the pruner is asked
+    about after it (`Trial.should_prune` judges the trial from its own copy, but the pruner reads
+    other trials' values from the storage)."""
     return storage.journal.one_append() if isinstance(storage, RunStorage) else contextlib.nullcontext()

@@ -2,9 +2,9 @@
 trials' seeds (all seeds of a trial, one seed, or several same-shaped trials packed together).
 
 `run_seeds` takes and returns plain data and never submits work. Events go back to the driver
-through the worker's structured-event channel (`Worker.log_event`, read by
-`Client.subscribe_topic`); a stop request comes in per trial through a named
-`distributed.Event` and stops only that trial's members. `run_child` holds the process
+in batches (`sweeps.outbox`) through the worker's structured-event channel (`Worker.log_event`,
+read by `Client.subscribe_topic`): each message is a list of events. A stop request comes in
+per trial through a named `distributed.Event` and stops only that trial's members. `run_child` holds the process
 handling and is usable without Dask.
 
 The child process is warm when it can be (`sweeps.warm`): a worker runs its next task in the
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import os
 import queue
 import shutil
@@ -32,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from sweeps.cores import auto_threads, available_cores
+from sweeps.outbox import Outbox
 from sweeps.security import child_environment, env_secrets, scrub_secrets
 from sweeps.warm import ChildProcess, ProcessPool, process_key, worker_processes
 
@@ -56,8 +58,6 @@ def run_seeds(payload: dict[str, Any]) -> dict[str, Any]:
 
     worker, client = get_worker(), get_client()
     members = [(trial, seed) for trial, seeds in payload["parts"] for seed in seeds]
-    for trial, seeds in payload["parts"]:  # counted by the driver: a scheduler may rerun a lost task itself
-        worker.log_event(payload["topic"], {"trial": trial, "seeds": seeds, "event": "started", "worker": worker.address})
     # Bind the worker's client here, in the task thread: the relay thread could not find it.
     stops = {int(trial): Event(name, client=client) for trial, name in payload["stop_events"].items()}
 
@@ -69,7 +69,7 @@ def run_seeds(payload: dict[str, Any]) -> dict[str, Any]:
         if event.get("event") == "progress":  # ~100 per member per trial, and the driver needs none
             return
         trial, seed = members[event.get("member", 0)]
-        worker.log_event(payload["topic"], {**event, "trial": trial, "seed": seed})
+        outbox.add({**event, "trial": trial, "seed": seed})
 
     threads = payload.get("cpu_threads", "auto")
     if threads == "auto":
@@ -78,19 +78,25 @@ def run_seeds(payload: dict[str, Any]) -> dict[str, Any]:
     checkpoint_dir = shared_checkpoint_dir(payload.get("run_dir"), payload.get("checkpoint"))
     limits = payload.get("processes")
     reuse = Reuse(worker_processes(worker), limits["max_tasks"], limits.get("max_rss_mb")) if limits else None
-    with pool.lease(int(payload.get("gpus", 0))) as gpu_ids:
-        outcome = run_child(
-            payload["configs"],
-            emit=emit,
-            stopped_members=stopped_members,
-            threads=int(threads),
-            gpu_ids=gpu_ids,
-            time_limit=payload.get("time_limit"),
-            entry=payload.get("entry") or ENTRY,
-            checkpoint_dir=checkpoint_dir,
-            env=payload.get("env") or (),
-            reuse=reuse,
-        )
+    outbox = Outbox(functools.partial(worker.log_event, payload["topic"]))
+    for trial, seeds in payload["parts"]:  # counted by the driver: a scheduler may rerun a lost task itself
+        outbox.add({"trial": trial, "seeds": seeds, "event": "started", "worker": worker.address})
+    try:
+        with pool.lease(int(payload.get("gpus", 0))) as gpu_ids:
+            outcome = run_child(
+                payload["configs"],
+                emit=emit,
+                stopped_members=stopped_members,
+                threads=int(threads),
+                gpu_ids=gpu_ids,
+                time_limit=payload.get("time_limit"),
+                entry=payload.get("entry") or ENTRY,
+                checkpoint_dir=checkpoint_dir,
+                env=payload.get("env") or (),
+                reuse=reuse,
+            )
+    finally:
+        outbox.close()  # every event goes before the outcome
     interrupted = payload.get("interrupt_event") and Event(payload["interrupt_event"], client=client).is_set()
     if checkpoint_dir is not None and not interrupted:  # the run ended here: nothing left to resume
         shutil.rmtree(checkpoint_dir, ignore_errors=True)

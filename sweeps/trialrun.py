@@ -50,6 +50,7 @@ class TrialRun:
     reported: set[int] = dataclasses.field(default_factory=set)
     packed_with: set[int] = dataclasses.field(default_factory=set)
     pruned: bool = False
+    final_reported: bool = False
     fail_reason: str | None = None
 
     @property
@@ -81,7 +82,7 @@ class TrialRun:
     # -- evaluations ----------------------------------------------------------------------
     def on_eval(self, event: dict[str, Any], objective: Objective) -> bool:
         """Record one seed's evaluation and report every step it completes; True when the
-        pruner rejects the trial (its members should stop)."""
+        pruner may judge the trial now (`judge`, once the reports are stored)."""
         if not self.live:
             return False
         curve = self.evals.setdefault(event["seed"], [])
@@ -91,8 +92,8 @@ class TrialRun:
         return self.report(int(event["step"]), objective)
 
     def report(self, step: int, objective: Objective, may_prune: bool = True) -> bool:
-        """Once every seed has evaluated at exactly `step`, report the across-seed value; ask
-        the pruner unless it is the final evaluation. True when the trial is pruned now."""
+        """Once every seed has evaluated at exactly `step`, report the across-seed value. True
+        when it is reported and the pruner may judge it: not after the final evaluation."""
         if step in self.reported:
             return False
         per_seed, final = [], False
@@ -103,8 +104,15 @@ class TrialRun:
             per_seed.append(search.curve_metric(curve, objective.metric, objective.k))
             final = final or self.is_final(curve[-1])
         self.reported.add(step)
+        self.final_reported = self.final_reported or final
         self.trial.report(search.aggregate(per_seed, objective.seed_aggregate), step)
-        if final or not may_prune or not self.trial.should_prune():
+        return may_prune and not self.final_reported
+
+    def judge(self) -> bool:
+        """Ask the pruner about the trial's latest report; True when it prunes the trial now.
+        Never once the final evaluation is in: a trial that trained to the end is judged by its
+        objective."""
+        if not self.live or self.final_reported or not self.trial.should_prune():
             return False
         self.pruned = True
         return True
@@ -154,7 +162,7 @@ class TrialRun:
 
     def conclude(self, study: optuna.Study, objective: Objective) -> tuple[TrialState, float | None]:
         """Record the trial's attributes and tell Optuna its verdict (a FAIL with its reason)."""
-        with writes_together(self.trial):  # the tell reads the trial back: after the block
+        with writes_together(self.trial.storage):  # the tell reads the trial back: after the block
             self.record_attrs()
             state, value = self.verdict(objective)
             if state == TrialState.FAIL:

@@ -2,11 +2,13 @@
 child processes: pruning stops runs early, seeds aggregate, failures are FAIL with a reason and
 do not count, a rerun continues the study, trials a dead driver left RUNNING are recovered."""
 
+import time
 
 import optuna
 import pytest
 from optuna.trial import TrialState
 
+from sweeps import dispatch
 from sweeps.driver import Driver
 from sweeps.results import load
 from sweeps.session import open_study
@@ -222,19 +224,29 @@ def test_messy_members_report_at_the_same_steps_and_prune(client, tmp_path):
 
 
 @pytest.mark.parametrize(("sampler", "refilled_first"), [("random", True), ("tpe", False)])
-def test_a_finished_tasks_slot_is_refilled_before_its_tell_only_for_a_blind_sampler(client, tmp_path, monkeypatch,
-                                                                                      sampler, refilled_first):
+def test_a_finished_tasks_slot_is_refilled_before_its_outcome_is_read_only_for_a_blind_sampler(
+        client, tmp_path, monkeypatch, sampler, refilled_first):
+    """Reading a task's outcome from its worker is made slow here (a second): a blind sampler's
+    refill does not wait for it, nor for the tell; a model-based one asks once told."""
     spec = make_spec(budget={"n_trials": 6}, parallel=2, sampler={"name": sampler, "seed": 0})
     study = open_study(spec, tmp_path, None)
-    submits, submits_at_tell = [], []
-    submit, tell = client.submit, study.tell
+    submits, submits_at_read, submits_at_tell = [], [], []
+    submit, tell, read = client.submit, study.tell, dispatch.task_outcome
+
+    def slow_read(future):
+        time.sleep(1.0)
+        submits_at_read.append(len(submits))
+        return read(future)
+
     monkeypatch.setattr(client, "submit", lambda *a, **k: submits.append(1) or submit(*a, **k))
+    monkeypatch.setattr(dispatch, "task_outcome", slow_read)
     study.tell = lambda *a, **k: submits_at_tell.append(len(submits)) or tell(*a, **k)
     Driver(spec, study, client, tmp_path, entry=FAKE).run()
-    assert len(submits) == 6 and len(submits_at_tell) == 6
+    assert len(submits) == 6 and len(submits_at_tell) == 6 and len(submits_at_read) == 6
     assert all(t.state == TrialState.COMPLETE for t in study.trials)
-    # Random: the k-th tell (k = 1..4) after its slot's refill (2 first submits + k refills).
-    # TPE asks knowing every finished trial: the k-th tell before the k-th refill.
+    # Random: the k-th outcome read ends, and the k-th tell comes, after its slot's refill (2
+    # first submits + k refills). TPE asks knowing every finished trial: after the k-th tell.
+    assert [at >= 2 + k for k, at in enumerate(submits_at_read[:4], start=1)] == [refilled_first] * 4, submits_at_read
     assert [at >= 2 + k for k, at in enumerate(submits_at_tell[:4], start=1)] == [refilled_first] * 4, submits_at_tell
 
 

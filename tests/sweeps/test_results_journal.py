@@ -72,7 +72,7 @@ def test_writes_together_reach_readers_as_one_append_after_the_block(tmp_path):
     study = optuna.create_study(study_name="together", storage=open_storage(None, tmp_path))
     reader = optuna.load_study(study_name="together", storage=JournalStorage(JournalFileBackend(str(journal_path(tmp_path)))))
     trial, other = study.ask(), study.ask()
-    with writes_together(trial):
+    with writes_together(trial.storage):
         for k in range(12):
             trial.set_user_attr(f"a{k}", k)
         thread = threading.Thread(target=other.set_user_attr, args=("other", 1))  # another thread: at once
@@ -92,7 +92,7 @@ def test_writes_together_reach_readers_as_one_append_after_the_block(tmp_path):
 def test_writes_together_on_other_storages_write_one_by_one():
     study = optuna.create_study()  # in memory
     trial = study.ask()
-    with writes_together(trial):
+    with writes_together(trial.storage):
         trial.set_user_attr("a", 1)
         assert study.trials[0].user_attrs == {"a": 1}
 
