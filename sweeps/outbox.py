@@ -1,12 +1,14 @@
 """A task's events on their way to the driver, sent in batches.
 
 Each message through Dask costs the scheduler and the driver's client (its IO loop reads,
-decodes and hands on every one): at 10,000 trials that was a third of the driver's CPU. Events
+decodes and hands on every one), and a driver at 16 tasks in flight hears from its workers
+hundreds of times a second. Events
 come in bursts (a population's members evaluate at the same boundary; a short trial evaluates
 every fraction of a second), so an `Outbox` sends the first event after a quiet spell at once
-and the ones that follow within SEND_EVERY_S together at its end: the driver hears from a task
-at most 1 / SEND_EVERY_S times a second, and no event is more than SEND_EVERY_S late (a stop
-already takes up to `sweeps.tasks.STOP_POLL_S` to reach the child).
+and the ones that follow within SEND_EVERY_S together at its end (a task's "started" waits for
+what follows it within SEND_EVERY_S): the driver hears from a task at most 1 / SEND_EVERY_S
+times a second, and no event is more than SEND_EVERY_S late (a stop already takes up to
+`sweeps.tasks.STOP_POLL_S` to reach the child).
 """
 
 from __future__ import annotations
@@ -47,14 +49,13 @@ class Outbox:
     def run(self) -> None:
         try:
             while True:
-                with self.changed:
+                with self.changed:  # a batch waits out the interval since the last (or the start)
+                    self.changed.wait_for(lambda: self.closed, timeout=self.every)
                     self.changed.wait_for(lambda: self.pending or self.closed)
                     batch, self.pending, closed = self.pending, [], self.closed
                 if batch:
                     self.send(batch)
                 if closed:
                     return
-                with self.changed:  # the next batch waits out the interval, unless closed
-                    self.changed.wait_for(lambda: self.closed, timeout=self.every)
         except BaseException as error:  # noqa: BLE001 - raised again in the task's thread by `close`
             self.error = error
