@@ -47,6 +47,8 @@ from sweeps.tally import Monitor, Tally
 from sweeps.tasks import ENTRY, run_seeds
 from sweeps.trialrun import Part, Task, TrialRun
 
+EVENTS_LINGER_S = 0.1
+
 
 class Driver:
     """One sweep session over `study`; `run()` returns the tally when the budget is spent."""
@@ -166,10 +168,7 @@ class Driver:
         trials, free slots are refilled first (unless their trials' failures could reach
         `budget.max_failed`); a model-based sampler asks once the trials are told.
         """
-        messages = [self.inbox.get()]
-        with contextlib.suppress(queue.Empty):
-            while True:
-                messages.append(self.inbox.get_nowait())
+        messages = self.take_messages()
         self.returned.update(message for kind, message in messages if kind == "freed" and message in self.futures)
         done = [message for kind, message in messages if kind == "done" and message[0] in self.futures]
         self.returned.update(future for future, outcome in done if outcome["status"] != "lost")  # a lost task's slot is its rerun's
@@ -179,6 +178,18 @@ class Driver:
         for future, outcome in done:
             self.returned.discard(future)
             self.on_done(self.futures.pop(future), outcome)
+
+    def take_messages(self) -> list[tuple[str, Any]]:
+        """Wait for a message, then take all that are in. Events linger up to EVENTS_LINGER_S
+        for more (their reports share one journal append); a completion is taken at once."""
+        messages = [self.inbox.get()]
+        until = time.monotonic() + EVENTS_LINGER_S
+        with contextlib.suppress(queue.Empty):
+            while messages[-1][0] == "events" and (left := until - time.monotonic()) > 0:
+                messages.append(self.inbox.get(timeout=left))
+            while True:
+                messages.append(self.inbox.get_nowait())
+        return messages
 
     def ask(self, first: bool = False) -> TrialRun | None:
         """A new trial's run (the first of a task asks again past trials whose params fail)."""
