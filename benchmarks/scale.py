@@ -215,9 +215,9 @@ def report(args: argparse.Namespace, spec: StudySpec, client: TimedClient, watch
     tenths = [f"{1000 * (b[-1] - b[0]) / max(1, len(b) - 1):.1f}" for b in np.array_split(done_cpu, 10) if len(b) > 1]
     print(f"driver CPU per trial: {1000 * cpu / n:.1f} ms (per tenth of the sweep: {' '.join(tenths)} ms)")
     busiest = sorted(threads.items(), key=lambda item: -item[1])[:3]
-    ended = cpu - sum(threads.values())  # threads gone by the end: the results writer's
+    ended = cpu - sum(threads.values())  # threads gone by the end: the results writer, the outcome readers
     print("  by thread: " + ", ".join(f"{name} {1000 * seconds / n:.1f}" for name, seconds in busiest)
-          + f", threads ended by the end (results writer) {1000 * ended / n:.1f} ms")
+          + f", threads ended by the end (results writer, outcome readers) {1000 * ended / n:.1f} ms")
     storage = sum(sum(v) for k, v in watch.calls.items() if k.startswith("storage."))
     top = sorted(((sum(v), k) for k, v in watch.calls.items() if k.startswith("storage.")), reverse=True)[:3]
     print(f"optuna: ask p50 {ms(watch.calls['ask'], 50)} p99 {ms(watch.calls['ask'], 99)} ms, tell p50 "

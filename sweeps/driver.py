@@ -1,12 +1,12 @@
 """The sweep driver: Optuna ask/tell in the client, runs of trials in flight on Dask.
 
-Asks a trial, turns it into one trainer config per seed and groups the seeds into tasks (all
-seeds as one population, trained in one compiled graph, unless the study sets `population:
-false`: then one task per seed). Asks only what a free task slot can start now: with `pack: N`
-the slot's first trial gets up to N - 1 mates asked with its shape-changing params fixed
-(`sweeps.packing`), so no trial waits RUNNING while a model-based sampler asks on without
-its result. Keeps `parallel` tasks in flight and refills on every completion (completions and
-eval events share one queue, which `distributed.as_completed` cannot offer without polling).
+Keeps `parallel` tasks in flight: a free slot gets the next task `sweeps.forming` makes (a
+trial's seeds as one population, trained in one compiled graph, or one task per seed with
+`population: false`; with `pack: N` up to N - 1 mates asked with the first trial's
+shape-changing params fixed). Completions and events reach the driver through one queue (which
+`distributed.as_completed` cannot offer without polling); events come in batches
+(`sweeps.outbox`), and a task's slot is free as soon as it returned, before its outcome is
+read from its worker.
 What each trial reports, when the pruner may stop it and how it ends is `sweeps.trialrun`'s;
 a pruned trial is told to stop through its own named `distributed.Event` (only its members
 stop). A task whose worker died is submitted again, up to `budget.max_retries` times, and
@@ -27,7 +27,6 @@ import functools
 import queue
 import time
 import uuid
-from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -38,14 +37,14 @@ from optuna.trial import TrialState
 
 from sweeps import dispatch, lifecycle, resume, search
 from sweeps.asking import Asker, budget_trials
+from sweeps.forming import TaskForming
 from sweeps.journal import writes_together
 from sweeps.pace import Pace
-from sweeps.packing import Mates, shape
 from sweeps.spec import StudySpec
 from sweeps.tables import ResultsWriter
 from sweeps.tally import Monitor, Tally
 from sweeps.tasks import ENTRY, run_seeds
-from sweeps.trialrun import Part, Task, TrialRun
+from sweeps.trialrun import Task, TrialRun
 
 EVENTS_LINGER_S = 0.1
 
@@ -69,18 +68,16 @@ class Driver:
         self.entry = entry
         self.run_dir = Path(run_dir).resolve()
         self.writer = ResultsWriter(run_dir, study)
-        self.mates = Mates(study, spec, self.run_dir)
         self.topic = f"dqn-sweep-{uuid.uuid4().hex[:12]}"
         self.inbox: queue.Queue[tuple[str, Any]] = queue.Queue()
         self.runs: dict[int, TrialRun] = {}
-        self.pending: deque[Part] = deque()  # asked, not yet in a task (a trial's other seeds)
-        self.retrying: deque[Task] = deque()  # lost on a dead worker, to submit again as they were
         self.futures: dict[Any, Task] = {}
         self.returned: set[Any] = set()  # futures whose task returned, outcome not yet handled
         self.outcome_readers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="outcome-reader")
         self.tally = Tally(budget_trials(spec), spec.budget.timeout)
         self.pace = Pace(spec.sampler.name)
         self.asker = Asker(spec, study, client, self.topic, self.tally, self.pace, self.say)
+        self.forming = TaskForming(spec, study, self.run_dir, self.asker, self.runs)
         self.ended: list[TrialRun] = []  # told to Optuna; stop event and folders still to go
         self.stops_set: set[int] = set()  # trials whose stop event was set (the scheduler holds it)
         self.blind_sampler = spec.sampler.name in search.BLIND_SAMPLERS
@@ -119,7 +116,7 @@ class Driver:
         """Submit tasks until `parallel` are in flight (not counting `freed` finished ones still
         to handle) or the budget allows no more."""
         while len(self.futures) - freed < self.parallel:
-            task = self.next_task()
+            task = self.forming.next_task()
             if task is None:
                 break
             self.submit(task)
@@ -133,31 +130,6 @@ class Driver:
         self.futures[future] = task
         self.writer.changed()
         future.add_done_callback(functools.partial(dispatch.pass_outcome, self.inbox, self.outcome_readers))
-
-    def next_task(self) -> Task | None:
-        """A lost task to rerun, else an asked part (or a newly asked trial) with up to
-        `pack - 1` mates asked to fit it: every trial asked here starts now."""
-        if self.retrying:
-            return self.retrying.popleft()
-        if not self.pending:
-            first = self.ask(first=True)
-            if first is None:
-                return None
-            self.pending.extend((first.number, unit) for unit in first.units)
-        task = [self.pending.popleft()]
-        lead = self.runs[task[0][0]]
-        if self.spec.pack == 1 or not self.mates.wanted(lead.trial):
-            return tuple(task)
-        while len(task) < self.spec.pack and self.asker.can_ask(self.active()) and self.mates.prepare(lead.trial):
-            mate = self.ask()
-            if mate is None:
-                break
-            part = (mate.number, mate.units[0])
-            if shape(mate.configs[mate.seeds[0]]) != shape(lead.configs[lead.seeds[0]]):
-                self.pending.append(part)  # another driver took the queued mate: this one leads the next task
-                break
-            task.append(part)
-        return tuple(task)
 
     def wait_and_handle(self) -> None:
         """Block until a message arrives, then handle everything that is in: the events (a
@@ -191,17 +163,6 @@ class Driver:
                 messages.append(self.inbox.get_nowait())
         return messages
 
-    def ask(self, first: bool = False) -> TrialRun | None:
-        """A new trial's run (the first of a task asks again past trials whose params fail)."""
-        run = self.asker.first(self.active) if first else self.asker.ask()
-        if run is not None:
-            self.runs[run.number] = run
-        return run
-
-    def active(self) -> int:
-        """Trials of this session that will count as finished (failed ones do not)."""
-        return sum(run.fail_reason is None for run in self.runs.values())
-
     # -- events and pruning -------------------------------------------------------------------
     def on_events(self, events: list[dict[str, Any]]) -> None:
         """Record the events; the evaluations' reports go to the storage as one append, then the
@@ -230,8 +191,7 @@ class Driver:
         waiting to rerun keeps them (its checkpoint holds all members); they stop at once."""
         run.stop.set()
         self.stops_set.add(run.number)
-        run.dropped.update(unit for n, unit in self.pending if n == run.number)
-        self.pending = deque(part for part in self.pending if part[0] != run.number)
+        run.dropped.update(self.forming.drop(run.number))
 
     # -- completions ------------------------------------------------------------------------
     def on_done(self, task: Task, outcome: dict[str, Any]) -> None:
@@ -257,7 +217,7 @@ class Driver:
             return False
         for run, unit in live:
             run.retries[unit] = run.retries.get(unit, 0) + 1
-        self.retrying.append(task)
+        self.forming.retrying.append(task)
         attempt = max(run.retries[unit] for run, unit in live)
         self.say(f"{dispatch.task_label(task)}: {dispatch.first_line(reason)}; retry {attempt} of {max_retries}")
         return True

@@ -1,0 +1,72 @@
+"""The next task to submit: a lost task to rerun as it was, else an asked trial's part (all its
+seeds, or one seed with `population: false`) with up to `pack - 1` mates asked to fit it
+(`sweeps.packing`). A free slot asks only what it starts now, so no trial waits RUNNING while a
+model-based sampler asks on without its result.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from pathlib import Path
+
+import optuna
+
+from sweeps.asking import Asker
+from sweeps.packing import Mates, shape
+from sweeps.spec import StudySpec
+from sweeps.trialrun import Part, Seeds, Task, TrialRun
+
+
+class TaskForming:
+    """Asks the trials of the tasks to submit and groups their seeds; every trial it asks goes
+    into `runs` (trial number -> run, the driver's)."""
+
+    def __init__(self, spec: StudySpec, study: optuna.Study, run_dir: Path, asker: Asker,
+                 runs: dict[int, TrialRun]):
+        self.spec, self.asker, self.runs = spec, asker, runs
+        self.mates = Mates(study, spec, run_dir)
+        self.pending: deque[Part] = deque()  # asked, not yet in a task (a trial's other seeds)
+        self.retrying: deque[Task] = deque()  # lost on a dead worker, to submit again as they were
+
+    def next_task(self) -> Task | None:
+        """A lost task to rerun, else an asked part (or a newly asked trial) with up to
+        `pack - 1` mates asked to fit it; None when the budget allows no more."""
+        if self.retrying:
+            return self.retrying.popleft()
+        if not self.pending:
+            first = self.ask(first=True)
+            if first is None:
+                return None
+            self.pending.extend((first.number, unit) for unit in first.units)
+        task = [self.pending.popleft()]
+        lead = self.runs[task[0][0]]
+        if self.spec.pack == 1 or not self.mates.wanted(lead.trial):
+            return tuple(task)
+        while len(task) < self.spec.pack and self.asker.can_ask(self.active()) and self.mates.prepare(lead.trial):
+            mate = self.ask()
+            if mate is None:
+                break
+            part = (mate.number, mate.units[0])
+            if shape(mate.configs[mate.seeds[0]]) != shape(lead.configs[lead.seeds[0]]):
+                self.pending.append(part)  # another driver took the queued mate: this one leads the next task
+                break
+            task.append(part)
+        return tuple(task)
+
+    def ask(self, first: bool = False) -> TrialRun | None:
+        """A new trial's run (the first of a task asks again past trials whose params fail)."""
+        run = self.asker.first(self.active) if first else self.asker.ask()
+        if run is not None:
+            self.runs[run.number] = run
+        return run
+
+    def active(self) -> int:
+        """Trials of this session that will count as finished (failed ones do not)."""
+        return sum(run.fail_reason is None for run in self.runs.values())
+
+    def drop(self, number: int) -> list[Seeds]:
+        """Take trial `number`'s parts not yet in a task out of the queue (it was pruned or
+        failed); returns their seeds."""
+        dropped = [unit for n, unit in self.pending if n == number]
+        self.pending = deque(part for part in self.pending if part[0] != number)
+        return dropped
