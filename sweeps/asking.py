@@ -83,13 +83,9 @@ class Asker:
             trial = self.study.ask()
             self.asked.add(trial.number)
         try:
-            with writes_together(trial.storage):  # the params and attributes as one append
-                params = search.suggest(trial, self.spec)  # samplers like TPE draw here, not in ask
-                configs = search.seed_configs(self.spec, params)
-                seeds = [config["seed"] for config in configs]
-                trial.set_user_attr("finished_when_asked", self.tally.finished)
-                trial.set_user_attr("sampler_seed", self.sampler_seed)
-                trial.set_user_attr("seeds", seeds)
+            # Not held together: the storage checks a param against the study's when it reads the
+            # write back, and a study rerun with a changed space must fail here, this trial only.
+            params = search.suggest(trial, self.spec)  # samplers like TPE draw here, not in ask
         except (ValueError, TypeError) as error:
             trial.set_user_attr("fail_reason", f"suggest: {error}")
             search.tell(self.study, trial, state=TrialState.FAIL)
@@ -100,6 +96,12 @@ class Asker:
             self.pace.add("ask", time.perf_counter() - began)
         if (advice := self.pace.advice(self.tally.finished, self.tally.mean_trial_seconds, self.spec.parallel)):
             self.say(advice)
+        configs = search.seed_configs(self.spec, params)
+        seeds = [config["seed"] for config in configs]
+        with writes_together(trial.storage):
+            trial.set_user_attr("finished_when_asked", self.tally.finished)
+            trial.set_user_attr("sampler_seed", self.sampler_seed)
+            trial.set_user_attr("seeds", seeds)
         stop = Event(dispatch.stop_event_name(self.topic, trial.number), client=self.client)
         units = [tuple(seeds)] if self.spec.population else [(seed,) for seed in seeds]
         self.say(f"trial {trial.number} started: {format_params(params)}")

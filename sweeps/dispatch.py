@@ -68,8 +68,9 @@ def pass_outcome(inbox: queue.Queue, readers: Executor, future: Any) -> None:
     the driver's thread nor the next task's notice waits on it."""
     if future.status == "finished":
         inbox.put(("freed", future))
+    try:
         readers.submit(put_outcome, inbox, future)
-    else:
+    except RuntimeError:  # the driver's session ended (its readers are shut down): read it here
         put_outcome(inbox, future)
 
 

@@ -81,6 +81,7 @@ class Driver:
         self.ended: list[TrialRun] = []  # told to Optuna; stop event and folders still to go
         self.stops_set: set[int] = set()  # trials whose stop event was set (the scheduler holds it)
         self.blind_sampler = spec.sampler.name in search.BLIND_SAMPLERS
+        self.prunes = not isinstance(study.pruner, optuna.pruners.NopPruner)
         self.storage = study._storage  # Optuna has no public handle on a study's storage
 
     # -- the loop -----------------------------------------------------------------------
@@ -143,7 +144,9 @@ class Driver:
         messages = self.take_messages()
         self.returned.update(message for kind, message in messages if kind == "freed" and message in self.futures)
         done = [message for kind, message in messages if kind == "done" and message[0] in self.futures]
-        self.returned.update(future for future, outcome in done if outcome["status"] != "lost")  # a lost task's slot is its rerun's
+        # A lost task's slot is its rerun's. (A returned task whose worker dies before its outcome
+        # is read is run again by the scheduler: one task more than `parallel`, for a while.)
+        self.returned.update(future for future, outcome in done if outcome["status"] != "lost")
         if self.returned and self.blind_sampler and self.tally.failed + len(self.returned) <= self.asker.max_failed:
             self.fill(len(self.returned))
         self.on_events([event for kind, batch in messages if kind == "events" for event in batch])
@@ -165,23 +168,23 @@ class Driver:
 
     # -- events and pruning -------------------------------------------------------------------
     def on_events(self, events: list[dict[str, Any]]) -> None:
-        """Record the events; the evaluations' reports go to the storage as one append, then the
-        pruner judges each trial that reported (once, at its latest step)."""
-        if not events:
+        """Record the events and report the evaluations. With a pruner, each report is judged
+        as it is made (Optuna's pruners judge step by step: interval steps, rungs); without one,
+        the reports that came in together go to the storage as one append."""
+        evals = []
+        for event in events:
+            run = self.runs.get(event.get("trial"))
+            if run is not None and event.get("event") == "started":
+                unit = tuple(event["seeds"])
+                run.starts[unit] = run.starts.get(unit, 0) + 1
+            elif run is not None and event.get("event") == "eval":
+                evals.append((run, event))
+        if not evals:
             return
-        judged: dict[int, TrialRun] = {}
-        with self.pace.timed("report"):
-            with writes_together(self.storage):
-                for event in events:
-                    run = self.runs.get(event.get("trial"))
-                    if run is None:
-                        continue
-                    if event.get("event") == "started":
-                        unit = tuple(event["seeds"])
-                        run.starts[unit] = run.starts.get(unit, 0) + 1
-                    elif event.get("event") == "eval" and run.on_eval(event, self.spec.objective):
-                        judged[run.number] = run
-            pruned = [run for run in judged.values() if run.judge()]
+        held = contextlib.nullcontext() if self.prunes else writes_together(self.storage)
+        with self.pace.timed("report"), held:
+            pruned = [run for run, event in evals
+                      if run.on_eval(event, self.spec.objective) and self.prunes and run.judge()]
         for run in pruned:
             self.stop_runs(run)
             self.say(f"trial {run.number} pruned at step {max(run.reported)}")
@@ -217,7 +220,7 @@ class Driver:
             return False
         for run, unit in live:
             run.retries[unit] = run.retries.get(unit, 0) + 1
-        self.forming.retrying.append(task)
+        self.forming.rerun(task)
         attempt = max(run.retries[unit] for run, unit in live)
         self.say(f"{dispatch.task_label(task)}: {dispatch.first_line(reason)}; retry {attempt} of {max_retries}")
         return True

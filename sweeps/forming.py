@@ -53,6 +53,10 @@ class TaskForming:
             task.append(part)
         return tuple(task)
 
+    def rerun(self, task: Task) -> None:
+        """Submit `task` again, as it was, before anything new (its worker died)."""
+        self.retrying.append(task)
+
     def ask(self, first: bool = False) -> TrialRun | None:
         """A new trial's run (the first of a task asks again past trials whose params fail)."""
         run = self.asker.first(self.active) if first else self.asker.ask()

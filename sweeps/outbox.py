@@ -2,13 +2,13 @@
 
 Each message through Dask costs the scheduler and the driver's client (its IO loop reads,
 decodes and hands on every one), and a driver at 16 tasks in flight hears from its workers
-hundreds of times a second. Events
-come in bursts (a population's members evaluate at the same boundary; a short trial evaluates
-every fraction of a second), so an `Outbox` sends the first event after a quiet spell at once
-and the ones that follow within SEND_EVERY_S together at its end (a task's "started" waits for
-what follows it within SEND_EVERY_S): the driver hears from a task at most 1 / SEND_EVERY_S
-times a second, and no event is more than SEND_EVERY_S late (a stop already takes up to
-`sweeps.tasks.STOP_POLL_S` to reach the child).
+hundreds of times a second. Events come in bursts (a population's members evaluate at the same
+boundary; a short trial evaluates every fraction of a second), so an `Outbox` sends the first
+event after a quiet spell at once and the ones that follow within SEND_EVERY_S together at its
+end (a task's first events wait for what follows them within SEND_EVERY_S of its start): the
+driver hears from a task at most 1 / SEND_EVERY_S times a second, and an event is sent at most
+SEND_EVERY_S after it came (a stop already takes up to `sweeps.tasks.STOP_POLL_S` to reach
+the child).
 """
 
 from __future__ import annotations
@@ -34,6 +34,10 @@ class Outbox:
         self.thread.start()
 
     def add(self, event: dict[str, Any]) -> None:
+        """Queue `event`; raises what stopped sending, so that a task whose events cannot reach
+        the driver (no reports, no pruning) fails now rather than after training to the end."""
+        if self.error is not None:
+            raise self.error
         with self.changed:
             self.pending.append(event)
             self.changed.notify()

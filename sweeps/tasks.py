@@ -2,9 +2,10 @@
 trials' seeds (all seeds of a trial, one seed, or several same-shaped trials packed together).
 
 `run_seeds` takes and returns plain data and never submits work. Events go back to the driver
-in batches (`sweeps.outbox`) through the worker's structured-event channel (`Worker.log_event`,
-read by `Client.subscribe_topic`): each message is a list of events. A stop request comes in
-per trial through a named `distributed.Event` and stops only that trial's members. `run_child` holds the process
+through the worker's structured-event channel (`Worker.log_event`, read by
+`Client.subscribe_topic`), in batches (`sweeps.outbox`): each message is a list of events. A
+stop request comes in per trial through a named `distributed.Event` and stops only that
+trial's members. `run_child` holds the process
 handling and is usable without Dask.
 
 The child process is warm when it can be (`sweeps.warm`): a worker runs its next task in the
@@ -57,6 +58,9 @@ def run_seeds(payload: dict[str, Any]) -> dict[str, Any]:
     from sweeps.devices import worker_pool
 
     worker, client = get_worker(), get_client()
+    started = [{"trial": trial, "seeds": seeds, "event": "started", "worker": worker.address}
+               for trial, seeds in payload["parts"]]
+    worker.log_event(payload["topic"], started)  # at once: a scheduler may rerun a lost task itself
     members = [(trial, seed) for trial, seeds in payload["parts"] for seed in seeds]
     # Bind the worker's client here, in the task thread: the relay thread could not find it.
     stops = {int(trial): Event(name, client=client) for trial, name in payload["stop_events"].items()}
@@ -64,12 +68,6 @@ def run_seeds(payload: dict[str, Any]) -> dict[str, Any]:
     def stopped_members() -> list[int]:
         stopped = {trial for trial, event in stops.items() if event.is_set()}
         return [k for k, (trial, _) in enumerate(members) if trial in stopped]
-
-    def emit(event: dict[str, Any]) -> None:
-        if event.get("event") == "progress":  # ~100 per member per trial, and the driver needs none
-            return
-        trial, seed = members[event.get("member", 0)]
-        outbox.add({**event, "trial": trial, "seed": seed})
 
     threads = payload.get("cpu_threads", "auto")
     if threads == "auto":
@@ -79,8 +77,13 @@ def run_seeds(payload: dict[str, Any]) -> dict[str, Any]:
     limits = payload.get("processes")
     reuse = Reuse(worker_processes(worker), limits["max_tasks"], limits.get("max_rss_mb")) if limits else None
     outbox = Outbox(functools.partial(worker.log_event, payload["topic"]))
-    for trial, seeds in payload["parts"]:  # counted by the driver: a scheduler may rerun a lost task itself
-        outbox.add({"trial": trial, "seeds": seeds, "event": "started", "worker": worker.address})
+
+    def emit(event: dict[str, Any]) -> None:
+        if event.get("event") == "progress":  # ~100 per member per trial, and the driver needs none
+            return
+        trial, seed = members[event.get("member", 0)]
+        outbox.add({**event, "trial": trial, "seed": seed})
+
     try:
         with pool.lease(int(payload.get("gpus", 0))) as gpu_ids:
             outcome = run_child(

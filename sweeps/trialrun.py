@@ -91,7 +91,7 @@ class TrialRun:
         curve.append(event)
         return self.report(int(event["step"]), objective)
 
-    def report(self, step: int, objective: Objective, may_prune: bool = True) -> bool:
+    def report(self, step: int, objective: Objective) -> bool:
         """Once every seed has evaluated at exactly `step`, report the across-seed value. True
         when it is reported and the pruner may judge it: not after the final evaluation."""
         if step in self.reported:
@@ -106,12 +106,12 @@ class TrialRun:
         self.reported.add(step)
         self.final_reported = self.final_reported or final
         self.trial.report(search.aggregate(per_seed, objective.seed_aggregate), step)
-        return may_prune and not self.final_reported
+        return not self.final_reported
 
     def judge(self) -> bool:
-        """Ask the pruner about the trial's latest report; True when it prunes the trial now.
-        Never once the final evaluation is in: a trial that trained to the end is judged by its
-        objective."""
+        """Ask the pruner about the trial's latest report (right after it: Optuna's pruners judge
+        each step as it comes); True when it prunes the trial now. Never once the final
+        evaluation is in: a trial that trained to the end is judged by its objective."""
         if not self.live or self.final_reported or not self.trial.should_prune():
             return False
         self.pruned = True
@@ -135,7 +135,7 @@ class TrialRun:
         for seed, result in self.results().items():
             self.evals[seed] = list(result["evals"])
         for step in sorted({int(e["step"]) for curve in self.evals.values() for e in curve}):
-            self.report(step, objective, may_prune=False)
+            self.report(step, objective)
 
     def trained_to_end(self) -> bool:
         """Every seed returned a result that ran to its final evaluation (a stop came too late)."""

@@ -226,7 +226,7 @@ def test_messy_members_report_at_the_same_steps_and_prune(client, tmp_path):
 @pytest.mark.parametrize(("sampler", "refilled_first"), [("random", True), ("tpe", False)])
 def test_a_finished_tasks_slot_is_refilled_before_its_outcome_is_read_only_for_a_blind_sampler(
         client, tmp_path, monkeypatch, sampler, refilled_first):
-    """Reading a task's outcome from its worker is made slow here (a second): a blind sampler's
+    """Reading a task's outcome from its worker is made slow here (1.5 s): a blind sampler's
     refill does not wait for it, nor for the tell; a model-based one asks once told."""
     spec = make_spec(budget={"n_trials": 6}, parallel=2, sampler={"name": sampler, "seed": 0})
     study = open_study(spec, tmp_path, None)
@@ -234,7 +234,7 @@ def test_a_finished_tasks_slot_is_refilled_before_its_outcome_is_read_only_for_a
     submit, tell, read = client.submit, study.tell, dispatch.task_outcome
 
     def slow_read(future):
-        time.sleep(1.0)
+        time.sleep(1.5)
         submits_at_read.append(len(submits))
         return read(future)
 
@@ -258,3 +258,17 @@ def test_a_blind_sampler_asks_no_trial_past_max_failed(client, tmp_path):
                      sampler={"name": "random", "seed": 0}, parallel=1, budget={"n_trials": 5, "max_failed": 0})
     study, tally = sweep(spec, client, tmp_path)
     assert [t.state for t in study.trials] == [TrialState.FAIL] and tally.failed == 1
+
+
+def test_a_rerun_whose_space_optuna_rejects_fails_those_trials_with_the_reason_and_keeps_the_rest(client, tmp_path):
+    """Optuna refuses a param whose distribution differs from the study's (here a categorical's
+    choices changed between sessions): each such trial is FAIL with the reason, and the sweep
+    stops at `max_failed` instead of crashing."""
+    space = {"learning_rate": {"type": "float", "low": 1e-3, "high": 1e-1, "log": True},
+             "exploration_fraction": {"type": "categorical", "choices": [0.1, 0.2]}}
+    sweep(make_spec(space=space, budget={"n_trials": 2}), client, tmp_path)
+    changed = {**space, "exploration_fraction": {"type": "categorical", "choices": [0.1, 0.3]}}
+    study, tally = sweep(make_spec(space=changed, budget={"n_trials": 4, "max_failed": 1}), client, tmp_path)
+    states = [t.state for t in study.trials]
+    assert states[:2] == [TrialState.COMPLETE] * 2 and states[2:] == [TrialState.FAIL] * 2 and tally.failed == 2
+    assert all(t.user_attrs["fail_reason"].startswith("suggest: ") for t in study.trials[2:])

@@ -60,9 +60,9 @@ def test_the_pruner_acts_between_evaluations_but_never_on_the_final_one():
     assert study.trials[2].intermediate_values == {300: 1.0}
 
 
-def test_evaluations_that_came_in_together_are_judged_once_and_never_past_the_final_one():
+def test_a_trial_is_judged_at_its_latest_step_never_past_the_final_one_and_reports_no_more_once_pruned():
     study = study_with_a_good_trial()
-    slow = trial_run(study, [0])  # a poor trial whose last two evaluations arrived together
+    slow = trial_run(study, [0])  # a poor trial whose stop came too late: its final evaluation is in
     assert slow.on_eval(evaluation(0, 200, 1.0), FINAL) is True
     assert slow.on_eval(evaluation(0, 300, 1.0, final=True), FINAL) is False
     assert slow.judge() is False and not slow.pruned
