@@ -15,9 +15,9 @@ drivers re-queue trials (`sweeps.lifecycle`).
 
 Work per event is constant in the number of finished trials: a finished trial's rows go to the
 writer (`sweeps.tables`: a log line now, Parquet from its thread), it is told to Optuna, and its
-stop event and checkpoint folders are dealt with once the slot is refilled. The evaluations that
-came in together are reported as one append to the journal and then judged by the pruner, once
-per trial. Optuna's own calls are timed (`sweeps.pace`), with a warning when asks slow the sweep.
+stop event and checkpoint folders are dealt with once the slot is refilled. Without a pruner,
+the evaluations that came in together are reported as one append to the journal. Optuna's own
+calls are timed (`sweeps.pace`), with a warning when asks slow the sweep.
 """
 
 from __future__ import annotations

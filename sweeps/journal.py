@@ -11,10 +11,10 @@ operating system has it). Only a crash of the machine itself can lose the writes
 SYNC_EVERY_S seconds; a torn last line is skipped by Optuna's reader.
 
 Each write also takes Optuna's file lock (a symlink made and removed: about 0.1 ms) and reads
-back what was appended since the last read, so the params and attributes the driver records
-when it asks and ends a trial (a dozen) and the evaluations it reports in one pass over its
-inbox go in as one append (`writes_together`): one lock, one write, the same lines in the same
-order.
+back what was appended since the last read, so the attributes the driver records when it asks
+and ends a trial (a dozen) and, when no pruner judges them, the evaluations it reports in one
+pass over its inbox go in as one append (`writes_together`): one lock, one write, the same
+lines in the same order.
 
 Optuna's `ask` looks for WAITING (enqueued) trials every call, and its journal storage finds
 them by scanning every trial of the study: 1.6 ms an ask at 10,000 trials, growing with the
@@ -122,7 +122,6 @@ class RunStorage(JournalStorage):
 def writes_together(storage: BaseStorage) -> contextlib.AbstractContextManager[None]:
     """This thread's writes to `storage` inside the block as one append when it is a
     `RunStorage` (other storages write one by one, as always). Only for writes nothing reads
-    back from the storage inside the block: attributes, params, and reports the pruner is asked
-    about after it (`Trial.should_prune` judges the trial from its own copy, but the pruner reads
-    other trials' values from the storage)."""
+    back from the storage inside the block: attributes, and reports no pruner judges. Not
+    params: the storage checks a param against the study's when it reads the write back."""
     return storage.journal.one_append() if isinstance(storage, RunStorage) else contextlib.nullcontext()
