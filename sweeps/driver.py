@@ -183,8 +183,7 @@ class Driver:
             return
         held = contextlib.nullcontext() if self.prunes else writes_together(self.storage)
         with self.pace.timed("report"), held:
-            pruned = [run for run, event in evals
-                      if run.on_eval(event, self.spec.objective) and self.prunes and run.judge()]
+            pruned = [run for run, event in evals if run.on_eval(event, self.spec.objective)]
         for run in pruned:
             self.stop_runs(run)
             self.say(f"trial {run.number} pruned at step {max(run.reported)}")

@@ -50,7 +50,6 @@ class TrialRun:
     reported: set[int] = dataclasses.field(default_factory=set)
     packed_with: set[int] = dataclasses.field(default_factory=set)
     pruned: bool = False
-    final_reported: bool = False
     fail_reason: str | None = None
 
     @property
@@ -82,7 +81,7 @@ class TrialRun:
     # -- evaluations ----------------------------------------------------------------------
     def on_eval(self, event: dict[str, Any], objective: Objective) -> bool:
         """Record one seed's evaluation and report every step it completes; True when the
-        pruner may judge the trial now (`judge`, once the reports are stored)."""
+        pruner rejects the trial (its members should stop)."""
         if not self.live:
             return False
         curve = self.evals.setdefault(event["seed"], [])
@@ -91,9 +90,9 @@ class TrialRun:
         curve.append(event)
         return self.report(int(event["step"]), objective)
 
-    def report(self, step: int, objective: Objective) -> bool:
-        """Once every seed has evaluated at exactly `step`, report the across-seed value. True
-        when it is reported and the pruner may judge it: not after the final evaluation."""
+    def report(self, step: int, objective: Objective, may_prune: bool = True) -> bool:
+        """Once every seed has evaluated at exactly `step`, report the across-seed value; ask
+        the pruner unless it is the final evaluation. True when the trial is pruned now."""
         if step in self.reported:
             return False
         per_seed, final = [], False
@@ -104,15 +103,8 @@ class TrialRun:
             per_seed.append(search.curve_metric(curve, objective.metric, objective.k))
             final = final or self.is_final(curve[-1])
         self.reported.add(step)
-        self.final_reported = self.final_reported or final
         self.trial.report(search.aggregate(per_seed, objective.seed_aggregate), step)
-        return not self.final_reported
-
-    def judge(self) -> bool:
-        """Ask the pruner about the trial's latest report (right after it: Optuna's pruners judge
-        each step as it comes); True when it prunes the trial now. Never once the final
-        evaluation is in: a trial that trained to the end is judged by its objective."""
-        if not self.live or self.final_reported or not self.trial.should_prune():
+        if final or not may_prune or not self.trial.should_prune():
             return False
         self.pruned = True
         return True
@@ -135,7 +127,7 @@ class TrialRun:
         for seed, result in self.results().items():
             self.evals[seed] = list(result["evals"])
         for step in sorted({int(e["step"]) for curve in self.evals.values() for e in curve}):
-            self.report(step, objective)
+            self.report(step, objective, may_prune=False)
 
     def trained_to_end(self) -> bool:
         """Every seed returned a result that ran to its final evaluation (a stop came too late)."""

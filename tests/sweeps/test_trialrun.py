@@ -36,11 +36,10 @@ def test_a_step_is_reported_once_every_seed_evaluated_there_whatever_the_order()
     arrivals = [evaluation(0, 100, 200.0), evaluation(0, 200, 210.0), evaluation(0, 300, 220.0, final=True),
                 evaluation(1, 100, 100.0), evaluation(1, 200, 110.0), evaluation(1, 200, 999.0),  # repeated
                 evaluation(1, 300, 120.0, final=True)]
-    reported, judgeable = [], []
+    reported = []
     for event in arrivals:
-        judgeable.append(run.on_eval(event, FINAL))
+        assert run.on_eval(event, FINAL) is False
         reported.append(dict(study.trials[1].intermediate_values))
-    assert judgeable == [False, False, False, True, True, False, False]  # a step reported, not the final one
     assert reported[2] == {}  # seed 1 has not evaluated yet
     assert reported[3] == {100: 150.0}
     assert study.trials[1].intermediate_values == {100: 150.0, 200: 160.0, 300: 170.0}
@@ -49,26 +48,10 @@ def test_a_step_is_reported_once_every_seed_evaluated_there_whatever_the_order()
 def test_the_pruner_acts_between_evaluations_but_never_on_the_final_one():
     study = study_with_a_good_trial()
     early = trial_run(study, [0])
-    assert early.on_eval(evaluation(0, 100, 1.0), FINAL) is True and not early.pruned  # judged later
-    assert early.judge() is True and early.pruned
+    assert early.on_eval(evaluation(0, 100, 1.0), FINAL) is True and early.pruned
     study.tell(early.trial, state=optuna.trial.TrialState.PRUNED)
     late = trial_run(study, [0])
     late.reported.update({100, 200})  # as if reported before; events without "final" count by step
-    assert late.on_eval(evaluation(0, 300, 1.0), FINAL) is False
-    assert late.judge() is False and not late.pruned
+    assert late.on_eval(evaluation(0, 300, 1.0), FINAL) is False and not late.pruned
     assert late.trial.should_prune()  # the pruner would have pruned it there
     assert study.trials[2].intermediate_values == {300: 1.0}
-
-
-def test_a_trial_is_judged_at_its_latest_step_never_past_the_final_one_and_reports_no_more_once_pruned():
-    study = study_with_a_good_trial()
-    slow = trial_run(study, [0])  # a poor trial whose stop came too late: its final evaluation is in
-    assert slow.on_eval(evaluation(0, 200, 1.0), FINAL) is True
-    assert slow.on_eval(evaluation(0, 300, 1.0, final=True), FINAL) is False
-    assert slow.judge() is False and not slow.pruned
-    assert study.trials[1].intermediate_values == {200: 1.0, 300: 1.0}
-    quick = trial_run(study, [0])
-    assert [quick.on_eval(evaluation(0, step, 1.0), FINAL) for step in (100, 200)] == [True, True]
-    assert quick.judge() is True and quick.pruned
-    assert quick.on_eval(evaluation(0, 300, 1.0), FINAL) is False  # pruned: nothing more is reported
-    assert study.trials[2].intermediate_values == {100: 1.0, 200: 1.0}
