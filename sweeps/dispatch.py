@@ -12,7 +12,7 @@ from distributed import KilledWorker
 
 from sweeps import lifecycle
 from sweeps.spec import StudySpec
-from sweeps.trialrun import Task, TrialRun, seeds_label
+from sweeps.trialrun import Seeds, Task, TrialRun, seeds_label
 
 
 def payload(task: Task, runs: dict[int, TrialRun], spec: StudySpec, *, topic: str, entry: str,
@@ -59,6 +59,21 @@ def task_outcome(future: Any) -> dict[str, Any]:
     if error is not None:
         return {"status": "failed", "reason": f"{type(error).__name__}: {error}", "results": None}
     return future.result()
+
+
+def split_outcome(task: Task, outcome: dict[str, Any]) -> list[tuple[int, Seeds, dict[str, Any]]]:
+    """Each trial's part of a task's outcome: (trial, seeds, the outcome with their results only)."""
+    results, start, parts = outcome.get("results"), 0, []
+    for number, unit in task:
+        parts.append((number, unit, {**outcome, "results": results[start:start + len(unit)] if results else None}))
+        start += len(unit)
+    return parts
+
+
+def result_evals(number: int, unit: Seeds, part: dict[str, Any]) -> list[dict[str, Any]]:
+    """The evaluations in a part's results, as the events that would have brought them."""
+    return [{**event, "event": "eval", "trial": number, "seed": seed}
+            for seed, result in zip(unit, part["results"] or ()) for event in result.get("evals") or ()]
 
 
 def pass_outcome(inbox: queue.Queue, readers: Executor, future: Any) -> None:

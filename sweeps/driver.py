@@ -199,11 +199,12 @@ class Driver:
     def on_done(self, task: Task, outcome: dict[str, Any]) -> None:
         if outcome["status"] == "lost" and self.retry(task, outcome["reason"]):
             return
-        start = 0
-        for number, unit in task:
-            results = outcome.get("results")
-            part = {**outcome, "results": results[start:start + len(unit)] if results else None}
-            start += len(unit)
+        parts = dispatch.split_outcome(task, outcome)
+        # A returned task's last evaluations come with its results, not as events (`sweeps.tasks`):
+        # a trial reports them as it concludes, or now if it has more parts (pruning may stop those).
+        self.on_events([event for number, unit, part in parts if len(self.runs[number].units) > 1
+                        for event in dispatch.result_evals(number, unit, part)])
+        for number, unit, part in parts:
             run = self.runs[number]
             if run.settle(unit, part):
                 self.stop_runs(run)

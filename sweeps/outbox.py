@@ -1,31 +1,34 @@
 """A task's events on their way to the driver, sent in batches.
 
 Each message through Dask costs the scheduler and the driver's client (its IO loop reads,
-decodes and hands on every one), and a driver at 16 tasks in flight hears from its workers
-hundreds of times a second. Events come in bursts (a population's members evaluate at the same
-boundary; a short trial evaluates every fraction of a second), so an `Outbox` sends the first
-event after a quiet spell at once and the ones that follow within SEND_EVERY_S together at its
-end (a task's first events wait for what follows them within SEND_EVERY_S of its start): the
-driver hears from a task at most 1 / SEND_EVERY_S times a second, and an event is sent at most
-SEND_EVERY_S after it came (a stop already takes up to `sweeps.tasks.STOP_POLL_S` to reach
-the child).
+decodes and hands on every one): at a few messages per task-second, a hundred tasks in flight
+keep the driver's client busy. Events come in bursts (a population's members evaluate at the
+same boundary, a short trial every fraction of a second), so an `Outbox` sends an event that
+comes after a quiet spell GATHER_S later, with the rest of its burst, and the events that follow
+within SEND_EVERY_S of a send together at that interval's end. The driver hears from a task at
+most once a second; a real trial's evaluations, seconds or minutes apart, reach it at once, and
+pruning acts on them at most SEND_EVERY_S later. What is still queued when the task returned
+need not go when its outcome carries it (`close(send_rest=False)`).
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
-SEND_EVERY_S = 0.25
+SEND_EVERY_S = 1.0
+GATHER_S = 0.05
 
 
 class Outbox:
     """Batches of events handed to `send` from a thread of its own; `close` sends what is left
     and raises what stopped `send`, if anything did."""
 
-    def __init__(self, send: Callable[[list[dict[str, Any]]], None], every: float = SEND_EVERY_S):
-        self.send, self.every = send, every
+    def __init__(self, send: Callable[[list[dict[str, Any]]], None], every: float = SEND_EVERY_S,
+                 gather: float = GATHER_S):
+        self.send, self.every, self.gather = send, every, gather
         self.pending: list[dict[str, Any]] = []
         self.closed = False
         self.error: BaseException | None = None
@@ -42,23 +45,29 @@ class Outbox:
             self.pending.append(event)
             self.changed.notify()
 
-    def close(self) -> None:
+    def close(self, send_rest: bool = True) -> None:
+        """Send what is queued at once (or drop it: `send_rest=False`) and stop."""
         with self.changed:
             self.closed = True
+            if not send_rest:
+                self.pending = []
             self.changed.notify()
         self.thread.join()
         if self.error is not None:
             raise self.error
 
     def run(self) -> None:
+        sent = -float("inf")
         try:
             while True:
-                with self.changed:  # a batch waits out the interval since the last (or the start)
-                    self.changed.wait_for(lambda: self.closed, timeout=self.every)
+                with self.changed:
                     self.changed.wait_for(lambda: self.pending or self.closed)
+                    send_at = max(time.monotonic() + self.gather, sent + self.every)
+                    self.changed.wait_for(lambda: self.closed, timeout=send_at - time.monotonic())
                     batch, self.pending, closed = self.pending, [], self.closed
                 if batch:
                     self.send(batch)
+                    sent = time.monotonic()
                 if closed:
                     return
         except BaseException as error:  # noqa: BLE001 - raised again in the task's thread by `close`

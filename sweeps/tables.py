@@ -41,13 +41,15 @@ from sweeps.results import (
     trials_frame,
     write_atomic,
 )
+from sweeps.tasks import as_columns
 
 FLUSH_EVERY_S = 1.0
 MERGE_EVERY = 256
 TRIALS_EVERY_S = 1.0
 TRIALS_SHARE = 50
 
-Runs = dict[int, dict[str, list[dict[str, Any]]]]  # seed -> {"evals": [...], "episodes": [...]}
+Rows = list[dict[str, Any]] | dict[str, list[Any]]  # a list of rows, or {column: values}
+Runs = dict[int, dict[str, Rows]]  # seed -> {"evals": rows, "episodes": rows}
 
 
 class Appender:
@@ -67,10 +69,12 @@ class Appender:
         for number, runs in finished:
             for seed, run in runs.items():
                 rows = run.get(self.name) or []
-                columns["trial"] += [number] * len(rows)
-                columns["seed"] += [seed] * len(rows)
+                given = rows if isinstance(rows, dict) else as_columns(rows)
+                count = len(next(iter(given.values()), ()))
+                columns["trial"] += [number] * count
+                columns["seed"] += [seed] * count
                 for key in COLUMNS[self.name][2:]:
-                    columns[key] += [row.get(key) for row in rows]
+                    columns[key] += given.get(key) or [None] * count
         if not columns["trial"]:
             return
         table = pa.table(columns, schema=SCHEMAS[self.name])

@@ -84,6 +84,7 @@ def run_seeds(payload: dict[str, Any]) -> dict[str, Any]:
         trial, seed = members[event.get("member", 0)]
         outbox.add({**event, "trial": trial, "seed": seed})
 
+    outcome = None
     try:
         with pool.lease(int(payload.get("gpus", 0))) as gpu_ids:
             outcome = run_child(
@@ -98,14 +99,30 @@ def run_seeds(payload: dict[str, Any]) -> dict[str, Any]:
                 env=payload.get("env") or (),
                 reuse=reuse,
             )
-    finally:
-        outbox.close()  # every event goes before the outcome
+    finally:  # every event goes before the outcome, unless the outcome carries them all
+        outbox.close(send_rest=not carries_evals(outcome, len(members)))
     interrupted = payload.get("interrupt_event") and Event(payload["interrupt_event"], client=client).is_set()
     if checkpoint_dir is not None and not interrupted:  # the run ended here: nothing left to resume
         shutil.rmtree(checkpoint_dir, ignore_errors=True)
         with contextlib.suppress(OSError):  # the trial's folder, once its last run is done
             Path(checkpoint_dir).parent.rmdir()
+    if outcome["results"]:
+        outcome["results"] = [{**result, "episodes": as_columns(result.get("episodes") or [])}
+                              for result in outcome["results"]]
     return {**outcome, "parts": payload["parts"], "worker": worker.address}
+
+
+def as_columns(rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    """Rows as {column: values}: a result's hundreds of episodes cost the driver a third as much
+    to read and to log this way (`sweeps.tables` writes either form)."""
+    keys = dict.fromkeys(key for row in rows for key in row)
+    return {key: [row.get(key) for row in rows] for key in keys}
+
+
+def carries_evals(outcome: dict[str, Any] | None, members: int) -> bool:
+    """Whether `outcome` holds every member's evaluations (each member's result does): then the
+    driver takes those still queued from it (`sweeps.driver`), and they need no message."""
+    return outcome is not None and outcome["status"] == "ok" and len(outcome["results"] or ()) == members
 
 
 def shared_checkpoint_dir(run_dir: str | None, checkpoint: str | None) -> str | None:

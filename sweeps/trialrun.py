@@ -104,7 +104,9 @@ class TrialRun:
             final = final or self.is_final(curve[-1])
         self.reported.add(step)
         self.trial.report(search.aggregate(per_seed, objective.seed_aggregate), step)
-        if final or not may_prune or not self.trial.should_prune():
+        # Asking a pruner reads the trial back from the storage: not when none would prune.
+        no_pruner = isinstance(self.trial.study.pruner, optuna.pruners.NopPruner)
+        if final or not may_prune or no_pruner or not self.trial.should_prune():
             return False
         self.pruned = True
         return True
@@ -120,10 +122,9 @@ class TrialRun:
         self.fail_reason = failure(unit, outcome)
         return self.fail_reason is not None
 
-    def report_rest(self, objective: Objective) -> None:
-        """A pruned trial whose members all trained to the end before the stop reached them is
-        no longer pruned: report the steps it went on to evaluate (from its results)."""
-        self.pruned = False
+    def report_results(self, objective: Objective) -> None:
+        """Report the steps its results hold that no event brought (a task's last evaluations
+        come with its results, `sweeps.tasks`), never pruning: the trial has ended."""
         for seed, result in self.results().items():
             self.evals[seed] = list(result["evals"])
         for step in sorted({int(e["step"]) for curve in self.evals.values() for e in curve}):
@@ -142,7 +143,9 @@ class TrialRun:
         objective. A pruned trial whose members all trained to the end before the stop reached
         them is COMPLETE: its final evaluation decides, never the pruner."""
         if self.pruned and self.fail_reason is None and self.trained_to_end():
-            self.report_rest(objective)
+            self.pruned = False
+        if self.live:
+            self.report_results(objective)
         if self.fail_reason is None and not self.pruned:
             try:
                 return TrialState.COMPLETE, objective_value(self.results(), objective)
@@ -162,9 +165,9 @@ class TrialRun:
         search.tell(study, self.trial, value, state=None if state == TrialState.COMPLETE else state)
         return state, value
 
-    def rows(self) -> dict[int, dict[str, list[dict[str, Any]]]]:
+    def rows(self) -> dict[int, dict[str, Any]]:
         """Each seed's evaluations and episodes for the tables (evaluations as they came in
-        when the seed returned no result)."""
+        when the seed returned no result; episodes by column, as a task returns them)."""
         results = self.results()
         return {seed: {"evals": (results.get(seed) or {}).get("evals") or self.evals.get(seed, []),
                        "episodes": (results.get(seed) or {}).get("episodes", [])}

@@ -192,8 +192,9 @@ def test_final_evaluation_never_prunes_a_trial_that_trained_to_the_end(client, t
 def test_messy_members_report_at_the_same_steps_and_prune(client, tmp_path):
     # n_envs 4 and seeds 0, 1: seed 1's counter runs 1, 5, ... so it evaluates at 101, 201, ...,
     # its evaluations arrive late, and the run ends at 1053 (total 1050 is no eval boundary).
+    # 0.3 s per evaluation: a task sends its events at most once a second (`sweeps.outbox`).
     spec = make_spec(
-        trainer={"total_timesteps": 1050, "eval_freq": 100, "train_freq": 100, "n_envs": 4},
+        trainer={"total_timesteps": 1050, "eval_freq": 100, "train_freq": 300, "n_envs": 4},
         seeds=2, parallel=2, budget={"n_trials": 6},
         pruner={"name": "median", "options": {"n_startup_trials": 1}},
     )

@@ -1,5 +1,6 @@
-"""A task's events go to the driver in batches: the first after a quiet spell at once, the
-ones that follow together at the end of the interval, nothing left behind at close."""
+"""A task's events go to the driver in batches: a burst after a quiet spell at once, the
+events that follow together at the end of the interval, the rest at close unless the outcome
+carries it."""
 
 import time
 
@@ -24,32 +25,32 @@ def wait_for_batches(sent: Recorder, count: int) -> None:
         time.sleep(0.01)
 
 
-def test_events_in_a_burst_go_together_and_the_first_after_a_quiet_spell_at_once():
+def test_a_burst_after_a_quiet_spell_goes_at_once_and_what_follows_at_the_interval_end():
     sent = Recorder()
-    began = time.monotonic()
-    outbox = Outbox(sent, every=1.5)
-    outbox.add({"k": 0})  # a task's "started" waits for what follows it
+    outbox = Outbox(sent, every=1.5, gather=0.2)
+    added = time.monotonic()
+    outbox.add({"k": 0})  # a burst: members evaluating at one boundary
     outbox.add({"k": 1})
     wait_for_batches(sent, 1)
-    time.sleep(2.0)  # quiet
-    added = time.monotonic()
-    outbox.add({"k": 2})
-    wait_for_batches(sent, 2)
-    for k in (3, 4):
+    for k in (2, 3):  # within the interval: they wait for its end, together
         outbox.add({"k": k})
+    wait_for_batches(sent, 2)
+    time.sleep(2.0)  # quiet
+    quiet = time.monotonic()
+    outbox.add({"k": 4})
     wait_for_batches(sent, 3)
     outbox.add({"k": 5})
     closing = time.monotonic()
     outbox.close()
-    assert [[e["k"] for e in batch] for _, batch in sent.batches] == [[0, 1], [2], [3, 4], [5]]
+    assert [[e["k"] for e in batch] for _, batch in sent.batches] == [[0, 1], [2, 3], [4], [5]]
     moments = [moment for moment, _ in sent.batches]
-    assert moments[0] - began >= 1.5  # the first events waited out the interval, together
-    assert moments[1] - added < 1.2  # after a quiet spell: at once, not at the interval's end
-    assert moments[2] - moments[1] >= 1.5  # a burst waits out the interval
+    assert 0.2 <= moments[0] - added < 1.2  # gathered its burst, then went without waiting the interval
+    assert moments[1] - moments[0] >= 1.5  # what followed waited out the interval
+    assert 0.2 <= moments[2] - quiet < 1.2  # after a quiet spell: at once again
     assert moments[3] - closing < 1.2  # close sends what is left without waiting
 
 
-def test_close_sends_the_rest_at_once_and_a_failed_send_is_raised_by_the_next_add_and_close():
+def test_close_sends_or_drops_the_rest_at_once_and_a_failed_send_is_raised_by_the_next_add_and_close():
     sent = Recorder()
     outbox = Outbox(sent, every=60)
     outbox.add({"k": 0})
@@ -57,6 +58,12 @@ def test_close_sends_the_rest_at_once_and_a_failed_send_is_raised_by_the_next_ad
     began = time.monotonic()
     outbox.close()
     assert time.monotonic() - began < 10 and [batch for _, batch in sent.batches] == [[{"k": 0}, {"k": 1}]]
+
+    kept = Recorder()
+    outbox = Outbox(kept, every=60, gather=60)
+    outbox.add({"k": 0})
+    outbox.close(send_rest=False)  # the task's outcome carries them
+    assert kept.batches == []
 
     def refuse(batch):
         raise RuntimeError("scheduler gone")
