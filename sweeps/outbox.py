@@ -7,15 +7,15 @@ same boundary, a short trial every fraction of a second), so an `Outbox` sends a
 comes after a quiet spell GATHER_S later, with the rest of its burst, and the events that follow
 within SEND_EVERY_S of a send together at that interval's end. The driver hears from a task at
 most once a second; a real trial's evaluations, seconds or minutes apart, reach it at once, and
-pruning acts on them at most SEND_EVERY_S later. What is still queued when the task returned
-need not go when its outcome carries it (`close(send_rest=False)`).
+pruning acts on them at most SEND_EVERY_S later. The events still queued when the task returned
+need not go when its outcome carries them (`close(carried=...)`).
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from typing import Any
 
 SEND_EVERY_S = 1.0
@@ -45,12 +45,11 @@ class Outbox:
             self.pending.append(event)
             self.changed.notify()
 
-    def close(self, send_rest: bool = True) -> None:
-        """Send what is queued at once (or drop it: `send_rest=False`) and stop."""
+    def close(self, carried: Container[str] = ()) -> None:
+        """Send what is queued at once, but for the kinds of event the outcome `carried`, and stop."""
         with self.changed:
             self.closed = True
-            if not send_rest:
-                self.pending = []
+            self.pending = [event for event in self.pending if event.get("event") not in carried]
             self.changed.notify()
         self.thread.join()
         if self.error is not None:

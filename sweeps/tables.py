@@ -41,7 +41,6 @@ from sweeps.results import (
     trials_frame,
     write_atomic,
 )
-from sweeps.tasks import as_columns
 
 FLUSH_EVERY_S = 1.0
 MERGE_EVERY = 256
@@ -69,7 +68,8 @@ class Appender:
         for number, runs in finished:
             for seed, run in runs.items():
                 rows = run.get(self.name) or []
-                given = rows if isinstance(rows, dict) else as_columns(rows)
+                given = rows if isinstance(rows, dict) else {key: [row.get(key) for row in rows]
+                                                             for key in COLUMNS[self.name][2:]}
                 count = len(next(iter(given.values()), ()))
                 columns["trial"] += [number] * count
                 columns["seed"] += [seed] * count

@@ -58,9 +58,9 @@ def run_seeds(payload: dict[str, Any]) -> dict[str, Any]:
     from sweeps.devices import worker_pool
 
     worker, client = get_worker(), get_client()
-    started = [{"trial": trial, "seeds": seeds, "event": "started", "worker": worker.address}
-               for trial, seeds in payload["parts"]]
-    worker.log_event(payload["topic"], started)  # at once: a scheduler may rerun a lost task itself
+    outbox = Outbox(functools.partial(worker.log_event, payload["topic"]))
+    for trial, seeds in payload["parts"]:  # a scheduler may rerun a lost task itself: the driver counts starts
+        outbox.add({"trial": trial, "seeds": seeds, "event": "started", "worker": worker.address})
     members = [(trial, seed) for trial, seeds in payload["parts"] for seed in seeds]
     # Bind the worker's client here, in the task thread: the relay thread could not find it.
     stops = {int(trial): Event(name, client=client) for trial, name in payload["stop_events"].items()}
@@ -76,7 +76,6 @@ def run_seeds(payload: dict[str, Any]) -> dict[str, Any]:
     checkpoint_dir = shared_checkpoint_dir(payload.get("run_dir"), payload.get("checkpoint"))
     limits = payload.get("processes")
     reuse = Reuse(worker_processes(worker), limits["max_tasks"], limits.get("max_rss_mb")) if limits else None
-    outbox = Outbox(functools.partial(worker.log_event, payload["topic"]))
 
     def emit(event: dict[str, Any]) -> None:
         if event.get("event") == "progress":  # ~100 per member per trial, and the driver needs none
@@ -100,7 +99,7 @@ def run_seeds(payload: dict[str, Any]) -> dict[str, Any]:
                 reuse=reuse,
             )
     finally:  # every event goes before the outcome, unless the outcome carries them all
-        outbox.close(send_rest=not carries_evals(outcome, len(members)))
+        outbox.close(carried=("eval",) if carries_evals(outcome, len(members)) else ())
     interrupted = payload.get("interrupt_event") and Event(payload["interrupt_event"], client=client).is_set()
     if checkpoint_dir is not None and not interrupted:  # the run ended here: nothing left to resume
         shutil.rmtree(checkpoint_dir, ignore_errors=True)
