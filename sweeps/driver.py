@@ -5,8 +5,9 @@ trial's seeds as one population, trained in one compiled graph, or one task per 
 `population: false`; with `pack: N` up to N - 1 mates asked with the first trial's
 shape-changing params fixed). Completions and events reach the driver through one queue (which
 `distributed.as_completed` cannot offer without polling); events come in batches
-(`sweeps.outbox`), and a task's slot is free as soon as it returned, before its outcome is
-read from its worker.
+(`sweeps.outbox`; a returned task's last evaluations come with its outcome), and a task's slot is
+free as soon as it returned, before its outcome is read from its worker. With a sampler that
+draws blind, the next trial is asked while every slot is busy: a freed slot only submits it.
 What each trial reports, when the pruner may stop it and how it ends is `sweeps.trialrun`'s;
 a pruned trial is told to stop through its own named `distributed.Event` (only its members
 stop). A task whose worker died is submitted again, up to `budget.max_retries` times, and
@@ -94,6 +95,7 @@ class Driver:
                 self.tidy()
                 if not self.futures:
                     break
+                self.ask_ahead()
                 self.wait_and_handle()
         except KeyboardInterrupt:
             self.interrupt()
@@ -122,6 +124,14 @@ class Driver:
                 break
             self.submit(task)
         self.show()
+
+    def ask_ahead(self) -> None:
+        """With a sampler that draws without looking at finished trials, ask the next trial while
+        every slot is busy, so that a freed slot only submits it. Only while all trials in flight
+        could fail without reaching `budget.max_failed` (it runs once asked; with a timeout it
+        may start just after it)."""
+        if self.blind_sampler and self.tally.failed + len(self.runs) <= self.asker.max_failed:
+            self.forming.ask_next()
 
     def submit(self, task: Task) -> None:
         for number, _ in task:

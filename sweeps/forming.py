@@ -1,7 +1,8 @@
 """The next task to submit: a lost task to rerun as it was, else an asked trial's part (all its
 seeds, or one seed with `population: false`) with up to `pack - 1` mates asked to fit it
 (`sweeps.packing`). A free slot asks only what it starts now, so no trial waits RUNNING while a
-model-based sampler asks on without its result.
+model-based sampler asks on without its result; a sampler that draws blind may have the next
+trial asked ahead (`ask_next`, see `sweeps.driver`).
 """
 
 from __future__ import annotations
@@ -33,11 +34,9 @@ class TaskForming:
         `pack - 1` mates asked to fit it; None when the budget allows no more."""
         if self.retrying:
             return self.retrying.popleft()
+        self.ask_next()
         if not self.pending:
-            first = self.ask(first=True)
-            if first is None:
-                return None
-            self.pending.extend((first.number, unit) for unit in first.units)
+            return None
         task = [self.pending.popleft()]
         lead = self.runs[task[0][0]]
         if self.spec.pack == 1 or not self.mates.wanted(lead.trial):
@@ -52,6 +51,11 @@ class TaskForming:
                 break
             task.append(part)
         return tuple(task)
+
+    def ask_next(self) -> None:
+        """Ask the trial that leads the next task, unless one is already waiting."""
+        if not self.pending and not self.retrying and (first := self.ask(first=True)) is not None:
+            self.pending.extend((first.number, unit) for unit in first.units)
 
     def rerun(self, task: Task) -> None:
         """Submit `task` again, as it was, before anything new (its worker died)."""

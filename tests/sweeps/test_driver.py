@@ -251,6 +251,36 @@ def test_a_finished_tasks_slot_is_refilled_before_its_outcome_is_read_only_for_a
     assert [at >= 2 + k for k, at in enumerate(submits_at_tell[:4], start=1)] == [refilled_first] * 4, submits_at_tell
 
 
+@pytest.mark.parametrize(("sampler", "asked_ahead"), [("random", True), ("tpe", False)])
+def test_a_blind_sampler_has_the_next_trial_asked_when_a_slot_frees(client, tmp_path, monkeypatch, sampler,
+                                                                     asked_ahead):
+    """A sampler that draws blind asks the next trial while every slot is busy (a freed slot only
+    submits it); a model-based one asks once the finished trials are told."""
+    spec = make_spec(budget={"n_trials": 6}, parallel=2, sampler={"name": sampler, "seed": 0})
+    study = open_study(spec, tmp_path, None)
+    counts = {"ask": 0, "submit": 0}
+    waiting = []  # trials asked and not yet submitted, each time a task returns
+    submit, ask, pass_outcome = client.submit, study.ask, dispatch.pass_outcome
+
+    def noted(*args):
+        waiting.append(counts["ask"] - counts["submit"])
+        pass_outcome(*args)
+
+    def count(name, function):
+        def counted(*a, **k):
+            counts[name] += 1
+            return function(*a, **k)
+        return counted
+
+    monkeypatch.setattr(client, "submit", count("submit", submit))
+    monkeypatch.setattr(dispatch, "pass_outcome", noted)
+    study.ask = count("ask", ask)
+    Driver(spec, study, client, tmp_path, entry=FAKE).run()
+    assert len(study.trials) == 6 and all(t.state == TrialState.COMPLETE for t in study.trials)
+    assert [w >= 1 for w in waiting[:4]] == [asked_ahead] * 4, waiting  # the last two: budget spent
+    assert waiting[4:] == [0, 0]
+
+
 def test_a_blind_sampler_asks_no_trial_past_max_failed(client, tmp_path):
     """Slots are refilled before the tell only while the finished tasks' failures cannot reach
     the limit: here the first failure ends the sweep, and no trial is asked after it."""
