@@ -49,7 +49,7 @@ from typing import Any
 import numpy as np
 from distributed import Client
 
-from sweeps import dispatch
+from sweeps import dispatch, search
 from sweeps.driver import Driver
 from sweeps.results import load
 from sweeps.session import open_study, save_run_info
@@ -147,9 +147,10 @@ class Stopwatch:
 
 
 def instrument(study: Any, watch: Stopwatch) -> None:
-    """Time `study.ask`, `study.tell` and every storage call (instance attributes shadow methods)."""
+    """Time `study.ask`, the tell (`sweeps.search.tell` calls `Study.tell`'s body) and every
+    storage call (instance attributes shadow methods)."""
     study.ask = watch.wrap("ask", study.ask)
-    study.tell = watch.wrap("tell", study.tell)
+    search._tell_with_warning = watch.wrap("tell", search._tell_with_warning)
     storage = study._storage
     for name in dir(type(storage)):
         if not name.startswith("_") and callable(getattr(storage, name)):

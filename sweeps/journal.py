@@ -65,8 +65,11 @@ class RunJournal(JournalFileBackend):
 
     def read_logs(self, log_number_from: int) -> Iterator[dict[str, Any]]:
         """As Optuna's, without opening the file when nothing was appended since `log_number_from`:
-        Optuna reads back after every write and before every read, and a held write (or a read
-        between writes) mostly finds nothing new."""
+        Optuna reads back after every write and before every read, and a read between writes
+        mostly finds nothing new. Inside `one_append` the holder reads nothing (its writes are not
+        in the file yet; the block's end reads them back with what others appended)."""
+        if self.holder == threading.get_ident():
+            return iter(())
         offset = self._log_number_offset.get(log_number_from)
         if offset is not None and os.stat(self._file_path).st_size == offset:
             return iter(())
