@@ -1,8 +1,9 @@
 """Asking Optuna for trials within the budget, each made into a `TrialRun` ready to submit.
 
-The driver asks only what a free slot starts now (`sweeps.driver`); this unit decides whether
-the budget allows another trial (finished + in flight < n_trials, timeout, max_failed), asks,
-samples the params, and times the ask (`sweeps.pace`), warning when asks slow the sweep.
+The driver asks what a free slot starts now (a blind sampler's next trial ahead, `sweeps.driver`);
+this unit decides whether the budget allows another trial (finished + in flight < n_trials,
+timeout, max_failed), asks, samples the params, and times the ask (`sweeps.pace`), warning when
+asks slow the sweep.
 """
 
 from __future__ import annotations
@@ -104,7 +105,6 @@ class Asker:
             trial.set_user_attr("seeds", seeds)
         stop = Event(dispatch.stop_event_name(self.topic, trial.number), client=self.client)
         units = [tuple(seeds)] if self.spec.population else [(seed,) for seed in seeds]
-        self.say(f"trial {trial.number} started: {format_params(params)}")
         return TrialRun(trial, seeds, units, stop, dict(zip(seeds, configs)), lifecycle.checkpoint_key(trial))
 
 

@@ -37,7 +37,7 @@ from distributed import Client, Event
 from optuna.trial import TrialState
 
 from sweeps import dispatch, lifecycle, resume, search
-from sweeps.asking import Asker, budget_trials
+from sweeps.asking import Asker, budget_trials, format_params
 from sweeps.forming import TaskForming
 from sweeps.journal import writes_together
 from sweeps.pace import Pace
@@ -127,15 +127,20 @@ class Driver:
 
     def ask_ahead(self) -> None:
         """With a sampler that draws without looking at finished trials, ask the next trial while
-        every slot is busy, so that a freed slot only submits it. Only while all trials in flight
-        could fail without reaching `budget.max_failed` (it runs once asked; with a timeout it
-        may start just after it)."""
-        if self.blind_sampler and self.tally.failed + len(self.runs) <= self.asker.max_failed:
+        every slot is busy, so that a freed slot only submits it. A trial runs once asked, so
+        only without `budget.timeout` (it could start long after it) and while all trials in
+        flight could fail without reaching `budget.max_failed`."""
+        if self.blind_sampler and self.spec.budget.timeout is None \
+                and self.tally.failed + len(self.runs) <= self.asker.max_failed:
             self.forming.ask_next()
 
     def submit(self, task: Task) -> None:
         for number, _ in task:
-            self.runs[number].packed_with.update(other for other, _ in task if other != number)
+            run = self.runs[number]
+            run.packed_with.update(other for other, _ in task if other != number)
+            if run.started is None:
+                run.started = time.monotonic()
+                self.say(f"trial {number} started: {format_params(run.trial.params)}")
         carried = dispatch.payload(task, self.runs, self.spec, topic=self.topic, entry=self.entry, run_dir=self.run_dir)
         future = self.client.submit(run_seeds, carried, pure=False, **dispatch.task_resources(self.spec))
         self.futures[future] = task
@@ -210,9 +215,10 @@ class Driver:
         if outcome["status"] == "lost" and self.retry(task, outcome["reason"]):
             return
         parts = dispatch.split_outcome(task, outcome)
-        # A returned task's last evaluations come with its results, not as events (`sweeps.tasks`):
-        # a trial reports them as it concludes, or now if it has more parts (pruning may stop those).
-        self.on_events([event for number, unit, part in parts if len(self.runs[number].units) > 1
+        # A returned task's last evaluations come with its results, not as events (`sweeps.tasks`).
+        # A pruner judges them now, step by step (its rungs are recorded as it judges), as it judges
+        # a trial with parts still in flight; without one they are reported as the trial concludes.
+        self.on_events([event for number, unit, part in parts if self.prunes or len(self.runs[number].units) > 1
                         for event in dispatch.result_evals(number, unit, part)])
         for number, unit, part in parts:
             run = self.runs[number]

@@ -17,8 +17,9 @@ import time
 from collections import deque
 from collections.abc import Iterator
 
-# ask: with suggest (TPE samples there); tell: with the trial attrs; report: the evaluations that
-# came in together, stored and judged by the pruner
+# ask: with suggest (TPE samples there); tell: with the trial attrs (and, without a pruner, the last
+# evaluations, which came with the results); report: the evaluations that came in together, stored
+# and judged by the pruner
 KINDS = ("ask", "tell", "report")
 WINDOW = 100  # recent calls the median is taken over
 SLOW_SHARE = 0.25

@@ -401,12 +401,17 @@ def parallel_coordinates(trials: pd.DataFrame) -> Figure:
     return fig
 
 
+LANE_SLACK_S = 1.0  # a slot is refilled before its last trial's outcome is read and told
+
+
 def worker_timeline(trials: pd.DataFrame) -> Figure:
     """Trials as bars from start to end on their Dask worker, coloured by state.
 
     Gaps between bars are idle workers; the bars' overlap shows how many trials ran at once.
     Trials without a start time (never started) are left out; RUNNING ones end at the last
-    recorded time.
+    recorded time. A trial starts when it was asked or, when later, its task's seconds before
+    its end (a blind sampler's next trial is asked before a slot frees, `sweeps.driver`); a
+    trial told up to LANE_SLACK_S after the next one started on its worker shares its row.
     """
     fig = new_figure(9.0, 1.6 + 0.55 * max(2, _worker_count(trials)))
     title = "Trials on workers"
@@ -417,6 +422,9 @@ def worker_timeline(trials: pd.DataFrame) -> Figure:
         return note(fig, "no trial has started", title)
     start = pd.to_datetime(started["datetime_start"])
     end = pd.to_datetime(started["datetime_complete"])
+    if "wall_seconds" in started:
+        task_start = end - pd.to_timedelta(started["wall_seconds"], unit="s")
+        start = start.where(~(task_start > start), task_start)
     origin = start.min()
     last = pd.concat([start, end]).max()
     started["t0"] = _seconds(start, origin)
@@ -429,7 +437,7 @@ def worker_timeline(trials: pd.DataFrame) -> Figure:
     for _, trial in started.iterrows():
         # a worker running two trials at once (several threads) gets a second row
         for i, (name, busy) in enumerate(lanes):
-            if name == trial["lane_name"] and busy <= trial["t0"] + 1e-6:
+            if name == trial["lane_name"] and busy <= trial["t0"] + LANE_SLACK_S:
                 lanes[i] = (name, trial["t1"])
                 rows.append(i)
                 break

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import math
-import statistics
 import uuid
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -167,12 +166,17 @@ def curve_metric(evals: Sequence[dict[str, Any]], metric: str, k: int) -> float:
     if metric == "final":
         return means[-1]
     if metric == "last_k":
-        return statistics.fmean(means[-k:])
+        return mean(means[-k:])
     steps = [float(e["step"]) for e in evals]
     if len(means) == 1 or steps[-1] == steps[0]:
-        return statistics.fmean(means)
-    area = math.fsum((a + b) / 2 * (t - s) for a, b, s, t in zip(means, means[1:], steps, steps[1:]))
+        return mean(means)
+    area = sum((a + b) / 2 * (t - s) for a, b, s, t in zip(means, means[1:], steps, steps[1:]))
     return area / (steps[-1] - steps[0])
+
+
+def mean(values: Sequence[float]) -> float:
+    """As numpy's: NaN from +inf and -inf, inf on overflow (never an error)."""
+    return sum(values) / len(values)
 
 
 def aggregate(values: Sequence[float], how: str) -> float:
@@ -184,7 +188,7 @@ def aggregate(values: Sequence[float], how: str) -> float:
     if how == "iqm":
         cut = math.floor(len(data) * 0.25)
         data = data[cut : len(data) - cut] if len(data) - 2 * cut > 0 else data
-    return statistics.fmean(data)
+    return mean(data)
 
 
 def tell(study: optuna.Study, trial: optuna.Trial | int, value: float | None = None,

@@ -58,9 +58,6 @@ def run_seeds(payload: dict[str, Any]) -> dict[str, Any]:
     from sweeps.devices import worker_pool
 
     worker, client = get_worker(), get_client()
-    outbox = Outbox(functools.partial(worker.log_event, payload["topic"]))
-    for trial, seeds in payload["parts"]:  # a scheduler may rerun a lost task itself: the driver counts starts
-        outbox.add({"trial": trial, "seeds": seeds, "event": "started", "worker": worker.address})
     members = [(trial, seed) for trial, seeds in payload["parts"] for seed in seeds]
     # Bind the worker's client here, in the task thread: the relay thread could not find it.
     stops = {int(trial): Event(name, client=client) for trial, name in payload["stop_events"].items()}
@@ -83,8 +80,11 @@ def run_seeds(payload: dict[str, Any]) -> dict[str, Any]:
         trial, seed = members[event.get("member", 0)]
         outbox.add({**event, "trial": trial, "seed": seed})
 
+    outbox = Outbox(functools.partial(worker.log_event, payload["topic"]))  # closed below, whatever happens
     outcome = None
     try:
+        for trial, seeds in payload["parts"]:  # a scheduler may rerun a lost task itself: the driver counts starts
+            outbox.add({"trial": trial, "seeds": seeds, "event": "started", "worker": worker.address})
         with pool.lease(int(payload.get("gpus", 0))) as gpu_ids:
             outcome = run_child(
                 payload["configs"],

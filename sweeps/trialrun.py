@@ -3,13 +3,14 @@
 The driver owns the Dask side (tasks, futures, retries); a `TrialRun` owns the decisions that
 only depend on the trial: when an across-seed value can be reported (every seed has evaluated
 at exactly that labelled step), whether the pruner may stop it (never on the final
-evaluation: a trial that trained to the end is judged by its objective), and how it ends.
+evaluation: a trial that trained to the end is judged by its objective, nor on the evaluations
+that came with its results when no pruner judges them as they come, `sweeps.driver`), and how it
+ends.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import time
 from typing import TYPE_CHECKING, Any
 
 import optuna
@@ -43,7 +44,7 @@ class TrialRun:
     checkpoint_key: int
     retries: dict[Seeds, int] = dataclasses.field(default_factory=dict)
     starts: dict[Seeds, int] = dataclasses.field(default_factory=dict)
-    started: float = dataclasses.field(default_factory=time.monotonic)
+    started: float | None = None  # when its first task was submitted (monotonic seconds)
     evals: dict[int, list[dict[str, Any]]] = dataclasses.field(default_factory=dict)
     outcomes: dict[Seeds, dict[str, Any]] = dataclasses.field(default_factory=dict)
     dropped: set[Seeds] = dataclasses.field(default_factory=set)
@@ -124,7 +125,8 @@ class TrialRun:
 
     def report_results(self, objective: Objective) -> None:
         """Report the steps its results hold that no event brought (a task's last evaluations
-        come with its results, `sweeps.tasks`), never pruning: the trial has ended."""
+        come with its results, `sweeps.tasks`), never pruning: the trial has ended. Without a
+        pruner, this is where a trial's last evaluations are reported."""
         for seed, result in self.results().items():
             self.evals[seed] = list(result["evals"])
         for step in sorted({int(e["step"]) for curve in self.evals.values() for e in curve}):
@@ -144,7 +146,7 @@ class TrialRun:
         them is COMPLETE: its final evaluation decides, never the pruner."""
         if self.pruned and self.fail_reason is None and self.trained_to_end():
             self.pruned = False
-        if self.live:
+        if not self.pruned:  # a failed trial too: its last evaluations came as results
             self.report_results(objective)
         if self.fail_reason is None and not self.pruned:
             try:

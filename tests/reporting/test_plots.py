@@ -106,3 +106,14 @@ def test_param_axis_categorical_lists_and_log_scale():
     assert axis == {"kind": "numeric", "scale": "log"}
     _, axis = plots.param_axis(pd.Series([True, False]))
     assert axis["kind"] == "categorical"
+
+
+def test_trials_asked_before_their_slot_freed_share_their_workers_row():
+    """A blind sampler's next trial is asked while its worker still runs the last one, and a
+    trial is told just after the next one started: each bar starts when its task ran."""
+    rows = [{"number": i, "state": "COMPLETE", "value": 1.0, "worker": "tcp://127.0.0.1:4000",
+             "datetime_start": T0 + dt.timedelta(seconds=9 * i - 3),  # asked 3 s early
+             "datetime_complete": T0 + dt.timedelta(seconds=9 * i + 9.2), "wall_seconds": 9.0}
+            for i in range(4)]
+    fig = plots.worker_timeline(pd.DataFrame(rows))
+    assert len(fig.axes[0].get_yticks()) == 1

@@ -189,6 +189,19 @@ def test_final_evaluation_never_prunes_a_trial_that_trained_to_the_end(client, t
     assert tally.completed == 2 and tally.pruned == 0
 
 
+def test_a_pruner_judges_every_step_also_those_that_came_with_the_results(client, tmp_path):
+    """Trials this short send their evaluations with their results (`sweeps.outbox` sends at most
+    once a second): with a pruner, each step is still judged, and successive halving records
+    every rung a trial reached (here at steps 100, 200, 400 and 800)."""
+    spec = make_spec(budget={"n_trials": 4}, pruner={"name": "successive_halving",
+                                                     "options": {"min_resource": 100, "reduction_factor": 2}})
+    study, _ = sweep(spec, client, tmp_path)
+    for trial in study.trials:
+        assert sorted(trial.intermediate_values) == list(range(100, 1001, 100))
+        if trial.state == TrialState.COMPLETE:  # a trial that trained to the end, whatever the pruner said
+            assert "completed_rung_0" in trial.system_attrs, trial.system_attrs
+
+
 def test_messy_members_report_at_the_same_steps_and_prune(client, tmp_path):
     # n_envs 4 and seeds 0, 1: seed 1's counter runs 1, 5, ... so it evaluates at 101, 201, ...,
     # its evaluations arrive late, and the run ends at 1053 (total 1050 is no eval boundary).
