@@ -84,7 +84,7 @@ def run_seeds(payload: dict[str, Any]) -> dict[str, Any]:
     outcome = None
     try:
         for trial, seeds in payload["parts"]:  # a scheduler may rerun a lost task itself: the driver counts starts
-            outbox.add({"trial": trial, "seeds": seeds, "event": "started", "worker": worker.address})
+            outbox.add({"trial": trial, "seeds": seeds, "event": "started", "worker": worker.address}, lazy=True)
         with pool.lease(int(payload.get("gpus", 0))) as gpu_ids:
             outcome = run_child(
                 payload["configs"],

@@ -78,3 +78,23 @@ def test_close_sends_or_drops_the_rest_at_once_and_a_failed_send_is_raised_by_th
         failing.add({"k": 1})  # the task fails now, not after training to the end
     with pytest.raises(RuntimeError, match="scheduler gone"):
         failing.close()
+
+
+def test_a_lazy_event_waits_for_another_to_carry_it_or_out_the_interval():
+    sent = Recorder()
+    outbox = Outbox(sent, every=1.5, gather=0.05)
+    began = time.monotonic()
+    outbox.add({"k": "start"}, lazy=True)  # a task's start
+    time.sleep(0.5)
+    evaluated = time.monotonic()
+    outbox.add({"k": "eval"})  # carries it, at once
+    wait_for_batches(sent, 1)
+    time.sleep(2.0)  # quiet
+    lazy = time.monotonic()
+    outbox.add({"k": "start"}, lazy=True)  # alone: it goes at the interval's end
+    wait_for_batches(sent, 2)
+    outbox.close()
+    assert [[e["k"] for e in batch] for _, batch in sent.batches] == [["start", "eval"], ["start"]]
+    moments = [moment for moment, _ in sent.batches]
+    assert moments[0] - began >= 0.5 and moments[0] - evaluated < 1.0
+    assert moments[1] - lazy >= 1.5
