@@ -1,9 +1,12 @@
 """What the driver hands Dask and gets back: a task's payload and resources, the names of its
-session's events, and a finished future read as an outcome (plain data; no Optuna here)."""
+session's events, its inbox's messages, and a finished future read as an outcome (plain data;
+no Optuna here)."""
 
 from __future__ import annotations
 
+import contextlib
 import queue
+import time
 from concurrent.futures import Executor
 from pathlib import Path
 from typing import Any
@@ -13,6 +16,8 @@ from distributed import KilledWorker
 from sweeps import lifecycle
 from sweeps.spec import StudySpec
 from sweeps.trialrun import Seeds, Task, TrialRun, seeds_label
+
+EVENTS_LINGER_S = 0.1
 
 
 def payload(task: Task, runs: dict[int, TrialRun], spec: StudySpec, *, topic: str, entry: str,
@@ -74,6 +79,20 @@ def result_evals(number: int, unit: Seeds, part: dict[str, Any]) -> list[dict[st
     """The evaluations in a part's results, as the events that would have brought them."""
     return [{**event, "event": "eval", "trial": number, "seed": seed}
             for seed, result in zip(unit, part["results"] or ()) for event in result.get("evals") or ()]
+
+
+def take_messages(inbox: queue.Queue) -> list[tuple[str, Any]]:
+    """Wait for a message in the driver's `inbox`, then take all that are in. Events linger up to
+    EVENTS_LINGER_S for more (their reports share one journal append); a completion or a freed
+    slot is taken at once."""
+    messages = [inbox.get()]
+    until = time.monotonic() + EVENTS_LINGER_S
+    with contextlib.suppress(queue.Empty):
+        while messages[-1][0] == "events" and (left := until - time.monotonic()) > 0:
+            messages.append(inbox.get(timeout=left))
+        while True:
+            messages.append(inbox.get_nowait())
+    return messages
 
 
 def pass_outcome(inbox: queue.Queue, readers: Executor, future: Any) -> None:

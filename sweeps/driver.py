@@ -47,8 +47,6 @@ from sweeps.tally import Monitor, Tally
 from sweeps.tasks import ENTRY, run_seeds
 from sweeps.trialrun import Task, TrialRun
 
-EVENTS_LINGER_S = 0.1
-
 
 class Driver:
     """One sweep session over `study`; `run()` returns the tally when the budget is spent."""
@@ -156,7 +154,7 @@ class Driver:
         trials, free slots are refilled first (unless their trials' failures could reach
         `budget.max_failed`); a model-based sampler asks once the trials are told.
         """
-        messages = self.take_messages()
+        messages = dispatch.take_messages(self.inbox)
         self.returned.update(message for kind, message in messages if kind == "freed" and message in self.futures)
         done = [message for kind, message in messages if kind == "done" and message[0] in self.futures]
         # A lost task's slot is its rerun's. (A returned task whose worker dies before its outcome
@@ -168,18 +166,6 @@ class Driver:
         for future, outcome in done:
             self.returned.discard(future)
             self.on_done(self.futures.pop(future), outcome)
-
-    def take_messages(self) -> list[tuple[str, Any]]:
-        """Wait for a message, then take all that are in. Events linger up to EVENTS_LINGER_S
-        for more (their reports share one journal append); a completion is taken at once."""
-        messages = [self.inbox.get()]
-        until = time.monotonic() + EVENTS_LINGER_S
-        with contextlib.suppress(queue.Empty):
-            while messages[-1][0] == "events" and (left := until - time.monotonic()) > 0:
-                messages.append(self.inbox.get(timeout=left))
-            while True:
-                messages.append(self.inbox.get_nowait())
-        return messages
 
     # -- events and pruning -------------------------------------------------------------------
     def on_events(self, events: list[dict[str, Any]]) -> None:
