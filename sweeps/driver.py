@@ -184,7 +184,7 @@ class Driver:
             return
         held = contextlib.nullcontext() if self.prunes else writes_together(self.storage)
         with self.pace.timed("report"), held:
-            pruned = [run for run, event in evals if run.on_eval(event, self.spec.objective)]
+            pruned = [run for run, event in evals if run.on_eval(event, self.spec.objective, self.prunes)]
         for run in pruned:
             self.stop_runs(run)
             self.say(f"trial {run.number} pruned at step {max(run.reported)}")

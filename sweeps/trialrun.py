@@ -80,16 +80,17 @@ class TrialRun:
         return bool(event.get("final")) or int(event["step"]) >= self.total_timesteps
 
     # -- evaluations ----------------------------------------------------------------------
-    def on_eval(self, event: dict[str, Any], objective: Objective) -> bool:
+    def on_eval(self, event: dict[str, Any], objective: Objective, may_prune: bool = True) -> bool:
         """Record one seed's evaluation and report every step it completes; True when the
-        pruner rejects the trial (its members should stop)."""
+        pruner rejects the trial (its members should stop). `may_prune=False` when the study has
+        no pruner: asking one reads the trial back from the storage."""
         if not self.live:
             return False
         curve = self.evals.setdefault(event["seed"], [])
         if curve and event["step"] <= curve[-1]["step"]:
             return False  # a rerun that could not resume repeats evaluations already recorded
         curve.append(event)
-        return self.report(int(event["step"]), objective)
+        return self.report(int(event["step"]), objective, may_prune)
 
     def report(self, step: int, objective: Objective, may_prune: bool = True) -> bool:
         """Once every seed has evaluated at exactly `step`, report the across-seed value; ask
@@ -105,9 +106,7 @@ class TrialRun:
             final = final or self.is_final(curve[-1])
         self.reported.add(step)
         self.trial.report(search.aggregate(per_seed, objective.seed_aggregate), step)
-        # Asking a pruner reads the trial back from the storage: not when none would prune.
-        no_pruner = isinstance(self.trial.study.pruner, optuna.pruners.NopPruner)
-        if final or not may_prune or no_pruner or not self.trial.should_prune():
+        if final or not may_prune or not self.trial.should_prune():
             return False
         self.pruned = True
         return True
