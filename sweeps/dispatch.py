@@ -81,12 +81,12 @@ def result_evals(number: int, unit: Seeds, part: dict[str, Any]) -> list[dict[st
             for seed, result in zip(unit, part["results"] or ()) for event in result.get("evals") or ()]
 
 
-def take_messages(inbox: queue.Queue) -> list[tuple[str, Any]]:
+def take_messages(inbox: queue.Queue, linger: float = EVENTS_LINGER_S) -> list[tuple[str, Any]]:
     """Wait for a message in the driver's `inbox`, then take all that are in. Events linger up to
-    EVENTS_LINGER_S for more (their reports share one journal append); a completion or a freed
-    slot is taken at once."""
+    `linger` seconds for more (their reports share one journal append; with a pruner nothing is
+    shared and a stop should go at once: 0); a completion or a freed slot is taken at once."""
     messages = [inbox.get()]
-    until = time.monotonic() + EVENTS_LINGER_S
+    until = time.monotonic() + linger
     with contextlib.suppress(queue.Empty):
         while messages[-1][0] == "events" and (left := until - time.monotonic()) > 0:
             messages.append(inbox.get(timeout=left))

@@ -154,7 +154,7 @@ class Driver:
         trials, free slots are refilled first (unless their trials' failures could reach
         `budget.max_failed`); a model-based sampler asks once the trials are told.
         """
-        messages = dispatch.take_messages(self.inbox)
+        messages = dispatch.take_messages(self.inbox, 0.0 if self.prunes else dispatch.EVENTS_LINGER_S)
         self.returned.update(message for kind, message in messages if kind == "freed" and message in self.futures)
         done = [message for kind, message in messages if kind == "done" and message[0] in self.futures]
         # A lost task's slot is its rerun's. (A returned task whose worker dies before its outcome
