@@ -46,6 +46,7 @@ class Asker:
         self.asked: set[int] = set()
         self.stopping: str | None = None
         self.sampler_seed: int | None = None
+        self.params_checked = False  # a trial's params may be written as one append (`ask`)
 
     def seed_sampler(self) -> None:
         """This session's sampler, seeded apart from other sessions' (`search.session_seed`)."""
@@ -84,9 +85,14 @@ class Asker:
             trial = self.study.ask()
             self.asked.add(trial.number)
         try:
-            # Not held together: the storage checks a param against the study's when it reads the
-            # write back, and a study rerun with a changed space must fail here, this trial only.
-            params = search.suggest(trial, self.spec)  # samplers like TPE draw here, not in ask
+            with writes_together(trial.storage) if self.params_checked else contextlib.nullcontext():
+                params = search.suggest(trial, self.spec)  # samplers like TPE draw here, not in ask
+                configs = search.seed_configs(self.spec, params)
+                seeds = [config["seed"] for config in configs]
+                with writes_together(trial.storage):
+                    trial.set_user_attr("finished_when_asked", self.tally.finished)
+                    trial.set_user_attr("sampler_seed", self.sampler_seed)
+                    trial.set_user_attr("seeds", seeds)
         except (ValueError, TypeError) as error:
             trial.set_user_attr("fail_reason", f"suggest: {error}")
             search.tell(self.study, trial, state=TrialState.FAIL)
@@ -95,14 +101,13 @@ class Asker:
             return None
         finally:
             self.pace.add("ask", time.perf_counter() - began)
+        # The storage checks each param against the first trial that has it as it reads the write
+        # back (a rerun with a changed space fails here, this trial only). Once one trial's params
+        # passed, that first trial is fixed for every param: with a blind sampler (it reads
+        # nothing back while it draws) the next trials' params go with their attributes, as one append.
+        self.params_checked = self.spec.sampler.name in search.BLIND_SAMPLERS
         if (advice := self.pace.advice(self.tally.finished, self.tally.mean_trial_seconds, self.spec.parallel)):
             self.say(advice)
-        configs = search.seed_configs(self.spec, params)
-        seeds = [config["seed"] for config in configs]
-        with writes_together(trial.storage):
-            trial.set_user_attr("finished_when_asked", self.tally.finished)
-            trial.set_user_attr("sampler_seed", self.sampler_seed)
-            trial.set_user_attr("seeds", seeds)
         stop = Event(dispatch.stop_event_name(self.topic, trial.number), client=self.client)
         units = [tuple(seeds)] if self.spec.population else [(seed,) for seed in seeds]
         return TrialRun(trial, seeds, units, stop, dict(zip(seeds, configs)), lifecycle.checkpoint_key(trial))

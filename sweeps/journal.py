@@ -53,7 +53,11 @@ class RunJournal(JournalFileBackend):
     @contextlib.contextmanager
     def one_append(self) -> Iterator[None]:
         """This thread's writes inside the block go to the file as one append at its end (other
-        threads' go at once). Until then the storage does not show them, even to this thread."""
+        threads' go at once; a block inside another joins it). Until then the storage does not
+        show them, even to this thread."""
+        if self.holder == threading.get_ident():
+            yield
+            return
         self.holder = threading.get_ident()
         try:
             yield
@@ -125,6 +129,7 @@ class RunStorage(JournalStorage):
 def writes_together(storage: BaseStorage) -> contextlib.AbstractContextManager[None]:
     """This thread's writes to `storage` inside the block as one append when it is a
     `RunStorage` (other storages write one by one, as always). Only for writes nothing reads
-    back from the storage inside the block: attributes, and reports no pruner judges. Not
-    params: the storage checks a param against the study's when it reads the write back."""
+    back from the storage inside the block: attributes, and reports no pruner judges. Params
+    only once the space is known to pass the check the storage makes when it reads a param back
+    (`sweeps.asking`)."""
     return storage.journal.one_append() if isinstance(storage, RunStorage) else contextlib.nullcontext()

@@ -73,8 +73,11 @@ def test_writes_together_reach_readers_as_one_append_after_the_block(tmp_path):
     reader = optuna.load_study(study_name="together", storage=JournalStorage(JournalFileBackend(str(journal_path(tmp_path)))))
     trial, other = study.ask(), study.ask()
     with writes_together(trial.storage):
-        for k in range(12):
+        for k in range(6):
             trial.set_user_attr(f"a{k}", k)
+        with writes_together(trial.storage):  # a block inside another joins it
+            for k in range(6, 12):
+                trial.set_user_attr(f"a{k}", k)
         thread = threading.Thread(target=other.set_user_attr, args=("other", 1))  # another thread: at once
         thread.start()
         thread.join()
