@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import pickle
 import queue
 import time
 import uuid
@@ -45,7 +44,7 @@ from sweeps.pace import Pace
 from sweeps.spec import StudySpec
 from sweeps.tables import ResultsWriter
 from sweeps.tally import Monitor, Tally
-from sweeps.tasks import ENTRY, run_pickled
+from sweeps.tasks import ENTRY, run_seeds
 from sweeps.trialrun import Task, TrialRun
 
 
@@ -141,7 +140,7 @@ class Driver:
                 run.started = time.monotonic()
                 self.say(f"trial {number} started: {format_params(run.trial.params)}")
         carried = dispatch.payload(task, self.runs, self.spec, topic=self.topic, entry=self.entry, run_dir=self.run_dir)
-        future = self.client.submit(run_pickled, pickle.dumps(carried), pure=False, **dispatch.task_resources(self.spec))
+        future = self.client.submit(run_seeds, carried, pure=False, **dispatch.task_resources(self.spec))
         self.futures[future] = task
         self.writer.changed()
         future.add_done_callback(functools.partial(dispatch.pass_outcome, self.inbox, self.outcome_readers))

@@ -24,7 +24,6 @@ import contextlib
 import dataclasses
 import functools
 import os
-import pickle
 import queue
 import shutil
 import signal
@@ -110,13 +109,6 @@ def run_seeds(payload: dict[str, Any]) -> dict[str, Any]:
         outcome["results"] = [{**result, "episodes": as_columns(result.get("episodes") or [])}
                               for result in outcome["results"]]
     return {**outcome, "parts": payload["parts"], "worker": worker.address}
-
-
-def run_pickled(payload: bytes) -> dict[str, Any]:
-    """The driver's Dask entry point: `run_seeds` on its payload, pickled. Dask walks a task's
-    arguments (for keys inside them, and to size each message it sends): one bytes object costs
-    it nothing, a payload of configs a fraction of a millisecond per task of the driver's CPU."""
-    return run_seeds(pickle.loads(payload))  # the driver's own bytes, as trusted as Dask's own args
 
 
 def as_columns(rows: list[dict[str, Any]]) -> dict[str, list[Any]]:

@@ -1,7 +1,6 @@
 """Packing without running blind: every trial asked starts at once in a task of same-shaped
 trials, never more trials RUNNING than the tasks in flight hold, and the timeout stops asking."""
 
-import pickle
 import time
 
 import pytest
@@ -30,10 +29,9 @@ def test_pack_asks_only_what_free_slots_start_and_stops_at_the_timeout(client, t
     submitted, problems, futures = [], [], []
     submit = client.submit
 
-    def checked_submit(function, packed, **kwargs):
+    def checked_submit(function, payload, **kwargs):
         """Before each task goes out: every RUNNING trial is in a task in flight or in this one,
         or in a task that has finished (its slot is refilled before it is told)."""
-        payload = pickle.loads(packed)  # the driver pickles a task's payload (`tasks.run_pickled`)
         running = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
         in_flight = {number for task in driver.futures.values() for number, _ in task}
         this_task = {number for number, _ in payload["parts"]}
@@ -45,7 +43,7 @@ def test_pack_asks_only_what_free_slots_start_and_stops_at_the_timeout(client, t
         if len({config["batch_size"] for config in payload["configs"]}) != 1:
             problems.append(f"mates of different shapes: {payload['parts']}")
         submitted.append((time.monotonic() - driver.tally.started, len(payload["parts"])))
-        future = submit(function, packed, **kwargs)
+        future = submit(function, payload, **kwargs)
         futures.append((future, payload["parts"]))
         return future
 
