@@ -93,6 +93,7 @@ class Asker:
                     trial.set_user_attr("finished_when_asked", self.tally.finished)
                     trial.set_user_attr("sampler_seed", self.sampler_seed)
                     trial.set_user_attr("seeds", seeds)
+            trial.storage.get_trial(trial._trial_id)  # held params are checked as they are read back: here
         except (ValueError, TypeError) as error:
             trial.set_user_attr("fail_reason", f"suggest: {error}")
             search.tell(self.study, trial, state=TrialState.FAIL)
@@ -101,10 +102,11 @@ class Asker:
             return None
         finally:
             self.pace.add("ask", time.perf_counter() - began)
-        # The storage checks each param against the first trial that has it as it reads the write
-        # back (a rerun with a changed space fails here, this trial only). Once one trial's params
-        # passed, that first trial is fixed for every param: with a blind sampler (it reads
-        # nothing back while it draws) the next trials' params go with their attributes, as one append.
+        # The journal checks a param against the study's as it reads the write back (a rerun with
+        # a changed space fails here, this trial only): its kind, log scale or choices, which a
+        # session never changes. Once one trial's params passed, the next trials' params can go
+        # with their attributes as one append, where nothing is read back until the block's end;
+        # only with a blind sampler: what it reads while it draws was written before the block.
         self.params_checked = self.spec.sampler.name in search.BLIND_SAMPLERS
         if (advice := self.pace.advice(self.tally.finished, self.tally.mean_trial_seconds, self.spec.parallel)):
             self.say(advice)

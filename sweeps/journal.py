@@ -12,9 +12,9 @@ SYNC_EVERY_S seconds; a torn last line is skipped by Optuna's reader.
 
 Each write also takes Optuna's file lock (a symlink made and removed: about 0.1 ms) and reads
 back what was appended since the last read, so the attributes the driver records when it asks
-and ends a trial (a dozen) and, when no pruner judges them, the evaluations it reports in one
-pass over its inbox go in as one append (`writes_together`): one lock, one write, the same
-lines in the same order.
+and ends a trial (a dozen), a blind sampler's params (`sweeps.asking`) and, when no pruner judges
+them, the evaluations it reports in one pass over its inbox go in as one append
+(`writes_together`): one lock, one write, the same lines in the same order.
 
 Optuna's `ask` looks for WAITING (enqueued) trials every call, and its journal storage finds
 them by scanning every trial of the study: 1.6 ms an ask at 10,000 trials, growing with the
@@ -54,12 +54,12 @@ class RunJournal(JournalFileBackend):
     def one_append(self) -> Iterator[None]:
         """This thread's writes inside the block go to the file as one append at its end (other
         threads' go at once; a block inside another joins it). Until then the storage does not
-        show them, even to this thread."""
+        show them, even to this thread. One thread at a time: the driver's."""
         if self.holder == threading.get_ident():
             yield
             return
-        self.holder = threading.get_ident()
         try:
+            self.holder = threading.get_ident()
             yield
         finally:
             self.holder = None

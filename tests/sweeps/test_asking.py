@@ -11,12 +11,17 @@ from sweeps.session import open_study
 from sweeps.tally import Tally
 from tests.sweeps.test_driver import make_spec
 
+SPACE = {"learning_rate": {"type": "float", "low": 1e-3, "high": 1e-1, "log": True},
+         "gamma": {"type": "float", "low": 0.9, "high": 0.99},
+         "net_arch": {"type": "categorical", "choices": [[32], [64]]}}
+GRID = {"learning_rate": {"type": "float", "low": 0.001, "high": 0.003, "step": 0.001},
+        "gamma": {"type": "float", "low": 0.9, "high": 0.99, "step": 0.09},
+        "net_arch": {"type": "categorical", "choices": [[32], [64]]}}
 
-@pytest.mark.parametrize(("sampler", "together"), [("random", True), ("tpe", False)])
-def test_params_and_attributes_go_as_one_append_after_the_first_ask(client, tmp_path, sampler, together):
-    space = {"learning_rate": {"type": "float", "low": 1e-3, "high": 1e-1, "log": True},
-             "gamma": {"type": "float", "low": 0.9, "high": 0.99},
-             "net_arch": {"type": "categorical", "choices": [[32], [64]]}}
+
+@pytest.mark.parametrize(("sampler", "space", "together"),
+                         [("random", SPACE, True), ("qmc", SPACE, True), ("grid", GRID, True), ("tpe", SPACE, False)])
+def test_params_and_attributes_go_as_one_append_after_the_first_ask(client, tmp_path, sampler, space, together):
     spec = make_spec(space=space, budget={"n_trials": 10}, sampler={"name": sampler, "seed": 0})
     study = open_study(spec, tmp_path, None)
     asker = Asker(spec, study, client, "topic", Tally(10, None), Pace(sampler), lambda line: None)
@@ -24,20 +29,23 @@ def test_params_and_attributes_go_as_one_append_after_the_first_ask(client, tmp_
     journal, appends = study._storage.journal, []
     append_logs = journal.append_logs
 
-    def counted(logs):  # a write that reaches the file, not one held for the block's end
-        appends.extend([len(logs)] if journal.holder != threading.get_ident() else [])
+    def counted(logs):  # a write that reaches the file (not one held for the block's end): its params and attributes
+        if journal.holder != threading.get_ident():
+            ops = "".join(sorted("P" if "param_name" in log else "A" if "user_attr" in log else "" for log in logs))
+            appends.extend([ops] if ops else [])
         append_logs(logs)
 
     journal.append_logs = counted
     per_ask = []
-    for _ in range(3):
+    for _ in range(4):
         appends.clear()
         run = asker.ask()
         per_ask.append(list(appends))
         assert set(run.trial.params) == set(space)
-    # The first ask: the trial's creation, each param, the attributes. Then, with a blind sampler,
-    # the creation and one append of the 3 params and 3 attributes.
-    assert per_ask[0] == [1, 1, 1, 1, 3]
-    assert per_ask[1:] == ([[1, 6]] * 2 if together else [[1, 1, 1, 1, 3]] * 2)
-    stored = study.trials[2]
-    assert set(stored.params) == set(space) and {"seeds", "sampler_seed", "finished_when_asked"} <= set(stored.user_attrs)
+    # The first ask writes each param on its own, then the 3 attributes as one append; then, with
+    # a blind sampler, the 3 params and 3 attributes go as one append (with what the sampler wrote).
+    assert per_ask[0] == ["P", "P", "P", "AAA"]
+    assert per_ask[1:] == [["AAAPPP"] if together else ["P", "P", "P", "AAA"]] * 3
+    stored = study.trials[3]
+    assert set(stored.params) == set(space)
+    assert {"seeds", "sampler_seed", "finished_when_asked"} <= set(stored.user_attrs)

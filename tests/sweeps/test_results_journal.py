@@ -92,6 +92,21 @@ def test_writes_together_reach_readers_as_one_append_after_the_block(tmp_path):
     assert study.trials[0].user_attrs["a11"] == 11 and study.trials[0].state.name == "COMPLETE"
 
 
+def test_a_block_inside_another_that_raises_leaves_the_writes_to_the_outer_one(tmp_path):
+    study = optuna.create_study(study_name="nested", storage=open_storage(None, tmp_path))
+    trial = study.ask()
+    size = journal_path(tmp_path).stat().st_size
+    with writes_together(trial.storage):
+        trial.set_user_attr("a", 1)
+        with pytest.raises(KeyError), writes_together(trial.storage):
+            trial.set_user_attr("b", 2)
+            raise KeyError("b")
+        assert journal_path(tmp_path).stat().st_size == size  # still held
+    lines = journal_path(tmp_path).read_text().splitlines()
+    assert [json.loads(line)["user_attr"] for line in lines[-2:]] == [{"a": 1}, {"b": 2}]
+    assert study.trials[0].user_attrs == {"a": 1, "b": 2}
+
+
 def test_writes_together_on_other_storages_write_one_by_one():
     study = optuna.create_study()  # in memory
     trial = study.ask()
