@@ -46,6 +46,7 @@ class Asker:
         self.asked: set[int] = set()
         self.stopping: str | None = None
         self.sampler_seed: int | None = None
+        self.blind_sampler = spec.sampler.name in search.BLIND_SAMPLERS  # it draws without looking at finished trials
         self.params_checked = False  # a trial's params may be written as one append (`ask`)
 
     def seed_sampler(self) -> None:
@@ -107,7 +108,7 @@ class Asker:
         # session never changes. Once one trial's params passed, the next trials' params can go
         # with their attributes as one append, where nothing is read back until the block's end;
         # only with a blind sampler: what it reads while it draws was written before the block.
-        self.params_checked = self.spec.sampler.name in search.BLIND_SAMPLERS
+        self.params_checked = self.blind_sampler
         if (advice := self.pace.advice(self.tally.finished, self.tally.mean_trial_seconds, self.spec.parallel)):
             self.say(advice)
         stop = Event(dispatch.stop_event_name(self.topic, trial.number), client=self.client)

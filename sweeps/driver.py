@@ -36,7 +36,7 @@ import optuna
 from distributed import Client, Event
 from optuna.trial import TrialState
 
-from sweeps import dispatch, lifecycle, resume, search
+from sweeps import dispatch, lifecycle, resume
 from sweeps.asking import Asker, budget_trials, format_params
 from sweeps.forming import TaskForming
 from sweeps.journal import writes_together
@@ -79,7 +79,6 @@ class Driver:
         self.forming = TaskForming(spec, study, self.run_dir, self.asker, self.runs)
         self.ended: list[TrialRun] = []  # told to Optuna; stop event and folders still to go
         self.stops_set: set[int] = set()  # trials whose stop event was set (the scheduler holds it)
-        self.blind_sampler = spec.sampler.name in search.BLIND_SAMPLERS
         self.prunes = not isinstance(study.pruner, optuna.pruners.NopPruner)
         self.storage = study._storage  # Optuna has no public handle on a study's storage
 
@@ -128,7 +127,7 @@ class Driver:
         every slot is busy, so that a freed slot only submits it. A trial runs once asked, so
         only without `budget.timeout` (it could start long after it) and while all trials in
         flight could fail without reaching `budget.max_failed`."""
-        if self.blind_sampler and self.spec.budget.timeout is None \
+        if self.asker.blind_sampler and self.spec.budget.timeout is None \
                 and self.tally.failed + len(self.runs) <= self.asker.max_failed:
             self.forming.ask_next()
 
@@ -160,7 +159,7 @@ class Driver:
         # A lost task's slot is its rerun's. (A returned task whose worker dies before its outcome
         # is read is run again by the scheduler: one task more than `parallel`, for a while.)
         self.returned.update(future for future, outcome in done if outcome["status"] != "lost")
-        if self.returned and self.blind_sampler and self.tally.failed + len(self.returned) <= self.asker.max_failed:
+        if self.returned and self.asker.blind_sampler and self.tally.failed + len(self.returned) <= self.asker.max_failed:
             self.fill(len(self.returned))
         self.on_events([event for kind, batch in messages if kind == "events" for event in batch])
         for future, outcome in done:
