@@ -160,11 +160,11 @@ def atari_obs_spec():
 
 def replay_bytes(buffer_size: int) -> None:
     """Bytes per transition of a full Atari buffer: obs and next obs whole, then every frame once."""
-    from dqn_tf import memory
+    from dqn_tf import host_memory
 
     obs = atari_obs_spec()
-    whole = 2 * obs.nbytes + memory.ROW_BYTES
-    once = memory.replay_bytes(buffer_size, obs) / buffer_size
+    whole = 2 * obs.nbytes + host_memory.ROW_BYTES
+    once = host_memory.replay_bytes(buffer_size, obs) / buffer_size
     print(f"replay   Atari, buffer {buffer_size:,}: {whole:,} bytes/transition with obs and next obs stored "
           f"whole, {once:,.0f} with every frame once ({whole / once:.1f}x less; "
           f"{buffer_size * once / 2**30:.2f} GiB for the buffer)")

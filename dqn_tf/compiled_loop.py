@@ -1,4 +1,4 @@
-"""The compiled loop's host side: one `compiled.Program` call per chunk, then the bookkeeping
+"""The compiled loop's host side: one `compiled_program.Program` call per chunk, then the bookkeeping
 (episodes, training stats, divergence) the Python loop keeps, read back from the program."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from dqn_tf.compiled import program_for
+from dqn_tf.compiled_program import program_for
 from dqn_tf.graph_envs import graph_env
 from dqn_tf.population import Population
 

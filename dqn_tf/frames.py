@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dqn_tf.memory import INITIAL_STARTS
+from dqn_tf.host_memory import INITIAL_STARTS
 from dqn_tf.observations import ObsSpec
 
 

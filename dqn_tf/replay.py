@@ -16,7 +16,7 @@ import numpy as np
 
 from dqn_tf.errors import ConfigError
 from dqn_tf.frames import FrameStore
-from dqn_tf.memory import check_replay_fits
+from dqn_tf.host_memory import check_replay_fits
 from dqn_tf.observations import ObsSpec
 
 FIELDS = ("obs", "actions", "rewards", "next_obs", "dones")

@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 from dqn_tf import ConfigError, train
-from dqn_tf.compiled import ACT, RESET, uniform
+from dqn_tf.compiled_program import ACT, RESET, uniform
 from dqn_tf.config import COMPILED_ENV_IDS, TrainConfig
 from dqn_tf.graph_envs import graph_env
 from tests import nan_env

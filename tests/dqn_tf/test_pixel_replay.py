@@ -8,7 +8,7 @@ import pytest
 from dqn_tf import train
 from dqn_tf.config import ConfigError
 from dqn_tf.envs import Collector
-from dqn_tf.memory import available_bytes, replay_bytes
+from dqn_tf.host_memory import available_bytes, replay_bytes
 from dqn_tf.observations import ObsSpec
 from dqn_tf.replay import FIELDS, ReplayBuffer
 

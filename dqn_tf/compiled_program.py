@@ -24,8 +24,8 @@ import tensorflow as tf
 
 from dqn_tf.config import POPULATION_SHARED_FIELDS, TrainConfig
 from dqn_tf.graph_envs import GraphEnv
+from dqn_tf.host_memory import check_replay_fits
 from dqn_tf.learner import td_loss
-from dqn_tf.memory import check_replay_fits
 from dqn_tf.networks import Architecture, initial_weights, q_values
 from dqn_tf.observations import ObsSpec
 from dqn_tf.optimizer import adam_rate, adam_update
