@@ -24,11 +24,13 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
-from sweeps import search
+from sweeps.driver.session import open_study
 from sweeps.results import load
-from sweeps.session import open_study, save_run_info
-from sweeps.spec import StudySpec, parse_spec
-from sweeps.tables import ResultsWriter
+from sweeps.store.run_folder import save_run_info
+from sweeps.store.writer import ResultsWriter
+from sweeps.study import space
+from sweeps.study.loading import parse_spec
+from sweeps.study.spec import StudySpec
 
 EPISODE_STEPS = 20
 
@@ -55,7 +57,7 @@ def build(run_dir: Path, n: int, evals: int, episodes: int) -> None:
     total, freq = spec.trainer["total_timesteps"], spec.trainer["eval_freq"]
     for number in range(n):
         trial = study.ask()
-        params = search.suggest(trial, spec)
+        params = space.suggest(trial, spec)
         for key, value in {"finished_when_asked": max(0, number - 16), "sampler_seed": 0, "seeds": [0],
                            "env_steps": total, "wall_seconds": 1.2, "train_seconds": 1.0, "startup_seconds": 0.1,
                            "steps_per_second": total / 1.0, "worker": f"tcp://127.0.0.1:{9000 + number % 16}",

@@ -49,11 +49,14 @@ from typing import Any
 import numpy as np
 from distributed import Client
 
-from sweeps import dispatch, search
-from sweeps.driver import Driver
+from sweeps.driver import dispatch
+from sweeps.driver.loop import Driver
+from sweeps.driver.session import open_study
 from sweeps.results import load
-from sweeps.session import open_study, save_run_info
-from sweeps.spec import StudySpec, parse_spec
+from sweeps.store import optuna_private
+from sweeps.store.run_folder import save_run_info
+from sweeps.study.loading import parse_spec
+from sweeps.study.spec import StudySpec
 
 ROOT = Path(__file__).resolve().parents[1]
 ENTRY = "benchmarks.scale_trainer:train_population"
@@ -147,11 +150,11 @@ class Stopwatch:
 
 
 def instrument(study: Any, watch: Stopwatch) -> None:
-    """Time `study.ask`, the tell (`sweeps.search.tell` calls `Study.tell`'s body) and every
+    """Time `study.ask`, the tell (`sweeps.store.optuna_private.tell` calls `Study.tell`'s body) and every
     storage call (instance attributes shadow methods)."""
     study.ask = watch.wrap("ask", study.ask)
-    search._tell_with_warning = watch.wrap("tell", search._tell_with_warning)
-    storage = study._storage
+    optuna_private.tell_body = watch.wrap("tell", optuna_private.tell_body)
+    storage = optuna_private.storage_of(study)
     for name in dir(type(storage)):
         if not name.startswith("_") and callable(getattr(storage, name)):
             setattr(storage, name, watch.wrap(f"storage.{name}", getattr(storage, name)))
@@ -282,7 +285,7 @@ def main() -> None:
             monitor = Quiet()
             driver = Driver(spec, study, client, run_dir, monitor=monitor, entry=ENTRY)
             cpu, began, threads = time.process_time(), time.perf_counter(), thread_cpu()
-            driver.run()
+            driver.drive()
             wall, cpu = time.perf_counter() - began, time.process_time() - cpu
             rss = (rss_mb(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)  # before `report` loads results
             threads = {name: seconds - threads.get(name, 0.0) for name, seconds in thread_cpu().items()}

@@ -28,11 +28,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from sweeps.cluster import connect
-from sweeps.driver import Driver
+from sweeps.driver.cluster import connect
+from sweeps.driver.loop import Driver
+from sweeps.driver.session import open_study
 from sweeps.results import load
-from sweeps.session import open_study
-from sweeps.spec import load_spec
+from sweeps.study.loading import load_spec
 
 
 def sweep(
@@ -50,7 +50,7 @@ def sweep(
             cluster_s = time.perf_counter() - started
             study_obj = open_study(spec, run_dir, None)
             started = time.perf_counter()
-            Driver(spec, study_obj, client, run_dir).run()
+            Driver(spec, study_obj, client, run_dir).drive()
             wall = time.perf_counter() - started
         frame = load(run_dir)["trials"]
     finally:

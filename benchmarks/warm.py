@@ -26,11 +26,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from sweeps.cluster import connect
-from sweeps.driver import Driver
+from sweeps.driver.cluster import connect
+from sweeps.driver.loop import Driver
+from sweeps.driver.session import open_study
 from sweeps.results import load
-from sweeps.session import open_study
-from sweeps.spec import load_spec
+from sweeps.study.loading import load_spec
 
 
 def sweep(study: Path, trials: int, parallel: int, reuse: bool, max_tasks: int,
@@ -46,7 +46,7 @@ def sweep(study: Path, trials: int, parallel: int, reuse: bool, max_tasks: int,
     try:
         with connect(None, parallel, 0, lambda line: None) as client:
             started = time.perf_counter()
-            Driver(spec, open_study(spec, run_dir, None), client, run_dir).run()
+            Driver(spec, open_study(spec, run_dir, None), client, run_dir).drive()
             wall = time.perf_counter() - started
         frame = load(run_dir)["trials"]
     finally:

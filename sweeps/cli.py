@@ -77,7 +77,7 @@ def train(
     ] = None,
 ) -> None:
     """Train one DQN agent and write OUTPUT/result.json."""
-    from sweeps.progress import TrainProgress
+    from sweeps.display import TrainProgress
 
     values = read_config_file(config) if config else {}
     if env:
@@ -141,13 +141,13 @@ def run(
     entry: Annotated[str, typer.Option(hidden=True, help="module:function trainer (tests only).")] = "",
 ) -> None:
     """Run a sweep, or continue it: rerunning on the same study picks up where it stopped."""
-    from sweeps.cluster import ClusterError
-    from sweeps.monitor import SweepMonitor
-    from sweeps.security import SecurityError, tls_security
-    from sweeps.session import run_sweep
-    from sweeps.spec import SpecError, load_spec
-    from sweeps.storage import StorageError
-    from sweeps.tasks import ENTRY
+    from sweeps.display import SweepMonitor
+    from sweeps.driver.cluster import ClusterError, SecurityError, tls_security
+    from sweeps.driver.session import run_sweep
+    from sweeps.store.storage import StorageError
+    from sweeps.study.loading import load_spec
+    from sweeps.study.spec import SpecError
+    from sweeps.worker.supervise import ENTRY
 
     overrides = {}
     if n_trials is not None:
@@ -180,9 +180,9 @@ def run(
 
 
 def open_run(run_dir: Path, storage: str | None, study: str | None):
-    from sweeps.session import load_run
-    from sweeps.spec import SpecError
-    from sweeps.storage import StorageError
+    from sweeps.store.run_folder import load_run
+    from sweeps.store.storage import StorageError
+    from sweeps.study.spec import SpecError
 
     try:
         return load_run(run_dir, storage, study)
@@ -193,15 +193,15 @@ def open_run(run_dir: Path, storage: str | None, study: str | None):
 @app.command()
 def status(run_dir: RunDir, storage: StorageOption = None, study: StudyOption = None) -> None:
     """Trials by state, the best so far, and why trials failed (grouped by reason)."""
-    from sweeps.status import fresh_table, summary
-    from sweeps.storage import StorageError
+    from sweeps.reporting.status import fresh_table, summary
+    from sweeps.store.storage import StorageError
 
     try:
         found = None if storage or study else fresh_table(run_dir)
     except StorageError as error:
         raise fail(str(error)) from None
     if found is None:
-        from sweeps.results import trials_frame
+        from sweeps.store.reader import trials_frame
 
         optuna_study, _ = open_run(run_dir, storage, study)
         found = optuna_study.study_name, trials_frame(optuna_study)
@@ -217,17 +217,14 @@ def best(
     study: StudyOption = None,
 ) -> None:
     """The best trial's full trainer config as YAML, ready for `dqn-sweep train --config FILE`."""
-    from sweeps.search import params_to_config
+    from sweeps.reporting.best import best_config, best_config_yaml
+    from sweeps.store.reader import trials_frame
 
     optuna_study, spec = open_run(run_dir, storage, study)
-    complete = [t for t in optuna_study.get_trials(deepcopy=False) if t.state.name == "COMPLETE"]
-    if not complete:
+    chosen = best_config(trials_frame(optuna_study), spec)
+    if chosen is None:
         raise fail(f"{run_dir}: no COMPLETE trial yet")
-    trial = max(complete, key=lambda t: t.value)
-    config = {**spec.base_config(), **params_to_config(trial.params, spec), "seed": spec.seed_list[0]}
-    header = f"# dqn-sweep best: study {spec.study}, trial {trial.number}, objective {trial.value:.4f}\n"
-    text = header + yaml.safe_dump({"study": spec.study, "trial": trial.number, "value": trial.value,
-                                    "config": config}, sort_keys=False)
+    text = best_config_yaml(chosen)
     if output is None:
         typer.echo(text, nl=False)
     else:
@@ -244,7 +241,7 @@ def export(
     study: StudyOption = None,
 ) -> None:
     """Write trials (fresh from the study's storage), evals and episodes tables as csv or parquet."""
-    from sweeps.results import load, trials_frame
+    from sweeps.store.reader import load, trials_frame
 
     if format_ not in ("parquet", "csv"):
         raise fail(f"--format {format_!r}: allowed: parquet, csv")
@@ -267,7 +264,7 @@ def report(
     top: Annotated[int, typer.Option(help="Trials in the learning-curve figure.")] = 5,
 ) -> None:
     """Write a self-contained HTML report (figures inline, tables, the best config) to scp anywhere."""
-    from sweeps.report import write_report
+    from sweeps.reporting.report import write_report
 
     if not (run_dir / "trials.parquet").exists():
         raise fail(f"{run_dir}: no trials.parquet; is it a run folder of `dqn-sweep run`?")

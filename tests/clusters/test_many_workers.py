@@ -9,15 +9,15 @@ import logging
 import pytest
 from distributed import Client, LocalCluster, get_client, get_worker
 
-from sweeps.cluster import connect
-from sweeps.tasks import all_workers, host_slots
+from sweeps.driver.cluster import connect
+from sweeps.worker.cores import all_workers, host_slots
 
 pytestmark = pytest.mark.timeout(60)
 WORKERS = 7
 
 
 def slots_seen_by_a_task() -> int:
-    """What `run_seeds` computes on its worker before sizing the child's threads."""
+    """What `train_task` computes on its worker before sizing the child's threads."""
     return host_slots(get_worker().host, all_workers(get_client()))
 
 

@@ -56,11 +56,12 @@ def test_storage_password_never_leaks(tmp_path, monkeypatch):
 
     # status/best/export/report read the folder (in this process, to spare three CLI start-ups):
     # the masked record needs the secret again, from the environment, else a clear error
-    from sweeps.report import write_report
+    from sweeps.driver.session import run_sweep
+    from sweeps.reporting.report import write_report
     from sweeps.results import trials_frame
-    from sweeps.session import load_run, run_sweep
-    from sweeps.spec import load_spec
-    from sweeps.storage import StorageError
+    from sweeps.store.run_folder import load_run
+    from sweeps.store.storage import StorageError
+    from sweeps.study.loading import load_spec
 
     monkeypatch.delenv("DQN_SWEEP_STORAGE", raising=False)
     with pytest.raises(StorageError, match="DQN_SWEEP_STORAGE") as locked:

@@ -3,16 +3,15 @@ and the embedded LocalCluster listening on 127.0.0.1 only."""
 
 import pytest
 
-from sweeps.security import (
-    SecurityError,
-    expand_url,
-    mask_url,
-    scrub,
-    storage_for_reading,
-    storage_for_run,
-    tls_security,
+from sweeps.driver.cluster import SecurityError, tls_security
+from sweeps.driver.versions import (
+    VersionMismatch,
+    check_worker_versions,
+    local_versions,
+    mismatches,
 )
-from sweeps.versions import VersionMismatch, check_worker_versions, local_versions, mismatches
+from sweeps.secrets import mask_url, scrub, secrets_of
+from sweeps.store.storage import StorageError, expand_url, storage_for_reading, storage_for_run
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -35,14 +34,14 @@ def test_mask_url(url, masked):
 
 def test_scrub_removes_raw_and_decoded_secrets():
     url = "postgresql://user:p%40ss@db/optuna"
-    assert scrub("FATAL: password p@ss / p%40ss rejected", url) == "FATAL: password *** / *** rejected"
+    assert scrub("FATAL: password p@ss / p%40ss rejected", secrets_of(url)) == "FATAL: password *** / *** rejected"
 
 
 def test_expand_url(monkeypatch):
     monkeypatch.setenv("DB_PASSWORD", "pw")
     assert expand_url("postgresql://u:${DB_PASSWORD}@db/x") == "postgresql://u:pw@db/x"
     monkeypatch.delenv("DB_PASSWORD")
-    with pytest.raises(SecurityError, match=r"refers to \$\{DB_PASSWORD\}, which is not set"):
+    with pytest.raises(StorageError, match=r"refers to \$\{DB_PASSWORD\}, which is not set"):
         expand_url("postgresql://u:${DB_PASSWORD}@db/x")
 
 
@@ -52,13 +51,13 @@ def test_storage_resolution(monkeypatch):
     assert storage_for_reading(None, None) is None  # the run folder's journal
     assert storage_for_reading(None, "sqlite:///x.db") == "sqlite:///x.db"
     assert storage_for_reading("sqlite:///y.db", "postgresql://u:***@db/x") == "sqlite:///y.db"
-    with pytest.raises(SecurityError, match="set DQN_SWEEP_STORAGE"):
+    with pytest.raises(StorageError, match="set DQN_SWEEP_STORAGE"):
         storage_for_reading(None, "postgresql://u:***@db/x")
     monkeypatch.setenv("DQN_SWEEP_STORAGE", "postgresql://u:pw@db/x")
     assert storage_for_run(None) == "postgresql://u:pw@db/x"
     assert storage_for_reading(None, "postgresql://u:***@db/x") == "postgresql://u:pw@db/x"
     assert storage_for_reading(None, None) is None  # a journal run folder ignores the variable
-    with pytest.raises(SecurityError, match="holds another URL: postgresql://u:\\*\\*\\*@db/other") as error:
+    with pytest.raises(StorageError, match="holds another URL: postgresql://u:\\*\\*\\*@db/other") as error:
         monkeypatch.setenv("DQN_SWEEP_STORAGE", "postgresql://u:pw@db/other")
         storage_for_reading(None, "postgresql://u:***@db/x")
     assert "pw" not in str(error.value).replace("password", "")
@@ -117,7 +116,7 @@ def test_version_check():
 def test_embedded_cluster_listens_on_localhost_only():
     import psutil
 
-    from sweeps.cluster import connect
+    from sweeps.driver.cluster import connect
 
     said = []
     with connect(None, 2, 0, said.append) as client:

@@ -13,11 +13,11 @@ import pytest
 from distributed import Client, LocalCluster
 from optuna.trial import TrialState
 
-from sweeps.report import write_report
+from sweeps.driver.session import run_sweep
+from sweeps.reporting.report import write_report
 from sweeps.results import load
-from sweeps.session import run_sweep
-from sweeps.spec import parse_spec
-from sweeps.tasks import run_seeds
+from sweeps.study.loading import parse_spec
+from sweeps.worker.task import train_task
 
 pytestmark = pytest.mark.timeout(120)
 LEAKY = "tests.faults.faulty_trainer:leaky_population"
@@ -100,7 +100,7 @@ def test_a_task_passes_the_variables_its_payload_names(monkeypatch, tmp_path):
                "env": ["MY_TRIAL_SETTING"]}
     with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, protocol="tcp", host="127.0.0.1",
                       dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
-        outcome = client.submit(run_seeds, payload, pure=False).result()
+        outcome = client.submit(train_task, payload, pure=False).result()
     assert outcome["status"] == "failed" and SECRET_MARK not in json.dumps(outcome)
     child = dumped(outcome["reason"], "child env")
     assert child["MY_TRIAL_SETTING"] == "for-the-trial"

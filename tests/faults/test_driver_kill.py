@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 
 from sweeps.results import load, trials_frame
-from sweeps.session import load_run
-from sweeps.storage import StorageError
+from sweeps.store.run_folder import load_run
+from sweeps.store.storage import StorageError
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent / "dqn-sweep"

@@ -5,11 +5,12 @@ import os
 import pytest
 from optuna.trial import TrialState
 
-from sweeps.driver import Driver
+from sweeps.driver.loop import Driver
+from sweeps.driver.session import open_study
+from sweeps.driver.trial import member_failure
 from sweeps.results import load
-from sweeps.session import open_study
-from sweeps.spec import parse_spec
-from sweeps.tasks import member_failure, run_child
+from sweeps.study.loading import parse_spec
+from sweeps.worker.supervise import train_in_child
 
 FAULTY = "tests.faults.faulty_trainer:train_population"
 EXPECTED = {  # gamma -> how the reason starts (and what else it holds)
@@ -34,7 +35,7 @@ def test_crashes_hangs_and_divergence_fail_alone(client, tmp_path):
     for gamma in [*EXPECTED, 0.99, 0.99]:
         study.enqueue_trial({"gamma": gamma})
     pids = client.run(os.getpid)
-    tally = Driver(spec, study, client, tmp_path, entry=FAULTY).run()
+    tally = Driver(spec, study, client, tmp_path, entry=FAULTY).drive()
 
     assert client.run(os.getpid) == pids  # no worker died or restarted
     assert tally.completed == 2 and tally.failed == len(EXPECTED)
@@ -54,7 +55,7 @@ def test_crashes_hangs_and_divergence_fail_alone(client, tmp_path):
 def test_the_real_trainer_going_nan_is_diverged():
     config = {"total_timesteps": 1500, "net_arch": [32], "learning_starts": 200, "train_freq": 4,
               "eval_freq": 500, "n_eval_episodes": 3, "buffer_size": 1000, "batch_size": 32}
-    outcome = run_child([config], emit=lambda event: None, stopped_members=lambda: (),
+    outcome = train_in_child([config], emit=lambda event: None, stopped_members=lambda: (),
                         entry="tests.faults.faulty_trainer:nan_train_population")
     assert outcome["status"] == "ok"
     reason = member_failure(outcome["results"][0])

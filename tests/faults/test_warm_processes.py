@@ -21,12 +21,15 @@ import pytest
 from distributed import Client, LocalCluster
 
 from dqn_tf.config import TrainConfig
-from sweeps.driver import Driver
+from sweeps.driver.loop import Driver
+from sweeps.driver.session import open_study
 from sweeps.results import load
-from sweeps.session import open_study
-from sweeps.spec import SpecError, parse_spec
-from sweeps.tasks import Reuse, child_env, run_child, run_seeds
-from sweeps.warm import ChildProcess, ProcessPool, process_key
+from sweeps.study.loading import parse_spec
+from sweeps.study.spec import SpecError
+from sweeps.worker.environment import child_env
+from sweeps.worker.processes import ProcessPool, TrialProcess, process_key
+from sweeps.worker.supervise import Reuse, train_in_child
+from sweeps.worker.task import train_task
 
 pytestmark = pytest.mark.timeout(120)
 WARM = "tests.faults.warm_trainer:train_population"
@@ -48,7 +51,7 @@ def payload(cfg: dict, trial: int = 0, processes: dict | None = LIMITS, **extra)
 def on_one_worker(client: Client, *payloads: dict) -> list[dict]:
     """Run `payloads` one after another on the same worker; their outcomes."""
     address = min(client.scheduler_info()["workers"])
-    return [client.submit(run_seeds, p, pure=False, workers=[address]).result() for p in payloads]
+    return [client.submit(train_task, p, pure=False, workers=[address]).result() for p in payloads]
 
 
 def gone(pid: int, within: float = 10.0) -> bool:
@@ -195,7 +198,7 @@ def test_a_gpu_worker_keeps_reusing_the_process_pinned_to_its_gpus():
 
 
 def test_a_stop_reaches_only_the_task_it_names():
-    child = ChildProcess(process_key(child_env(1, [], environ=os.environ), [config()]))
+    child = TrialProcess(process_key(child_env(1, [], environ=os.environ), [config()]))
     slow = config(train_freq=100)  # 0.5 s: 5 evaluations of 0.1 s
 
     def task(stop: str | None) -> dict:
@@ -229,8 +232,8 @@ def test_a_warm_processs_relayed_stop_stops_its_current_task():
             stop.set()
 
     try:
-        first = run_child([config()], emit=lambda e: None, stopped_members=tuple, entry=WARM, reuse=reuse)
-        second = run_child([config(train_freq=400)], emit=emit, stopped_members=lambda: (0,) if stop.is_set() else (),
+        first = train_in_child([config()], emit=lambda e: None, stopped_members=tuple, entry=WARM, reuse=reuse)
+        second = train_in_child([config(train_freq=400)], emit=emit, stopped_members=lambda: (0,) if stop.is_set() else (),
                            entry=WARM, reuse=reuse)
     finally:
         pool.close()
@@ -276,7 +279,7 @@ def test_a_sweep_records_how_each_trial_started(one_worker, tmp_path):
     study = open_study(spec, tmp_path, None)
     for gamma in (0.99, 0.99, SEGFAULT, 0.99, HANG, 0.99):
         study.enqueue_trial({"gamma": gamma})
-    tally = Driver(spec, study, one_worker, tmp_path, entry=WARM).run()
+    tally = Driver(spec, study, one_worker, tmp_path, entry=WARM).drive()
 
     assert tally.completed == 4 and tally.failed == 2
     trials = load(tmp_path)["trials"].set_index("number").sort_index()
@@ -317,7 +320,7 @@ def test_a_reused_tensorflow_process_trains_exactly_like_a_fresh_one():
     pool = ProcessPool(capacity=1)
     reuse = Reuse(pool, max_tasks=50)
     try:
-        first, second = (run_child([real], emit=lambda e: None, stopped_members=tuple, reuse=reuse) for _ in range(2))
+        first, second = (train_in_child([real], emit=lambda e: None, stopped_members=tuple, reuse=reuse) for _ in range(2))
     finally:
         pool.close()
     assert first["status"] == second["status"] == "ok", (first["reason"], second["reason"])

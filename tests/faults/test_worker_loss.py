@@ -12,10 +12,10 @@ import pytest
 import yaml
 from optuna.trial import TrialState
 
-from sweeps.driver import Driver
+from sweeps.driver.loop import Driver
+from sweeps.driver.session import open_study
 from sweeps.results import load
-from sweeps.session import open_study
-from sweeps.spec import parse_spec
+from sweeps.study.loading import parse_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -51,7 +51,7 @@ def test_killed_worker_is_retried_and_resumes_from_its_checkpoint(client, tmp_pa
     killed: dict = {}
     killer = threading.Thread(target=kill_worker_after_first_checkpoint, args=(driver, tmp_path, killed))
     killer.start()
-    tally = driver.run()
+    tally = driver.drive()
     killer.join()
 
     assert killed, "no seed-run was caught running"
@@ -102,7 +102,7 @@ def test_reruns_by_an_external_scheduler_are_counted_too(tmp_path):
 
         killer = threading.Thread(target=kill_once_running)
         killer.start()
-        tally = driver.run()
+        tally = driver.drive()
         killer.join()
     assert tally.completed == 1
     assert study.trials[0].state == TrialState.COMPLETE and study.trials[0].user_attrs["retries"] == 1

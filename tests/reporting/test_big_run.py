@@ -17,9 +17,9 @@ import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution
 from optuna.trial import TrialState, create_trial
 
-from sweeps import report
+from sweeps.reporting import report
 from sweeps.results import load
-from sweeps.tables import ResultsWriter
+from sweeps.store.writer import ResultsWriter
 
 ROOT = Path(__file__).resolve().parents[2]
 N = 3000

@@ -15,7 +15,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from sweeps.session import load_run
+from sweeps.store.run_folder import load_run
 
 DASHBOARD = Path(sys.executable).parent / "optuna-dashboard"
 pytestmark = [pytest.mark.timeout(240),

@@ -71,8 +71,8 @@ def test_analyze_study_runs_top_to_bottom(run_dir, tmp_path, not_blank):
     assert len(pngs) == 6, f"expected 6 figures, notebook showed {len(pngs)}"
     for png in pngs:
         not_blank(png)
-    from sweeps.plots import best_trial
     from sweeps.results import load
+    from sweeps.study.ranking import best_trial
 
     best = int(best_trial(load(run_dir)["trials"])["number"])
     assert f"trial {best}, objective" in text_of(nb)  # the best config's header comment

@@ -1,4 +1,4 @@
-"""sweeps.plots on synthetic tables: every figure draws (no exception, not blank) for the
+"""sweeps.reporting figures on synthetic tables: every figure draws (no exception, not blank) for the
 edge cases: no trial, no COMPLETE trial, one trial, missing times/workers, list-valued params."""
 
 import datetime as dt
@@ -7,8 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sweeps import plots
-from sweeps.results import EVAL_COLUMNS, load
+from sweeps.reporting import compare, figures, param_plots, plots
+from sweeps.results import load
+from sweeps.store.reader import EVAL_COLUMNS
+from sweeps.study import ranking
 
 pytestmark = pytest.mark.timeout(60)
 T0 = dt.datetime(2026, 1, 1, 12, 0, 0)
@@ -49,11 +51,11 @@ def all_figures(trials, evals):
     return {
         "learning_curves": plots.learning_curves(evals, trials),
         "objective_history": plots.objective_history(trials),
-        "param_importance": plots.param_importance(trials),
-        "param_slices": plots.param_slices(trials),
-        "parallel_coordinates": plots.parallel_coordinates(trials),
+        "param_importance": param_plots.param_importance(trials),
+        "param_slices": param_plots.param_slices(trials),
+        "parallel_coordinates": param_plots.parallel_coordinates(trials),
         "worker_timeline": plots.worker_timeline(trials),
-        "best_so_far": plots.best_so_far({"a": trials, "b": trials.iloc[:1]}),
+        "best_so_far": compare.best_so_far({"a": trials, "b": trials.iloc[:1]}),
     }
 
 
@@ -69,7 +71,7 @@ def test_every_figure_draws(case, not_blank):
     }[case]()
     evals = make_evals(trials) if not trials.empty else load("/nonexistent")["evals"]
     for name, fig in all_figures(trials, evals).items():
-        png = plots.png_bytes(fig)
+        png = figures.png_bytes(fig)
         assert png.startswith(b"\x89PNG"), name
         not_blank(png, min_colors=4, min_drawn=0.001)
 
@@ -77,14 +79,14 @@ def test_every_figure_draws(case, not_blank):
 def test_rich_figures_have_content(tmp_path, not_blank):
     trials = make_trials(8, ["COMPLETE"] * 5 + ["PRUNED", "FAIL", "COMPLETE"], list_params=True)
     for name, fig in all_figures(trials, make_evals(trials)).items():
-        not_blank(plots.save_png(fig, tmp_path / f"{name}.png"), min_colors=32)
+        not_blank(figures.save_png(fig, tmp_path / f"{name}.png"), min_colors=32)
 
 
 def test_importance_finds_the_parameter_that_matters():
     trials = make_trials(12)
     trials["value"] = np.log10(trials["params_learning_rate"])  # only the learning rate matters
     trials["params_gamma"] = 0.99  # never varied
-    importance = plots.param_importances(trials)
+    importance = param_plots.param_importances(trials)
     assert importance.index[0] == "learning_rate"
     assert importance["gamma"] == 0
     assert importance.sum() == pytest.approx(1.0)
@@ -93,18 +95,18 @@ def test_importance_finds_the_parameter_that_matters():
 def test_best_trial_and_ranking():
     trials = make_trials(4, ["COMPLETE", "FAIL", "COMPLETE", "COMPLETE"])
     trials["value"] = [1.0, None, 3.0, 3.0]
-    assert plots.best_trial(trials)["number"] == 2  # ties: the earliest
-    assert plots.ranked(trials)["number"].tolist()[:3] == [2, 3, 0]
-    assert plots.best_trial(make_trials(2, ["FAIL", "PRUNED"])) is None
+    assert ranking.best_trial(trials)["number"] == 2  # ties: the earliest
+    assert ranking.ranked(trials)["number"].tolist()[:3] == [2, 3, 0]
+    assert ranking.best_trial(make_trials(2, ["FAIL", "PRUNED"])) is None
 
 
 def test_param_axis_categorical_lists_and_log_scale():
-    codes, axis = plots.param_axis(pd.Series([[64, 64], [32], [64, 64]]))
+    codes, axis = figures.param_axis(pd.Series([[64, 64], [32], [64, 64]]))
     assert axis == {"kind": "categorical", "categories": ["[32]", "[64, 64]"]}
     assert codes.tolist() == [1.0, 0.0, 1.0]
-    _, axis = plots.param_axis(pd.Series([1e-4, 1e-2]))
+    _, axis = figures.param_axis(pd.Series([1e-4, 1e-2]))
     assert axis == {"kind": "numeric", "scale": "log"}
-    _, axis = plots.param_axis(pd.Series([True, False]))
+    _, axis = figures.param_axis(pd.Series([True, False]))
     assert axis["kind"] == "categorical"
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from sweeps.report import write_report
+from sweeps.reporting.report import write_report
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -5,10 +5,10 @@ import threading
 
 import pytest
 
-from sweeps.asking import Asker
-from sweeps.pace import Pace
-from sweeps.session import open_study
-from sweeps.tally import Tally
+from sweeps.driver.asking import Asker
+from sweeps.driver.pace import Pace
+from sweeps.driver.session import open_study
+from sweeps.driver.tally import Tally
 from tests.sweeps.test_driver import make_spec
 
 SPACE = {"learning_rate": {"type": "float", "low": 1e-3, "high": 1e-1, "log": True},
@@ -41,7 +41,7 @@ def test_params_and_attributes_go_as_one_append_after_the_first_ask(client, tmp_
         appends.clear()
         run = asker.ask()
         per_ask.append(list(appends))
-        assert set(run.trial.params) == set(space)
+        assert set(run.optuna_trial.params) == set(space)
     # The first ask writes each param on its own, then the 3 attributes as one append; then, with
     # a blind sampler, the 3 params and 3 attributes go as one append (with what the sampler wrote).
     assert per_ask[0] == ["P", "P", "P", "AAA"]

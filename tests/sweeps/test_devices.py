@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from sweeps.devices import DevicePool
+from sweeps.worker.gpus import DevicePool
 
 pytestmark = pytest.mark.timeout(60)
 

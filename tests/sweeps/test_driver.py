@@ -8,11 +8,12 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from sweeps import dispatch, search
-from sweeps.driver import Driver
+from sweeps.driver import dispatch
+from sweeps.driver.loop import Driver
+from sweeps.driver.session import open_study
 from sweeps.results import load
-from sweeps.session import open_study
-from sweeps.spec import parse_spec
+from sweeps.store import optuna_private
+from sweeps.study.loading import parse_spec
 from tests.sweeps.conftest import FAKE
 
 pytestmark = pytest.mark.timeout(120)
@@ -36,7 +37,7 @@ def make_spec(**changes):
 
 def sweep(spec, client, run_dir):
     study = open_study(spec, run_dir, None)
-    tally = Driver(spec, study, client, run_dir, entry=FAKE).run()
+    tally = Driver(spec, study, client, run_dir, entry=FAKE).drive()
     return study, tally
 
 
@@ -127,7 +128,7 @@ def sweep_enqueued(spec, client, run_dir, trials):
     study = open_study(spec, run_dir, None)
     for params in trials:
         study.enqueue_trial(params)
-    tally = Driver(spec, study, client, run_dir, entry=FAKE).run()
+    tally = Driver(spec, study, client, run_dir, entry=FAKE).drive()
     return study, tally
 
 
@@ -245,7 +246,7 @@ def test_a_finished_tasks_slot_is_refilled_before_its_outcome_is_read_only_for_a
     spec = make_spec(budget={"n_trials": 6}, parallel=2, sampler={"name": sampler, "seed": 0})
     study = open_study(spec, tmp_path, None)
     submits, submits_at_read, submits_at_tell = [], [], []
-    submit, tell, read = client.submit, search._tell_with_warning, dispatch.task_outcome
+    submit, tell, read = client.submit, optuna_private.tell_body, dispatch.task_outcome
 
     def slow_read(future):
         time.sleep(1.5)
@@ -254,9 +255,9 @@ def test_a_finished_tasks_slot_is_refilled_before_its_outcome_is_read_only_for_a
 
     monkeypatch.setattr(client, "submit", lambda *a, **k: submits.append(1) or submit(*a, **k))
     monkeypatch.setattr(dispatch, "task_outcome", slow_read)
-    monkeypatch.setattr(search, "_tell_with_warning",  # `search.tell` calls Study.tell's body
+    monkeypatch.setattr(optuna_private, "tell_body",  # `optuna_private.tell` calls Study.tell's body
                         lambda *a, **k: submits_at_tell.append(len(submits)) or tell(*a, **k))
-    Driver(spec, study, client, tmp_path, entry=FAKE).run()
+    Driver(spec, study, client, tmp_path, entry=FAKE).drive()
     assert len(submits) == 6 and len(submits_at_tell) == 6 and len(submits_at_read) == 6
     assert all(t.state == TrialState.COMPLETE for t in study.trials)
     # Random: the k-th outcome read ends, and the k-th tell comes, after its slot's refill (2
@@ -291,7 +292,7 @@ def test_a_blind_sampler_has_the_next_trial_asked_when_a_slot_frees(client, tmp_
     monkeypatch.setattr(client, "submit", count("submit", submit))
     monkeypatch.setattr(dispatch, "pass_outcome", noted)
     study.ask = count("ask", ask)
-    Driver(spec, study, client, tmp_path, entry=FAKE).run()
+    Driver(spec, study, client, tmp_path, entry=FAKE).drive()
     assert len(study.trials) == 6 and all(t.state == TrialState.COMPLETE for t in study.trials)
     assert [w >= 1 for w in waiting[:5]] == [asked_ahead] * 5, waiting
     assert waiting[5:] == [0]  # the budget is spent

@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from sweeps import search
 from sweeps.results import load
+from sweeps.study import objective
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -125,7 +125,7 @@ def test_seeds_aggregate_and_a_failing_trial_is_fail_with_its_reason(tmp_path):
     for _, row in complete.iterrows():
         evals = tables["evals"][tables["evals"]["trial"] == row["number"]]
         assert set(evals["seed"]) == {0, 1}
-        per_seed = [search.curve_metric(group.sort_values("step").to_dict("records"), "last_k", 2)
+        per_seed = [objective.curve_metric(group.sort_values("step").to_dict("records"), "last_k", 2)
                     for _, group in evals.groupby("seed")]
         assert row["value"] == pytest.approx(sum(per_seed) / 2)
         assert row["env_steps"] == 2 * 2000
@@ -160,7 +160,7 @@ def test_n_envs_4_evaluations_compare_at_eval_freq_boundaries_and_prune(tmp_path
     )
     run_dir = tmp_path / "run"
     cli("run", str(path), "--output", str(run_dir))
-    from sweeps.storage import load_study
+    from sweeps.store.storage import load_study
 
     trials = load_study(None, run_dir, "smoke").trials
     boundaries = [750, 1500, 2250, 3000]

@@ -12,9 +12,9 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from sweeps.driver import Driver
-from sweeps.session import open_study
-from sweeps.spec import parse_spec
+from sweeps.driver.loop import Driver
+from sweeps.driver.session import open_study
+from sweeps.study.loading import parse_spec
 from tests.sweeps.conftest import FAKE
 
 pytestmark = pytest.mark.timeout(120)
@@ -39,17 +39,17 @@ def interrupted_session(spec, client, run_dir):
 
     def interrupt_when_running():
         deadline = time.monotonic() + 30
-        while (len(driver.futures) < 2 or len(driver.runs) < 2) and time.monotonic() < deadline:
+        while (len(driver.futures) < 2 or len(driver.trials) < 2) and time.monotonic() < deadline:
             time.sleep(0.05)
         while len(list(run_dir.glob("checkpoints/*/*/state.json"))) < 2 and time.monotonic() < deadline:
             time.sleep(0.05)  # both runs have checkpointed: there is something to resume
-        asked.extend(sorted(driver.runs))
+        asked.extend(sorted(driver.trials))
         os.kill(os.getpid(), signal.SIGINT)
 
     watcher = threading.Thread(target=interrupt_when_running)
     watcher.start()
     with pytest.raises(KeyboardInterrupt):
-        driver.run()
+        driver.drive()
     watcher.join()
     return asked
 
@@ -62,7 +62,7 @@ def test_ctrl_c_twice_loses_no_trial(client, tmp_path):
     assert second == [2, 3]  # the re-queued trials, popped by the second session
     assert [t.state for t in study.trials] == [TrialState.FAIL] * 4 + [TrialState.WAITING] * 2
 
-    tally = Driver(make_spec(), study, client, tmp_path, entry=FAKE).run()
+    tally = Driver(make_spec(), study, client, tmp_path, entry=FAKE).drive()
     trials = study.trials
     assert tally.completed == 2 and TrialState.RUNNING not in [t.state for t in trials]
     assert [t.user_attrs.get("fail_reason") for t in trials[:4]] == ["interrupted"] * 4
@@ -91,7 +91,7 @@ def test_stop_events_are_released_when_trials_end(client, tmp_path):
     for lr, gamma in [(0.1, 0.99), (0.001, 0.99), (0.1, 0.5), (0.1, 0.99)]:  # complete, pruned, fails, complete
         study.enqueue_trial({"learning_rate": lr, "gamma": gamma})
     driver = Driver(spec, study, client, tmp_path, entry=FAKE)
-    driver.run()
+    driver.drive()
     assert [t.state for t in study.trials] == [TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL,
                                                TrialState.COMPLETE]
     assert events_of(client, driver.topic) == []
@@ -108,7 +108,7 @@ def plant_checkpoint(folder, lr, seed, step, total):
 def test_checkpoint_folders_go_with_their_trials(client, tmp_path):
     spec = make_spec()
     study = open_study(spec, tmp_path, None)
-    Driver(spec, study, client, tmp_path, entry=FAKE).run()
+    Driver(spec, study, client, tmp_path, entry=FAKE).drive()
     lost = study.ask({"learning_rate": LR})  # a dead driver's trial, which had checkpointed
     lr = lost.params["learning_rate"]
     root = tmp_path / "checkpoints"
@@ -118,7 +118,7 @@ def test_checkpoint_folders_go_with_their_trials(client, tmp_path):
     (root / "trial-1+trial-9" / "seed-0").mkdir(parents=True)
 
     study = open_study(spec, tmp_path, None)
-    Driver(make_spec(budget={"n_trials": 3}), study, client, tmp_path, entry=FAKE).run()
+    Driver(make_spec(budget={"n_trials": 3}), study, client, tmp_path, entry=FAKE).drive()
     (again,) = [t for t in study.trials if t.user_attrs.get("requeued_from") == lost.number]
     assert again.state == TrialState.COMPLETE and again.value == pytest.approx(1000 * lr)
     assert again.user_attrs["resumed_from_step"] == 300  # its folder was kept at start-up ...
@@ -131,7 +131,7 @@ def test_each_session_on_a_study_draws_its_own_trials(client, tmp_path):
     def session(run_dir, n_trials):
         study = open_study(spec, run_dir, None)
         Driver(make_spec(budget={"n_trials": n_trials}, sampler={"name": "tpe", "seed": 7}),
-               study, client, run_dir, entry=FAKE).run()
+               study, client, run_dir, entry=FAKE).drive()
         return [(t.params["learning_rate"], t.user_attrs.get("sampler_seed")) for t in study.trials]
 
     fresh = session(tmp_path / "a", 3)

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from sweeps.outbox import Outbox
+from sweeps.worker.outbox import Outbox
 
 pytestmark = pytest.mark.timeout(30)
 

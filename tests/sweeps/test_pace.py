@@ -4,7 +4,7 @@ reports every kind of call."""
 
 import pytest
 
-from sweeps.pace import WINDOW, Pace
+from sweeps.driver.pace import WINDOW, Pace
 
 
 def paced(sampler: str, ask_seconds: float, n: int = 20) -> Pace:

@@ -6,9 +6,9 @@ import time
 import pytest
 from optuna.trial import TrialState
 
-from sweeps.driver import Driver
-from sweeps.session import open_study
-from sweeps.spec import parse_spec
+from sweeps.driver.loop import Driver
+from sweeps.driver.session import open_study
+from sweeps.study.loading import parse_spec
 from tests.sweeps.conftest import FAKE
 
 pytestmark = pytest.mark.timeout(120)
@@ -48,7 +48,7 @@ def test_pack_asks_only_what_free_slots_start_and_stops_at_the_timeout(client, t
         return future
 
     monkeypatch.setattr(client, "submit", checked_submit)
-    tally = driver.run()
+    tally = driver.drive()
     assert problems == []
     assert max(size for _, size in submitted) == spec.pack  # mates were found ...
     assert max(at for at, _ in submitted) < timeout + 0.5  # ... and nothing was left to start late
@@ -66,7 +66,7 @@ def test_a_queued_trial_with_its_own_checkpoint_is_never_asked_as_a_mate(tmp_pat
     """It resumes alone from its folder; as a mate it would start over in a new, shared one."""
     import optuna
 
-    from sweeps.packing import Mates
+    from sweeps.driver.packing import Mates
 
     spec = parse_spec({
         "study": "mates", "env_id": "CartPole-v1", "trainer": {"total_timesteps": 500, "eval_freq": 100},

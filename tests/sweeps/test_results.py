@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 
 from sweeps.results import ResultsError, load
-from sweeps.tables import ResultsWriter
+from sweeps.store.writer import ResultsWriter
 
 LEGACY = Path(__file__).parent / "data" / "legacy_run"
 ROOT = Path(__file__).resolve().parents[2]
@@ -140,7 +140,7 @@ def test_a_writer_that_cannot_write_says_so_in_the_drivers_thread(tmp_path):
 ADDED_THEN_KILLED = textwrap.dedent("""
     import sys, time, optuna
     from tests.sweeps.test_results import runs_of
-    from sweeps.tables import ResultsWriter
+    from sweeps.store.writer import ResultsWriter
     writer = ResultsWriter(sys.argv[1], optuna.create_study(), flush_every=3600)
     for number in range(3):
         writer.add_trial(number, runs_of(number))
@@ -179,7 +179,7 @@ def test_a_live_sessions_rows_are_left_to_it(tmp_path):
 KILLED_WRITER = textwrap.dedent("""
     import sys, optuna
     from tests.sweeps.test_results import runs_of
-    from sweeps.tables import ResultsWriter
+    from sweeps.store.writer import ResultsWriter
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study()
     writer = ResultsWriter(sys.argv[1], study, merge_every=3, trials_every=0, flush_every=3600)

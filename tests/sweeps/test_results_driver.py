@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from sweeps.driver import Driver
+from sweeps.driver.loop import Driver
+from sweeps.driver.session import open_study
 from sweeps.results import load
-from sweeps.session import open_study
-from sweeps.spec import parse_spec
-from sweeps.tables import TRIALS_EVERY_S
+from sweeps.store.writer import TRIALS_EVERY_S
+from sweeps.study.loading import parse_spec
 from tests.sweeps.conftest import FAKE
 
 pytestmark = pytest.mark.timeout(180)
@@ -44,7 +44,7 @@ class Lines:
 def sweep(client, run_dir, n_trials, monitor=None):
     spec = make_spec(n_trials)
     study = open_study(spec, run_dir, None)
-    tally = Driver(spec, study, client, run_dir, monitor=monitor, entry=FAKE).run()
+    tally = Driver(spec, study, client, run_dir, monitor=monitor, entry=FAKE).drive()
     return study, tally
 
 
@@ -87,7 +87,7 @@ def test_the_driver_scans_the_study_per_session_not_per_trial_and_reports_optuna
     study.get_trials = lambda *args, **kwargs: scans.append(
         (threading.current_thread().name, kwargs.get("states"))) or get_trials(*args, **kwargs)
     monitor = Lines()
-    tally = Driver(spec, study, client, tmp_path, monitor=monitor, entry=FAKE).run()
+    tally = Driver(spec, study, client, tmp_path, monitor=monitor, entry=FAKE).drive()
     assert tally.completed == 12
     # the driver's thread: start-up (running, orphans, session seed, earlier results) and the
     # last trials table; the results writer's thread: on its debounce (TRIALS_EVERY_S)

@@ -16,13 +16,13 @@ import pytest
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 
-from sweeps.journal import writes_together
-from sweeps.storage import journal_path, open_storage
+from sweeps.store.journal import writes_together
+from sweeps.store.storage import journal_path, open_storage
 
 ROOT = Path(__file__).resolve().parents[2]
 WRITER = textwrap.dedent("""
     import sys, time, optuna
-    from sweeps.storage import open_storage
+    from sweeps.store.storage import open_storage
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(study_name="killed", storage=open_storage(None, sys.argv[1]))
     for k in range(int(sys.argv[2])):

@@ -3,8 +3,9 @@
 import optuna
 import pytest
 
-from sweeps import search
-from sweeps.spec import parse_spec
+from sweeps.store import optuna_private
+from sweeps.study import components, objective, space
+from sweeps.study.loading import parse_spec
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -28,15 +29,15 @@ def spec_with(**changes):
 
 def test_suggest_stays_in_the_space_and_decodes_lists():
     spec = spec_with()
-    study = optuna.create_study(direction="maximize", sampler=search.make_sampler(spec))
+    study = optuna.create_study(direction="maximize", sampler=components.make_sampler(spec))
     for _ in range(20):
         trial = study.ask()
-        params = search.suggest(trial, spec)
+        params = space.suggest(trial, spec)
         assert 1e-4 <= params["learning_rate"] <= 1e-2
         assert params["batch_size"] % 16 == 0 and 16 <= params["batch_size"] <= 256
         assert params["net_arch"] in ([32], [64, 64])
         assert trial.params["net_arch"] in ("[32]", "[64, 64]")  # stored as JSON strings
-        assert search.params_to_config(trial.params, spec) == params
+        assert space.params_to_config(trial.params, spec) == params
         study.tell(trial, 1.0)
 
 
@@ -44,7 +45,7 @@ def test_seed_configs_are_valid_trainer_configs_one_per_seed():
     from dqn_tf.config import parse_config
 
     spec = spec_with()
-    configs = search.seed_configs(spec, {"learning_rate": 1e-3, "net_arch": [32]})
+    configs = space.seed_configs(spec, {"learning_rate": 1e-3, "net_arch": [32]})
     assert [c["seed"] for c in configs] == [0, 1]
     assert all(parse_config(c).learning_rate == 1e-3 for c in configs)
 
@@ -54,12 +55,12 @@ def test_seed_configs_are_valid_trainer_configs_one_per_seed():
 )
 def test_samplers(name, cls):
     pytest.importorskip({"cmaes": "cmaes", "qmc": "scipy"}.get(name, "optuna"))
-    sampler = search.make_sampler(spec_with(sampler={"name": name, "seed": 3}))
+    sampler = components.make_sampler(spec_with(sampler={"name": name, "seed": 3}))
     assert type(sampler).__name__ == cls
 
 
 def test_tpe_uses_constant_liar_so_parallel_asks_spread():
-    sampler = search.make_sampler(spec_with())
+    sampler = components.make_sampler(spec_with())
     assert sampler._constant_liar is True
 
 
@@ -69,13 +70,13 @@ def test_grid_sampler_covers_the_grid():
         space={"batch_size": {"type": "int", "low": 32, "high": 64, "step": 32},
                "net_arch": {"type": "categorical", "choices": [[32], [64, 64]]}},
     )
-    study = optuna.create_study(sampler=search.make_sampler(spec))
+    study = optuna.create_study(sampler=components.make_sampler(spec))
     seen = set()
     for _ in range(4):
         trial = study.ask()
-        params = search.suggest(trial, spec)
+        params = space.suggest(trial, spec)
         seen.add((params["batch_size"], tuple(params["net_arch"])))
-        search.tell(study, trial, 0.0)
+        optuna_private.tell(study, trial, 0.0)
     assert len(seen) == 4
 
 
@@ -90,12 +91,12 @@ def test_grid_sampler_covers_the_grid():
     ],
 )
 def test_pruners(name, options, cls):
-    pruner = search.make_pruner(spec_with(pruner={"name": name, "options": options}))
+    pruner = components.make_pruner(spec_with(pruner={"name": name, "options": options}))
     assert type(pruner).__name__ == cls
 
 
 def test_hyperband_resource_is_the_step_budget():
-    pruner = search.make_pruner(spec_with(pruner={"name": "hyperband"}))
+    pruner = components.make_pruner(spec_with(pruner={"name": "hyperband"}))
     assert pruner._max_resource == 1000
 
 
@@ -104,22 +105,22 @@ EVALS = [{"step": 100, "mean_return": 10.0}, {"step": 200, "mean_return": 500.0}
 
 
 def test_curve_metrics():
-    assert search.curve_metric(EVALS, "final", 3) == 100.0
-    assert search.curve_metric(EVALS, "last_k", 2) == 90.0
-    assert search.curve_metric(EVALS, "last_k", 10) == pytest.approx(172.5)
+    assert objective.curve_metric(EVALS, "final", 3) == 100.0
+    assert objective.curve_metric(EVALS, "last_k", 2) == 90.0
+    assert objective.curve_metric(EVALS, "last_k", 10) == pytest.approx(172.5)
     # trapezoid area / length: (255 + 290 + 90) * 100 / 300
-    assert search.curve_metric(EVALS, "auc", 3) == pytest.approx(635 / 3)
-    assert search.curve_metric(EVALS[:1], "auc", 3) == 10.0
+    assert objective.curve_metric(EVALS, "auc", 3) == pytest.approx(635 / 3)
+    assert objective.curve_metric(EVALS[:1], "auc", 3) == 10.0
     with pytest.raises(ValueError, match="no evaluations"):
-        search.curve_metric([], "final", 1)
+        objective.curve_metric([], "final", 1)
 
 
 def test_aggregation_mean_and_interquartile_mean():
-    assert search.aggregate([1, 2, 3, 100], "mean") == 26.5
-    assert search.aggregate([1, 2, 3, 100], "iqm") == 2.5  # drops the lowest and the highest quarter
-    assert search.aggregate([4, 1, 3, 2, 1000, -1000, 0, 5], "iqm") == pytest.approx(2.5)
-    assert search.aggregate([7.0], "iqm") == 7.0
-    assert search.aggregate([1.0, 3.0], "iqm") == 2.0
+    assert objective.aggregate([1, 2, 3, 100], "mean") == 26.5
+    assert objective.aggregate([1, 2, 3, 100], "iqm") == 2.5  # drops the lowest and the highest quarter
+    assert objective.aggregate([4, 1, 3, 2, 1000, -1000, 0, 5], "iqm") == pytest.approx(2.5)
+    assert objective.aggregate([7.0], "iqm") == 7.0
+    assert objective.aggregate([1.0, 3.0], "iqm") == 2.0
 
 
 class RacingStudy:
@@ -134,15 +135,15 @@ class RacingStudy:
     def set_user_attr(self, key, value):
         self.study.set_user_attr(key, value)
         if "index" in value and "seed" not in value:
-            self.study.set_user_attr(f"{search.SESSION_ATTR}other", {"index": 0})
+            self.study.set_user_attr(f"{components.SESSION_ATTR}other", {"index": 0})
 
 
 def test_session_seeds_the_first_exact_later_and_racing_ones_different():
     study = optuna.create_study()
-    seeds = [search.session_seed(study, 3) for _ in range(3)]
+    seeds = [components.session_seed(study, 3) for _ in range(3)]
     assert seeds[0] == 3 and len(set(seeds)) == 3
     again = optuna.create_study()
-    assert [search.session_seed(again, 3) for _ in range(3)] == seeds  # reproducible
+    assert [components.session_seed(again, 3) for _ in range(3)] == seeds  # reproducible
     # Started with another session on a fresh study, neither may take the plain seed.
-    assert search.session_seed(RacingStudy(optuna.create_study()), 3) != 3
-    assert search.session_seed(optuna.create_study(), None) is None
+    assert components.session_seed(RacingStudy(optuna.create_study()), 3) != 3
+    assert components.session_seed(optuna.create_study(), None) is None

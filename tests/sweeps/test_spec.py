@@ -5,7 +5,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sweeps.spec import SpecError, grid_size, load_spec, parse_spec
+from sweeps.study.loading import load_spec, parse_spec
+from sweeps.study.space import grid_size
+from sweeps.study.spec import SpecError
 
 pytestmark = pytest.mark.timeout(60)
 STUDIES = Path(__file__).resolve().parents[2] / "studies"

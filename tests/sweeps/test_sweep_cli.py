@@ -52,7 +52,7 @@ def test_help(command):
 
 
 def trials_asked(run_dir: Path) -> int:
-    from sweeps.session import load_run
+    from sweeps.store.run_folder import load_run
 
     try:
         study, _ = load_run(run_dir)

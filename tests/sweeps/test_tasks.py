@@ -11,9 +11,12 @@ import threading
 import pytest
 
 from dqn_tf.config import TrainConfig
-from sweeps.cores import auto_threads, available_cores, cgroup_cpu_quota
-from sweeps.security import env_secrets, scrub_secrets
-from sweeps.tasks import SET_BY_TASK, child_env, host_slots, member_failure, run_child
+from sweeps.driver.trial import member_failure
+from sweeps.secrets import env_secrets, scrub
+from sweeps.study.resources import SET_BY_TASK
+from sweeps.worker.cores import auto_threads, available_cores, cgroup_cpu_quota, host_slots
+from sweeps.worker.environment import child_env
+from sweeps.worker.supervise import train_in_child
 
 pytestmark = pytest.mark.timeout(60)
 FAKE = "tests.sweeps.fake_trainer:train_population"
@@ -34,7 +37,7 @@ def run(cfgs, stop_after=None, stop_members=(0,), **kwargs):
             stop.set()
 
     cfgs = cfgs if isinstance(cfgs, list) else [cfgs]
-    outcome = run_child(cfgs, emit=emit, stopped_members=lambda: stop_members if stop.is_set() else (),
+    outcome = train_in_child(cfgs, emit=emit, stopped_members=lambda: stop_members if stop.is_set() else (),
                         entry=FAKE, **kwargs)
     return outcome, events
 
@@ -139,7 +142,7 @@ def test_secret_looking_values_are_scrubbed_longest_first():
     assert set(secrets) == {"postgresql://u:pg-secret@db/x", "pg-secret", "aws-secret", "pg-password",
                             "ghp_token", "url-secret", "tf-secret", "tf-token"}  # "abc" is too short to mask safely
     text = "auth failed for postgresql://u:pg-secret@db/x (pg-secret); key aws-secret; url-secret; abc"
-    assert scrub_secrets(text, secrets) == "auth failed for *** (***); key ***; ***; abc"
+    assert scrub(text, secrets) == "auth failed for *** (***); key ***; ***; abc"
 
 
 LEAKY = "tests.faults.faulty_trainer:leaky_population"
@@ -149,7 +152,7 @@ def test_a_crashed_childs_reason_holds_no_worker_secret(monkeypatch):
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "aws-s3cr3t-1")
     monkeypatch.setenv("WANDB_API_KEY", "wandb-s3cr3t-2")  # named by the study: passed, yet never shown
     monkeypatch.setenv("WANDB_MODE", "offline")
-    outcome = run_child([config()], emit=lambda event: None, stopped_members=tuple, entry=LEAKY,
+    outcome = train_in_child([config()], emit=lambda event: None, stopped_members=tuple, entry=LEAKY,
                         env=["WANDB_MODE", "WANDB_API_KEY"])
     assert outcome["reason"].startswith("child exited with status 1; stderr tail:\nchild env: {")
     assert "s3cr3t" not in outcome["reason"]

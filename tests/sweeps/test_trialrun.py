@@ -4,8 +4,8 @@ evaluated there (seeds arriving late and out of order), pruning never on the fin
 import optuna
 import pytest
 
-from sweeps.spec import Objective
-from sweeps.trialrun import TrialRun
+from sweeps.driver.trial import LiveTrial
+from sweeps.study.spec import Objective
 
 pytestmark = pytest.mark.timeout(30)
 FINAL = Objective(metric="final")
@@ -23,7 +23,7 @@ def study_with_a_good_trial() -> optuna.Study:
 
 def trial_run(study, seeds):
     configs = {seed: {"total_timesteps": 300, "seed": seed} for seed in seeds}
-    return TrialRun(study.ask(), list(seeds), [tuple(seeds)], None, configs, 0)
+    return LiveTrial(study.ask(), list(seeds), [tuple(seeds)], None, configs, 0)
 
 
 def evaluation(seed, step, value, **extra):
@@ -49,9 +49,9 @@ def test_the_pruner_acts_between_evaluations_but_never_on_the_final_one():
     study = study_with_a_good_trial()
     early = trial_run(study, [0])
     assert early.on_eval(evaluation(0, 100, 1.0), FINAL) is True and early.pruned
-    study.tell(early.trial, state=optuna.trial.TrialState.PRUNED)
+    study.tell(early.optuna_trial, state=optuna.trial.TrialState.PRUNED)
     late = trial_run(study, [0])
     late.reported.update({100, 200})  # as if reported before; events without "final" count by step
     assert late.on_eval(evaluation(0, 300, 1.0), FINAL) is False and not late.pruned
-    assert late.trial.should_prune()  # the pruner would have pruned it there
+    assert late.optuna_trial.should_prune()  # the pruner would have pruned it there
     assert study.trials[2].intermediate_values == {300: 1.0}

@@ -1,0 +1,77 @@
+"""One `dqn-sweep run`: open (or continue) the study, record the run folder, start or reach the
+cluster, check its workers, drive the sweep (`sweeps.driver.loop`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import dask
+import optuna
+from distributed.security import Security
+
+from sweeps.driver.cluster import connect
+from sweeps.driver.loop import Driver
+from sweeps.driver.tally import Monitor, Tally
+from sweeps.secrets import mask_url
+from sweeps.store.run_folder import RUN_INFO, read_run_info, save_run_info
+from sweeps.store.storage import (
+    open_storage,
+    storage_cli_args,
+    storage_for_reading,
+    storage_for_run,
+)
+from sweeps.study.components import make_pruner, make_sampler
+from sweeps.study.spec import StudySpec
+from sweeps.worker.supervise import ENTRY
+
+
+def open_study(spec: StudySpec, run_dir: Path, storage_url: str | None) -> optuna.Study:
+    """Create the study, or load it to continue (same name in the same storage)."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return optuna.create_study(
+        study_name=spec.study,
+        storage=open_storage(storage_url, run_dir),
+        sampler=make_sampler(spec),
+        pruner=make_pruner(spec),
+        direction="maximize",
+        load_if_exists=True,
+    )
+
+
+def run_sweep(
+    spec: StudySpec,
+    run_dir: Path,
+    *,
+    storage_url: str | None = None,
+    scheduler: str | None = None,
+    monitor: Monitor | None = None,
+    echo: Callable[[str], None] = print,
+    entry: str = ENTRY,
+    security: Security | None = None,
+    allow_version_mismatch: bool = False,
+) -> tuple[optuna.Study, Tally]:
+    """Run (or continue) the sweep until its budget is spent; returns the study and tally.
+
+    `storage_url` None: `$DQN_SWEEP_STORAGE`, else what the run folder recorded, else its journal. `security`: a
+    `distributed.security.Security` for a `tls://` scheduler (None: the Dask config's).
+    """
+    storage_url = storage_for_run(storage_url)
+    if storage_url is None and (Path(run_dir) / RUN_INFO).exists():  # continue where it was stored
+        storage_url = storage_for_reading(None, read_run_info(run_dir)[1])
+    if storage_url is not None:
+        echo(f"storage: {mask_url(storage_url)}")
+    study = open_study(spec, run_dir, storage_url)
+    save_run_info(spec, run_dir, storage_url)
+    # The embedded scheduler reports a run on a dead worker at once (KilledWorker), so the
+    # driver's bounded, counted retries are the only reruns (an external one keeps its setting).
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}), \
+            connect(scheduler, spec.parallel, spec.resources.gpus, echo, security=security) as client:
+        if scheduler:
+            from sweeps.driver.versions import check_worker_versions
+
+            check_worker_versions(client, echo, strict=not allow_version_mismatch)
+        driver = Driver(spec, study, client, run_dir, monitor=monitor, entry=entry)
+        tally = driver.drive()
+    echo(f"inspect with: optuna trials {' '.join(storage_cli_args(storage_url, run_dir))} --study-name {spec.study}")
+    return study, tally

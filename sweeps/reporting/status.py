@@ -1,0 +1,54 @@
+"""What `dqn-sweep status` says about a run folder: trials by state, the best, why trials failed.
+
+It reads the run folder's `trials.parquet` when that was written after the journal's last
+change (a session ended since, so the table is exact; replaying a 10,000-trial journal takes
+seconds), else the caller builds the table from the study (`sweeps.results.trials_frame`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+
+from sweeps.reporting.best import missing, plain
+from sweeps.reporting.failures import failure_groups, listed
+from sweeps.store.reader import load
+from sweeps.store.run_folder import read_run_info
+from sweeps.store.storage import journal_path
+from sweeps.study.ranking import best_trial
+
+FAILED_LISTED = 10  # trial numbers listed per failure reason
+
+
+def fresh_table(run_dir: Path) -> tuple[str, pd.DataFrame] | None:
+    """(study name, trials table) when the run folder's table is as new as its journal, else None."""
+    table, journal = Path(run_dir) / "trials.parquet", journal_path(run_dir)
+    if not table.exists() or not journal.exists():
+        return None
+    name, url = read_run_info(run_dir)
+    if url is not None or table.stat().st_mtime_ns < journal.stat().st_mtime_ns:
+        return None
+    return name, load(run_dir, tables=["trials"])["trials"]
+
+
+def summary(study_name: str, trials: pd.DataFrame) -> Iterator[str]:
+    """The lines of `dqn-sweep status` for a trials table."""
+    if trials.empty:
+        yield f"study {study_name}: 0 trials"
+        return
+    counts = trials["state"].value_counts()
+    yield f"study {study_name}: {len(trials)} trials: " + ", ".join(
+        f"{n} {s.lower()}" for s, n in sorted(counts.items()))
+    best = best_trial(trials)
+    if best is not None:
+        params = {c.removeprefix("params_"): plain(best[c]) for c in trials.columns
+                  if c.startswith("params_") and not missing(best[c])}
+        yield f"best: trial {int(best['number'])} value {best['value']:.3f} params {json.dumps(params)}"
+    for group in failure_groups(trials):
+        if len(group.numbers) == 1:
+            yield f"failed: trial {group.numbers[0]}: {group.reason}"
+        else:
+            yield f"failed: {len(group.numbers)} trials ({listed(group.numbers, FAILED_LISTED)}): {group.reason}"
