@@ -78,7 +78,7 @@ def test_the_running_best_agrees_with_the_table_whatever_order_trials_finish_in(
     best_value, best_number = None, None
     for i in order:
         row = TRIALS.iloc[i]
-        if row["state"] == "COMPLETE" and not math.isnan(row["value"]):
-            if is_better(float(row["value"]), int(row["number"]), best_value, best_number):
-                best_value, best_number = float(row["value"]), int(row["number"])
+        complete_now = row["state"] == "COMPLETE" and not math.isnan(row["value"])
+        if complete_now and is_better(float(row["value"]), int(row["number"]), best_value, best_number):
+            best_value, best_number = float(row["value"]), int(row["number"])
     assert best_number == int(best_trial(TRIALS)["number"])
