@@ -23,8 +23,8 @@ Prints, for this process (the driver, its Dask client and Optuna):
   where nothing refills, are not counted);
 - driver RSS when the sweep ends and its peak (before this script loads the results).
 
-The sampler defaults to random: TPE's ask grows with the finished trials (about 200 ms per ask
-at 10,000 trials on a 2-core box, whatever `n_ei_candidates`), which `--sampler tpe` shows.
+The sampler defaults to random: TPE's ask grows with the finished trials whatever
+`n_ei_candidates` (docs/performance.md), which `--sampler tpe` shows.
 """
 
 from __future__ import annotations
