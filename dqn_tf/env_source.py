@@ -188,12 +188,14 @@ class EnvSource:
                 raise ConfigError(f"{field}: returned {type(env).__name__}, not a gymnasium env")
         if isinstance(env.observation_space, FLATTENED):
             try:
-                gym.spaces.flatten_space(env.observation_space)
+                flat = gym.spaces.flatten_space(env.observation_space)
             except (NotImplementedError, TypeError, ValueError):
+                flat = None
+            if not isinstance(flat, gym.spaces.Box):  # e.g. a Sequence or Graph inside
                 raise ConfigError(
                     f"env_id = {self.env_id!r}: observations {env.observation_space} cannot be flattened into a "
                     "vector; add an env_wrappers entry that turns them into a Box"
-                ) from None
+                )
             env = gym.wrappers.FlattenObservation(env)
         return ObservationCheck(env, self.env_id)
 
