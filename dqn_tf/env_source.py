@@ -6,8 +6,10 @@ env is made; `env_kwargs` go to the env's constructor (or to `gymnasium.make`, f
 `max_episode_steps`); `env_wrappers` are `module:Callable` entries, each with its keyword
 arguments, applied in order to every env of the training vector env and of the evaluation env
 (as Stable-Baselines3 does). Dict, Tuple and Discrete observations are flattened into a vector
-by gymnasium's `FlattenObservation`; every observation is checked (shape, finite values), so an
-env that breaks its own observation space fails its run with a message naming it.
+by gymnasium's `FlattenObservation`. The observations of the user's envs (and of any env behind
+the user's wrappers) are checked every step (shape, finite values), so an env that breaks its
+own observation space fails its run with a message naming it; gymnasium's and dqn_tf's own
+envs are spared that per-step cost.
 
 Every problem a config can have is a `ConfigError` naming the field, found where configs are
 checked (before any training). This module imports no TensorFlow.
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import importlib
 import inspect
 import re
@@ -36,6 +39,7 @@ MAKE_KWARGS = ("max_episode_steps",)  # gymnasium.make's own keyword: the TimeLi
 GRAPH_KWARGS = frozenset(MAKE_KWARGS)  # what an in-graph env honours (its episode step counter)
 FLATTENED = (gym.spaces.Dict, gym.spaces.Tuple, gym.spaces.Discrete, gym.spaces.MultiDiscrete,
              gym.spaces.MultiBinary)
+TRUSTED_MODULES = ("gymnasium.envs.", "dqn_tf.")  # envs whose observations are not checked each step
 WORKER_HINT = "install it where the trials run, put it on PYTHONPATH, or send it with `dqn-sweep run --upload PATH`"
 
 
@@ -174,8 +178,9 @@ class EnvSource:
                 raise ConfigError(f"env_kwargs.{key}: not a keyword of {self.name} ({shown}){hint}; "
                                   f"accepted: {', '.join(accepted)}")
 
-    def wrap(self, env: gym.Env) -> gym.Env:
-        """The user's wrappers in order, then flattening where needed, then the observation check."""
+    def wrap(self, env: gym.Env, check: bool = True) -> gym.Env:
+        """The user's wrappers in order, then flattening where needed, then (`check`) the
+        observation check."""
         for k, entry in enumerate(self.wrappers):
             (path, kwargs), = entry.items()
             field = f"env_wrappers[{k}] = {path!r}"
@@ -197,14 +202,16 @@ class EnvSource:
                     "vector; add an env_wrappers entry that turns them into a Box"
                 )
             env = gym.wrappers.FlattenObservation(env)
-        return ObservationCheck(env, self.env_id)
+        return ObservationCheck(env, self.env_id) if check else env
 
     def make_vector(self, spec: gym.envs.registration.EnvSpec, num_envs: int) -> gym.vector.VectorEnv:
         """A SyncVectorEnv of `num_envs` made, wrapped and checked envs, resetting in the same step."""
         self.check_kwargs(spec)
+        entry = spec.entry_point if isinstance(spec.entry_point, str) else getattr(spec.entry_point, "__module__", "")
+        trusted = entry.startswith(TRUSTED_MODULES) and not self.wrappers  # spared the check's per-step cost
         return gym.make_vec(spec, num_envs=num_envs, vectorization_mode="sync",
                             vector_kwargs={"autoreset_mode": gym.vector.AutoresetMode.SAME_STEP},
-                            wrappers=[self.wrap], **self.kwargs)
+                            wrappers=[functools.partial(self.wrap, check=not trusted)], **self.kwargs)
 
     def refuse_customisation(self, why: str) -> None:
         if self.customised:
