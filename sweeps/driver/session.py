@@ -3,7 +3,7 @@ cluster, check its workers, drive the sweep (`sweeps.driver.loop`)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import dask
@@ -11,6 +11,7 @@ import optuna
 from distributed.security import Security
 
 from sweeps.driver.cluster import connect
+from sweeps.driver.env_check import check_env_on_workers, upload
 from sweeps.driver.loop import Driver
 from sweeps.driver.tally import Monitor, Tally
 from sweeps.secrets import mask_url
@@ -50,11 +51,15 @@ def run_sweep(
     entry: str = ENTRY,
     security: Security | None = None,
     allow_version_mismatch: bool = False,
+    uploads: Sequence[Path] = (),
 ) -> tuple[optuna.Study, Tally]:
     """Run (or continue) the sweep until its budget is spent; returns the study and tally.
 
     `storage_url` None: `$DQN_SWEEP_STORAGE`, else what the run folder recorded, else its journal. `security`: a
-    `distributed.security.Security` for a `tls://` scheduler (None: the Dask config's).
+    `distributed.security.Security` for a `tls://` scheduler (None: the Dask config's). `uploads`:
+    env code sent to every worker (`--upload`, checked by `env_check.prepare_uploads`). On a
+    scheduler of its own, or after uploads, every worker first makes the study's env once when
+    it needs the user's code (`env_check`).
     """
     storage_url = storage_for_run(storage_url)
     if storage_url is None and (Path(run_dir) / RUN_INFO).exists():  # continue where it was stored
@@ -71,6 +76,10 @@ def run_sweep(
             from sweeps.driver.versions import check_worker_versions
 
             check_worker_versions(client, echo, strict=not allow_version_mismatch)
+        if uploads:
+            upload(client, uploads, echo)
+        if scheduler or uploads:
+            check_env_on_workers(client, spec, echo)
         driver = Driver(spec, study, client, run_dir, monitor=monitor, entry=entry)
         tally = driver.drive()
     echo(f"inspect with: optuna trials {' '.join(storage_cli_args(storage_url, run_dir))} --study-name {spec.study}")

@@ -11,7 +11,7 @@ import yaml
 
 from sweeps.reporting.figures import PARAM_PREFIX, param_names
 from sweeps.study.ranking import best_trial
-from sweeps.study.space import params_to_config
+from sweeps.study.space import params_to_config, with_params
 from sweeps.study.spec import StudySpec
 
 
@@ -26,7 +26,7 @@ def best_config(trials: pd.DataFrame, spec: StudySpec | None = None) -> dict[str
               if not missing(best[PARAM_PREFIX + name])}
     if spec is None:
         return {"study": None, "trial": int(best["number"]), "value": float(best["value"]), "config": params}
-    config = {**spec.base_config(), **params_to_config(params, spec), "seed": spec.seed_list[0]}
+    config = {**with_params(spec.base_config(), params_to_config(params, spec)), "seed": spec.seed_list[0]}
     return {"study": spec.study, "trial": int(best["number"]), "value": float(best["value"]), "config": config}
 
 

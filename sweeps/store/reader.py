@@ -44,7 +44,7 @@ ATTR_COLUMNS = [
     "seeds", "env_steps", "wall_seconds", "train_seconds", "startup_seconds", "steps_per_second",
     "worker", "packed_with", "fail_reason", "retries", "resumed_from_step", "requeued_from",
     "finished_when_asked", "sampler_seed", "checkpoint_saves", "checkpoint_seconds_per_save", "checkpoint_bytes",
-    "process_reused", "process_tasks", "process_rss_mb",
+    "process_reused", "process_tasks", "process_rss_mb", "loop", "resumed_exactly",
 ]
 PART_FILE, BATCH_FILE = "part-", "batch-"
 
