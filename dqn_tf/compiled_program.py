@@ -159,8 +159,10 @@ class Program:
         """Step every member from `steps` to `until`; per vector step, which envs ended an
         episode and its return and length ([max_chunk, K, n]); the iteration count.
 
-        Segments of collection end at train boundaries, where one `cond` decides on a training
-        phase: a `cond` inside the per-step loop costs ~60 us a step on CPU even when not taken.
+        Segments of collection end at train boundaries, where a training phase runs as while
+        loops whose trip counts are 0 when no training is due. Not `tf.cond`: XLA copies every
+        weight, moment and target that a conditional passes through (~1 MB per segment for a
+        256x256 MLP), and a `cond` inside the per-step loop costs ~60 us a step on CPU.
         """
         shared, n = self.configs[0], self.n_envs
         every = shared.train_freq * n
@@ -179,7 +181,7 @@ class Program:
             t, *log = tf.while_loop(lambda t, *_: self.steps < boundary, collect, [t, *log],
                                     maximum_iterations=self.max_chunk)
             steps = self.steps.read_value()
-            tf.cond((steps % every < n) & (steps > shared.learning_starts), self._train_phase, lambda: None)
+            self._train_phase((steps % every < n) & (steps > shared.learning_starts))
             return t, *log
 
         t, *log = tf.while_loop(lambda t, *_: self.steps < until, segment, [tf.constant(0), *log])
@@ -191,8 +193,7 @@ class Program:
         draws = uniform(self.keys, ACT, [steps], [n, 2])
         random_actions = tf.minimum(tf.cast(draws[..., 1] * env.n_actions, tf.int32), env.n_actions - 1)
         explore = tf.logical_or(steps < shared.learning_starts, draws[..., 0] < self._epsilon(steps)[:, None])
-        actions = tf.cond(tf.reduce_all(explore), lambda: random_actions,
-                          lambda: tf.where(explore, random_actions, self._greedy(self.obs)))
+        actions = tf.where(explore, random_actions, self._greedy(self.obs))
         next_state, rewards, terminated = env.step(self.state, actions)
         lengths = self.lengths + 1
         returns = self.returns + rewards
@@ -216,7 +217,13 @@ class Program:
         return tf.cast(tf.where(progress >= 1, final, initial + progress * (final - initial)), tf.float32)
 
     def _greedy(self, obs):
-        return tf.argmax(q_values(self.arch, self.online, obs), axis=-1, output_type=tf.int32)
+        """Greedy actions [K, rows] for observations [K, rows, ...]. A single row is doubled:
+        XLA's CPU matrix-vector path runs ~10x slower than its matrix-matrix one on two rows."""
+        rows = obs.shape[1]
+        if rows == 1:
+            obs = tf.concat([obs, obs], axis=1)
+        actions = tf.argmax(q_values(self.arch, self.online, obs), axis=-1, output_type=tf.int32)
+        return actions[:, :rows]
 
     def _store(self, obs, actions, rewards, next_obs, dones):
         cap, n = self.configs[0].buffer_size, self.n_envs
@@ -233,27 +240,35 @@ class Program:
         self.pos.assign((self.pos + n) % cap)
         self.size.assign(tf.minimum(self.size + n, cap))
 
-    def _train_phase(self):
+    def _train_phase(self, due):
+        """Where `due`: move the targets (lazy Polyak: every update since the last phase at
+        once), then `gradient_steps` steps; else nothing. Both are while loops with a trip count
+        of 0 or more, so nothing is copied when no training is due (see `_advance_graph`)."""
         shared = self.configs[0]
         steps, interval = self.steps.read_value(), shared.target_update_interval
         updates = tf.cast(steps // interval - self.trained_at // interval, tf.float32)
-        blend = tf.where(updates > 0, 1.0 - tf.pow(1.0 - self.tau, updates), 0.0)
-        for target, online in zip(self.target, self.online):
-            w = tf.reshape(blend, [-1, 1, 1])
-            target.assign(w * online + (1.0 - w) * target)
-        self.trained_at.assign(steps)
+        blend = tf.reshape(tf.where(updates > 0, 1.0 - tf.pow(1.0 - self.tau, updates), 0.0), [-1, 1, 1])
+
+        def move_targets(i):
+            for target, online in zip(self.target, self.online):
+                target.assign(blend * online + (1.0 - blend) * target)
+            return (i + 1,)
+
+        tf.while_loop(lambda i: i < tf.cast(due & tf.reduce_any(updates > 0), tf.int32), move_targets,
+                      [tf.constant(0)])
+        self.trained_at.assign(tf.where(due, steps, self.trained_at))
 
         def one_step(g, sums):
             return g + 1, sums + self._gradient_step(steps, g)
 
-        _, sums = tf.while_loop(lambda g, _: g < shared.gradient_steps, one_step,
-                                [tf.constant(0), tf.zeros([2, self.members])])
+        count = tf.where(due, shared.gradient_steps, 0)
+        _, sums = tf.while_loop(lambda g, _: g < count, one_step, [tf.constant(0), tf.zeros([2, self.members])])
         loss, q_mean = sums[0] / shared.gradient_steps, sums[1] / shared.gradient_steps
         finite = tf.math.is_finite(loss) & tf.math.is_finite(q_mean)
-        self.loss.assign(loss)
-        self.q_mean.assign(q_mean)
-        self.gradient_steps.assign_add(tf.where(finite, tf.constant(shared.gradient_steps, tf.int64), 0))
-        self.diverged_at.assign(tf.where(~finite & (self.diverged_at < 0), steps, self.diverged_at))
+        self.loss.assign(tf.where(due, loss, self.loss))
+        self.q_mean.assign(tf.where(due, q_mean, self.q_mean))
+        self.gradient_steps.assign_add(tf.where(due & finite, tf.constant(shared.gradient_steps, tf.int64), 0))
+        self.diverged_at.assign(tf.where(due & ~finite & (self.diverged_at < 0), steps, self.diverged_at))
 
     def _gradient_step(self, steps, g):
         batch_size = self.configs[0].batch_size

@@ -1,0 +1,184 @@
+"""Where a compiled-loop env step's time goes, and how close a gradient step comes to the core.
+
+    python benchmarks/profile_compiled.py                        # CartPole (b): train_freq 4, 1 gradient step
+    python benchmarks/profile_compiled.py --env MinAtar/Breakout-v1
+    python benchmarks/profile_compiled.py --core 1 --iterations 4000
+
+One process pinned to one core with 1+1 TensorFlow threads. Each piece of the compiled program's
+env step and training phase runs alone inside its own XLA while loop of `--iterations`
+iterations (so what is timed is the piece plus one loop iteration, never Python dispatch);
+then the whole program runs a chunk of the real schedule, and the pieces are set beside it.
+The core's rate is measured in the same run: a single-thread matmul chain of the MLP's own
+shape (batch x hidden @ hidden x hidden) and of 1024-squares, XLA and plain TensorFlow.
+Prints figures; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ONE_CORE_ENV = {"TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
+CARTPOLE_B = {
+    "env_id": "CartPole-v1", "total_timesteps": 50_000, "learning_rate": 2.3e-3, "batch_size": 64,
+    "buffer_size": 100_000, "learning_starts": 1000, "gamma": 0.99, "target_update_interval": 10,
+    "train_freq": 4, "gradient_steps": 1, "exploration_fraction": 0.16, "exploration_final_eps": 0.04,
+    "net_arch": [256, 256], "eval_freq": 5000, "n_eval_episodes": 10,
+}
+MINATAR_B = {
+    "env_id": "MinAtar/Breakout-v1", "total_timesteps": 100_000, "learning_starts": 5000, "buffer_size": 100_000,
+    "batch_size": 32, "train_freq": 4, "gradient_steps": 1, "target_update_interval": 1000,
+    "learning_rate": 1e-3, "exploration_fraction": 0.2, "exploration_final_eps": 0.05,
+}
+
+
+def gradient_step_flops(arch, batch: int, double_dqn: bool) -> int:
+    """Multiply-adds x 2 of one gradient step: forward passes (online on obs, target on next obs,
+    online on next obs for double DQN), the backward pass (weight gradients of every layer,
+    input gradients of all but the first)."""
+    layers = []  # multiply-adds per example, per layer
+    if arch.convs:
+        height, width, channels = arch.obs_shape
+        for filters, kernel, stride in arch.convs:
+            height, width = (height - kernel) // stride + 1, (width - kernel) // stride + 1
+            layers.append(height * width * kernel * kernel * channels * filters)
+            channels = filters
+    dense = [shape for name, shape in arch.kernel_shapes() if not name.startswith("conv")]
+    layers += [math.prod(shape) for shape in dense]
+    forward = sum(layers)
+    passes = 3 if double_dqn else 2
+    return 2 * batch * (passes * forward + forward + sum(layers[1:]))
+
+
+def timed_loop(body: Callable, iterations: int) -> float:
+    """Seconds per iteration of an XLA while loop running `body(i)` (after one compile run).
+    What the body returns is summed into the loop's carry, so XLA cannot drop it as unused."""
+    import tensorflow as tf
+
+    def sink(value) -> tf.Tensor:
+        values = [] if value is None else tf.nest.flatten(value)
+        return tf.add_n([tf.reduce_sum(tf.cast(v, tf.float32)) for v in values] + [tf.constant(0.0)])
+
+    @tf.function(jit_compile=True)
+    def run(n):
+        return tf.while_loop(lambda i, total: i < n, lambda i, total: (i + 1, total + sink(body(i))),
+                             [tf.constant(0), tf.constant(0.0)])
+
+    run(tf.constant(2))
+    started = time.perf_counter()
+    run(tf.constant(iterations))[1].numpy()
+    return (time.perf_counter() - started) / iterations
+
+
+def core_rate(batch: int, hidden: int, iterations: int) -> dict[str, float]:
+    """GFLOP/s of a single-thread matmul chain [batch, hidden] @ [hidden, hidden] (an orthogonal
+    matrix, so values neither blow up nor vanish), XLA and plain TensorFlow, and of 1024-squares."""
+    import numpy as np
+    import tensorflow as tf
+
+    rates = {}
+    for rows, cols, label in ((batch, hidden, f"{batch}x{hidden} @ {hidden}x{hidden}"), (1024, 1024, "1024-squares")):
+        q, _ = np.linalg.qr(np.random.default_rng(0).normal(size=(cols, cols)))
+        weights = tf.Variable(q.astype(np.float32))
+        x = tf.Variable(np.random.default_rng(1).normal(size=(rows, cols)).astype(np.float32))
+        count = iterations if rows < 1024 else max(iterations // 100, 20)
+        flops = 2 * rows * cols * cols
+        for xla in (True, False):
+            @tf.function(jit_compile=xla)
+            def chain(n, weights=weights, x=x):
+                return tf.while_loop(lambda i, h: i < n, lambda i, h: (i + 1, tf.matmul(h, weights)), [0, x.read_value()])
+
+            chain(tf.constant(2))
+            started = time.perf_counter()
+            chain(tf.constant(count))[1].numpy()
+            rates[f"{label}, {'XLA' if xla else 'TF'}"] = flops * count / (time.perf_counter() - started) / 1e9
+    return rates
+
+
+def profile(config: dict, iterations: int) -> None:
+    import numpy as np
+    import tensorflow as tf
+
+    from dqn_tf.compiled_program import ACT, RESET, program_for, uniform
+    from dqn_tf.config import TrainConfig
+    from dqn_tf.graph_envs import graph_env
+
+    config = TrainConfig.from_dict({**config, "loop": "compiled"})
+    env = graph_env(config.env_id)
+    program = program_for([config], env, "/cpu:0")
+    n = config.n_envs
+    # replay filled, exploration at its final epsilon, a few training phases done
+    warm = max(config.learning_starts, int(config.exploration_fraction * config.total_timesteps)) + 4 * config.train_freq * n
+    program.advance(warm)
+    arch = program.arch
+    flops = gradient_step_flops(arch, config.batch_size, config.double_dqn)
+    hidden = max(arch.hidden)
+    print(f"{config.env_id}: net {arch.net_arch}, batch {config.batch_size}, train_freq {config.train_freq}, "
+          f"gradient_steps {config.gradient_steps}, n_envs {n}; {flops / 1e6:.1f} MFLOP per gradient step")
+    rates = core_rate(config.batch_size, hidden, iterations)
+    for label, rate in rates.items():
+        print(f"  core rate, one thread, {label:32s} {rate:6.1f} GFLOP/s")
+    core = rates[f"{config.batch_size}x{hidden} @ {hidden}x{hidden}, XLA"]
+
+    steps = tf.constant(warm, tf.int64)
+    obs = program.obs.read_value()
+    parts: dict[str, Callable] = {
+        "loop iteration alone": lambda i: None,
+        "random draws (act)": lambda i: uniform(program.keys, ACT, [steps + tf.cast(i, tf.int64)], [n, 2]),
+        "greedy forward pass": lambda i: program._greedy(obs + tf.cast(i, tf.float32) * 1e-30),
+        "env step + observe": lambda i: env.observe(env.step(program.state, tf.fill([1, n], i % env.n_actions))[0]),
+        "reset draws + initial state": lambda i: env.initial_state(
+            uniform(program.keys, RESET, [steps + tf.cast(i, tf.int64)], [n, env.reset_draws], tf.float64)),
+        "replay write": lambda i: program._store(obs, tf.fill([1, n], i % 2), tf.ones([1, n]), obs, tf.zeros([1, n])),
+        "whole env step (_env_step)": lambda i: program._env_step(),
+    }
+    print(f"\nenv step pieces (us per iteration of an XLA while loop, {iterations} iterations):")
+    costs = {}
+    for name, body in parts.items():
+        costs[name] = timed_loop(body, iterations) * 1e6
+        print(f"  {name:32s} {costs[name]:8.2f} us")
+
+    grads = iterations // 4
+    gradient_step = timed_loop(lambda i: program._gradient_step(steps, i), grads)
+    train_phase = timed_loop(lambda i: program._train_phase(tf.constant(True)), grads)
+    achieved = flops / gradient_step / 1e9
+    print(f"\ntraining ({grads} iterations):")
+    print(f"  gradient step (sample, loss, backward, clip, Adam) {gradient_step * 1e3:7.3f} ms = {achieved:5.1f} GFLOP/s "
+          f"= {achieved / core:.0%} of the core's {core:.0f} GFLOP/s on {config.batch_size}x{hidden} @ {hidden}x{hidden}")
+    print(f"  training phase ({config.gradient_steps} steps + target blend + stats) {train_phase * 1e3:7.3f} ms")
+
+    chunk = max(config.total_timesteps // 100, config.train_freq * n)
+    until = int(program.steps.numpy()) + 10 * chunk
+    started = time.perf_counter()
+    while int(program.steps.numpy()) < until:
+        program.advance(int(program.steps.numpy()) + chunk)
+    whole = (time.perf_counter() - started) / (10 * chunk) * 1e6
+    per_step = costs["whole env step (_env_step)"] + train_phase * 1e6 / (config.train_freq * n)
+    print(f"\nthe program on the real schedule, chunks of {chunk} steps (epsilon {float(program._epsilon(until)[0]):.2f}):")
+    print(f"  {whole:8.2f} us per env step; pieces: env step {costs['whole env step (_env_step)']:.2f} us + "
+          f"training phase / {config.train_freq * n} = {per_step:.2f} us; the rest is chunk overhead and logging")
+    print(f"  arithmetic share: {flops * config.gradient_steps / (config.train_freq * n) / (core * 1e9) * 1e6:.2f} us "
+          "per env step of gradient arithmetic at the core's rate")
+    _ = np
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--env", default="CartPole-v1", help="CartPole-v1 (config b) or MinAtar/Breakout-v1")
+    parser.add_argument("--core", type=int, default=0)
+    parser.add_argument("--iterations", type=int, default=4000)
+    args = parser.parse_args()
+    os.sched_setaffinity(0, {args.core})
+    os.environ.update(ONE_CORE_ENV)
+    print(f"core {args.core}, 1+1 TF threads, load average {Path('/proc/loadavg').read_text().split()[0]}")
+    profile(CARTPOLE_B if args.env == "CartPole-v1" else {**MINATAR_B, "env_id": args.env}, args.iterations)
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # dqn_tf from this checkout
+    main()
