@@ -1,0 +1,224 @@
+"""The in-graph MinAtar games against the installed `minatar` (1.0.15), the reference.
+
+Whole trajectories, not single re-synced steps: both sides start from a reset and run hundreds
+of steps through many episodes (autoreset carrying the last action, as minatar's reset does),
+with minatar's RandomState replaced by a stand-in that hands it the very uniforms the graph
+game reads (slot by slot, by call site), so every state field, observation, reward and terminal
+flag must agree at every step. Then, with each side's own randomness (minatar's numpy
+RandomState, the compiled loop's counter-based hash), the same fixed policy must give the same
+episode return and length statistics.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from minatar import Environment
+
+from dqn_tf.compiled_program import ACT, RESET, uniform
+from dqn_tf.graph_envs import graph_env
+from dqn_tf.minatar_graph import MINATAR_GRAPH_ENV_IDS
+
+GAMES = {"MinAtar/Breakout-v1": "breakout"}
+# Where each game's draws sit in the graph's uniforms, by the minatar function that draws them.
+RESET_SITES = {"breakout": {"reset": 0}}
+STEP_SITES = {"breakout": {"act": 0}}
+
+
+class InjectedDraws:
+    """Stands in for minatar's numpy RandomState: a call takes the uniforms of the slots the
+    graph game reads for that call site (the calling function) and converts them as it does."""
+
+    def __init__(self) -> None:
+        self.uniforms, self.sites, self.taken = np.zeros(0), {}, {}
+
+    def load(self, uniforms: np.ndarray, sites: dict[str, int]) -> None:
+        self.uniforms, self.sites, self.taken = uniforms.astype(np.float64), sites, {}
+
+    def _take(self, count: int) -> np.ndarray:
+        site = sys._getframe(2).f_code.co_name
+        start = self.sites[site] + self.taken.get(site, 0)
+        self.taken[site] = self.taken.get(site, 0) + count
+        return self.uniforms[start:start + count]
+
+    def rand(self, *size: int):
+        u = self._take(size[0] if size else 1)
+        return u if size else float(u[0])
+
+    def randint(self, low: int, high: int | None = None, size: int | None = None):
+        low, high = (0, low) if high is None else (low, high)
+        values = low + np.floor(self._take(size or 1) * (high - low)).astype(int)
+        return values if size else int(values[0])
+
+
+def minatar_fields(game: str, env: Environment) -> dict[str, np.ndarray]:
+    """minatar's game state in the graph game's field names."""
+    inner = env.env
+    shared = {"last_action": env.minimal_action_set().index(env.last_action), "terminal": int(inner.terminal)}
+    if game == "breakout":
+        return {**shared, "ball_x": inner.ball_x, "ball_y": inner.ball_y, "ball_dir": inner.ball_dir,
+                "pos": inner.pos, "last_x": inner.last_x, "last_y": inner.last_y, "strike": int(inner.strike),
+                "bricks": inner.brick_map.astype(int).ravel()}
+    raise KeyError(game)
+
+
+def scramble(game: str, env: Environment, rng: np.random.Generator) -> None:
+    """Puts minatar's game in a random mid-game state that resets rarely reach (Breakout: a wall
+    with holes, where the ball strikes twice in a row and passes into a brick, or no wall at all,
+    which refills when the ball comes down)."""
+    inner = env.env
+    if game == "breakout":
+        inner.brick_map = np.zeros((10, 10))
+        inner.brick_map[1:4] = rng.random((3, 10)) < rng.choice([0.0, 0.4, 0.8])
+        inner.ball_x, inner.ball_y, inner.ball_dir = (int(v) for v in rng.integers([0, 4, 0], [10, 9, 4]))
+        inner.last_x, inner.last_y, inner.pos = inner.ball_x, inner.ball_y, int(rng.integers(10))
+        return
+    raise KeyError(game)
+
+
+def draws(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    """float32 uniforms on the loop's grid (multiples of 2**-24)."""
+    return (rng.integers(0, 2**24, shape) * 2.0**-24).astype(np.float32)
+
+
+@functools.cache
+def compiled(env_id: str):
+    genv = graph_env(env_id)
+    step = tf.function(lambda s, a, u: (*genv.step(s, a, u), genv.observe(genv.step(s, a, u)[0])), jit_compile=True)
+    restart = tf.function(lambda s, u: (genv.restart(s, u), genv.observe(genv.restart(s, u))), jit_compile=True)
+    return step, restart
+
+
+def tracking_policy(game: str, env: Environment, rng: np.random.Generator, n_actions: int) -> int:
+    """Mostly follows the ball (Breakout), so games last and reach rare events; else random."""
+    if game == "breakout" and rng.random() < 0.85:
+        inner = env.env
+        return 1 if inner.ball_x < inner.pos else 2 if inner.ball_x > inner.pos else 0
+    return int(rng.integers(n_actions))
+
+
+@pytest.mark.parametrize("env_id", list(GAMES))
+def test_whole_trajectories_equal_minatars_with_the_same_draws(env_id):
+    game, genv = GAMES[env_id], graph_env(env_id)
+    batch, steps = 8, 500
+    rng = np.random.default_rng(11)
+    step, restart = compiled(env_id)
+    envs = [Environment(game, sticky_action_prob=0.1, difficulty_ramping=True) for _ in range(batch)]
+    fakes = [InjectedDraws() for _ in range(batch)]
+    for env, fake in zip(envs, fakes):
+        env.random = env.env.random = fake
+    first = draws(rng, (batch, genv.reset_draws))
+    for env, fake, u in zip(envs, fakes, first):
+        fake.load(u, RESET_SITES[game])
+        env.reset()
+    state = genv.initial_state(tf.constant(first, tf.float64))
+    scrambled = np.arange(batch) % 2 == 1  # these start, and restart, from random mid-game states
+
+    def rescramble(state, which):
+        for b in np.nonzero(which)[0]:
+            scramble(game, envs[b], rng)
+        fields = [minatar_fields(game, env) for env in envs]
+        packed = genv.pack({name: tf.constant(np.stack([f[name] for f in fields])) for name in fields[0]})
+        return tf.where(which[:, None], packed, state)
+
+    state = rescramble(state, scrambled)
+    rewards_seen, ends = 0.0, 0
+
+    def check(state, obs, when):
+        fields = {name: value.numpy() for name, value in genv.unpack(state).items()}
+        theirs = [minatar_fields(game, env) for env in envs]
+        for name in theirs[0]:
+            np.testing.assert_array_equal(fields[name], np.stack([f[name] for f in theirs]), err_msg=f"{name}, {when}")
+        np.testing.assert_array_equal(obs, np.stack([env.state() for env in envs]).astype(np.uint8), err_msg=when)
+
+    check(state, genv.observe(state).numpy(), "reset")
+    for t in range(steps):
+        actions = np.array([tracking_policy(game, env, rng, genv.n_actions) for env in envs], np.int32)
+        u = draws(rng, (batch, genv.step_draws))
+        want = []
+        for env, fake, a, ub in zip(envs, fakes, actions, u):
+            fake.load(ub, STEP_SITES[game])
+            want.append(env.act(env.minimal_action_set()[a]))
+        state, reward, terminated, obs = step(state, tf.constant(actions), tf.constant(u))
+        np.testing.assert_array_equal(reward.numpy(), [r for r, _ in want], err_msg=f"reward at step {t}")
+        np.testing.assert_array_equal(terminated.numpy(), [d for _, d in want], err_msg=f"terminal at step {t}")
+        check(state, obs.numpy(), f"step {t}")
+        rewards_seen += reward.numpy().sum()
+        done = terminated.numpy()
+        if done.any():  # both reset the ended games; the graph keeps the last action as minatar does
+            ends += int(done.sum())
+            u = draws(rng, (batch, genv.reset_draws))
+            for b in np.nonzero(done)[0]:
+                fakes[b].load(u[b], RESET_SITES[game])
+                envs[b].reset()
+            fresh, fresh_obs = restart(state, tf.constant(u, tf.float64))
+            state = tf.where(done[:, None], fresh, state)
+            check(state, tf.where(done[:, None, None, None], fresh_obs, obs).numpy(), f"reset after step {t}")
+            state = rescramble(state, done & scrambled)
+    assert ends >= 10 and rewards_seen >= 50  # many episodes, and points scored in them
+
+
+def graph_random_play(env_id: str, episodes: int, key: int) -> tuple[np.ndarray, np.ndarray]:
+    """Returns and lengths of `episodes` uniformly random games, all draws from the compiled
+    loop's counter-based hash (stream, step), one XLA program."""
+    genv = graph_env(env_id)
+
+    @tf.function(jit_compile=True)
+    def play():
+        keys = tf.constant([key], tf.uint32)
+        state = genv.initial_state(uniform(keys, RESET, [-1], [episodes, genv.reset_draws], tf.float64)[0])
+
+        def body(t, state, running, returns, lengths):
+            draws = uniform(keys, ACT, [t], [episodes, 1 + genv.step_draws])[0]
+            actions = tf.minimum(tf.cast(draws[:, 0] * genv.n_actions, tf.int32), genv.n_actions - 1)
+            state, reward, terminated = genv.step(state, actions, draws[:, 1:])
+            returns += tf.where(running, reward, 0.0)
+            lengths += tf.cast(running, tf.int32)
+            return t + 1, state, running & ~terminated, returns, lengths
+
+        *_, returns, lengths = tf.while_loop(
+            lambda t, s, running, r, n: tf.reduce_any(running), body,
+            [tf.constant(0, tf.int64), state, tf.ones([episodes], tf.bool), tf.zeros([episodes]),
+             tf.zeros([episodes], tf.int32)])
+        return returns, lengths
+
+    returns, lengths = play()
+    return returns.numpy(), lengths.numpy()
+
+
+def minatar_random_play(game: str, episodes: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    env = Environment(game, sticky_action_prob=0.1, difficulty_ramping=True)
+    env.seed(seed)
+    rng = np.random.default_rng(seed)
+    actions = env.minimal_action_set()
+    returns, lengths = np.zeros(episodes), np.zeros(episodes)
+    for e in range(episodes):
+        env.reset()
+        terminal = False
+        while not terminal:
+            reward, terminal = env.act(actions[rng.integers(len(actions))])
+            returns[e] += reward
+            lengths[e] += 1
+    return returns, lengths
+
+
+@pytest.mark.parametrize("env_id", list(GAMES))
+def test_random_play_statistics_agree_with_minatars(env_id):
+    """1,000 random games each side, each with its own randomness: mean return and mean length
+    within 4 standard errors of the difference."""
+    episodes = 1000
+    ours = graph_random_play(env_id, episodes, key=5)
+    theirs = minatar_random_play(GAMES[env_id], episodes, seed=6)
+    for name, a, b in zip(("return", "length"), ours, theirs):
+        se = np.sqrt(a.var() / len(a) + b.var() / len(b))
+        assert abs(a.mean() - b.mean()) <= 4 * se, (name, a.mean(), b.mean(), se)
+        assert a.std() > 0 and b.std() > 0
+
+
+def test_every_game_with_an_in_graph_version_is_listed():
+    assert set(MINATAR_GRAPH_ENV_IDS) == set(GAMES)
+    assert graph_env("MinAtar/Pong-v1") is None and graph_env("MinAtar/Breakout-v0") is None
