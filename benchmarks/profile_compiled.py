@@ -104,7 +104,7 @@ def profile(config: dict, iterations: int) -> None:
     import numpy as np
     import tensorflow as tf
 
-    from dqn_tf.compiled_program import ACT, RESET, program_for, uniform
+    from dqn_tf.compiled_program import ACT, RESET, STEP, program_for, uniform
     from dqn_tf.config import TrainConfig
     from dqn_tf.graph_envs import graph_env
 
@@ -117,7 +117,7 @@ def profile(config: dict, iterations: int) -> None:
     program.advance(warm)
     arch = program.arch
     flops = gradient_step_flops(arch, config.batch_size, config.double_dqn)
-    hidden = max(arch.hidden)
+    hidden = 256 if arch.convs else max(arch.hidden)  # the core rate on the MLP shape (CNNs: the same)
     print(f"{config.env_id}: net {arch.net_arch}, batch {config.batch_size}, train_freq {config.train_freq}, "
           f"gradient_steps {config.gradient_steps}, n_envs {n}; {flops / 1e6:.1f} MFLOP per gradient step")
     rates = core_rate(config.batch_size, hidden, iterations)
@@ -127,14 +127,18 @@ def profile(config: dict, iterations: int) -> None:
 
     steps = tf.constant(warm, tf.int64)
     obs = program.obs.read_value()
+    at = lambda i: [steps + tf.cast(i, tf.int64)]
+    varying = lambda i: tf.where(tf.equal(i, -1), tf.zeros_like(obs), obs)  # not hoisted out of the loop
     parts: dict[str, Callable] = {
         "loop iteration alone": lambda i: None,
-        "random draws (act)": lambda i: uniform(program.keys, ACT, [steps + tf.cast(i, tf.int64)], [n, 2]),
-        "greedy forward pass": lambda i: program._greedy(obs + tf.cast(i, tf.float32) * 1e-30),
-        "env step + observe": lambda i: env.observe(env.step(program.state, tf.fill([1, n], i % env.n_actions))[0]),
-        "reset draws + initial state": lambda i: env.initial_state(
-            uniform(program.keys, RESET, [steps + tf.cast(i, tf.int64)], [n, env.reset_draws], tf.float64)),
-        "replay write": lambda i: program._store(obs, tf.fill([1, n], i % 2), tf.ones([1, n]), obs, tf.zeros([1, n])),
+        "random draws (act)": lambda i: uniform(program.keys, ACT, at(i), [n, 2]),
+        "greedy forward pass": lambda i: program._greedy(varying(i)),
+        "env step + observe": lambda i: env.observe(env.step(program.state, tf.fill([1, n], i % env.n_actions),
+                                                             program._step_draws(STEP, at(i), n))[0]),
+        "reset draws + restart": lambda i: env.restart(
+            program.state, uniform(program.keys, RESET, at(i), [n, env.reset_draws], tf.float64)),
+        "replay write": lambda i: program._store(varying(i), tf.fill([1, n], i % 2), tf.ones([1, n]), obs,
+                                                 tf.zeros([1, n])),
         "whole env step (_env_step)": lambda i: program._env_step(),
     }
     print(f"\nenv step pieces (us per iteration of an XLA while loop, {iterations} iterations):")

@@ -30,7 +30,7 @@ from dqn_tf.networks import Architecture, initial_weights, q_values
 from dqn_tf.observations import ObsSpec
 from dqn_tf.optimizer import adam_rate, adam_update
 
-ACT, RESET, SAMPLE, EVAL = 1, 2, 3, 4  # random streams
+ACT, RESET, SAMPLE, EVAL, STEP, EVAL_STEP = 1, 2, 3, 4, 5, 6  # random streams
 
 
 def _mix(x: tf.Tensor) -> tf.Tensor:
@@ -64,6 +64,11 @@ def uniform(keys, stream, counters, shape, dtype=tf.float32) -> tf.Tensor:
     return tf.cast(tf.bitwise.right_shift(bits, 8), tf.float32) * 2.0**-24
 
 
+def _per_member(values: tf.Tensor, like: tf.Tensor) -> tf.Tensor:
+    """[K] -> [K, 1, ...] broadcasting against `like` [K, ...]."""
+    return tf.reshape(values, [-1] + [1] * (like.shape.rank - 1))
+
+
 def member_keys(configs: list[TrainConfig]) -> np.ndarray:
     return np.array([np.random.SeedSequence([c.seed, 0xD9]).generate_state(1)[0] for c in configs], np.uint32)
 
@@ -76,7 +81,8 @@ def program_for(configs: list[TrainConfig], env: GraphEnv, device: str) -> Progr
     """A program for these configs, set to their start: one this process already compiled for
     the same shape (a warm trial process pays XLA's compile once per shape), else a new one."""
     shared = configs[0]
-    check_replay_fits(shared.buffer_size, ObsSpec.vector(env.obs_dim), len(configs), shared.n_envs)
+    # obs and next obs stored whole, as a vector replay stores them
+    check_replay_fits(shared.buffer_size, ObsSpec((env.obs_dim,), env.obs_dtype), len(configs), shared.n_envs)
     key = (len(configs), device, *(getattr(shared, name) for name in POPULATION_SHARED_FIELDS))
     program = _programs.pop(key, None) or Program(configs, env, device)
     _programs[key] = program
@@ -94,21 +100,23 @@ class Program:
         shared = configs[0]
         self.configs, self.env, self.device = configs, env, device
         net_arch = shared.net_arch if isinstance(shared.net_arch, str) else tuple(shared.net_arch)
-        self.arch = Architecture(env.obs_dim, env.n_actions, net_arch, shared.dueling)
+        obs_shape = env.obs_shape if len(env.obs_shape) > 1 else env.obs_dim
+        self.arch = Architecture(obs_shape, env.n_actions, net_arch, shared.dueling, env.obs_dtype)
         k, n, cap = len(configs), shared.n_envs, shared.buffer_size
         self.members, self.n_envs = k, n
         # the longest chunk: progress reports come every total // 100 steps
         self.max_chunk = -(-max(shared.total_timesteps // 100, 1) // n) + 1
-        shapes = [w.shape if w.ndim == 2 else (1, w.shape[0]) for w in initial_weights(self.arch, 0)]
+        shapes = [w.shape if w.ndim >= 2 else (1, w.shape[0]) for w in initial_weights(self.arch, 0)]
         with tf.device(device):
             v = lambda shape, dtype=tf.float32: tf.Variable(tf.zeros([k, *shape], dtype), trainable=False)
             self.keys = v([], tf.uint32)
             self.learning_rate, self.tau, self.max_grad_norm = v([]), v([]), v([])
             self.gamma, self.huber_delta = v([1]), v([1])
             self.exploration = [v([], tf.float64) for _ in range(3)]
-            self.state, self.obs = v([n, env.state_dim], tf.float64), v([n, env.obs_dim])
+            self.state, self.obs = v([n, env.state_dim], env.state_dtype), v([n, *env.obs_shape], env.obs_dtype)
             self.returns, self.lengths = v([n]), v([n], tf.int32)
-            self.replay = {"obs": v([cap, env.obs_dim]), "next_obs": v([cap, env.obs_dim]),
+            self.replay = {"obs": v([cap, *env.obs_shape], env.obs_dtype),
+                           "next_obs": v([cap, *env.obs_shape], env.obs_dtype),
                            "actions": v([cap], tf.int32), "rewards": v([cap]), "dones": v([cap])}
             self.pos, self.size = tf.Variable(0, trainable=False), tf.Variable(0, trainable=False)
             self.steps = tf.Variable(0, dtype=tf.int64, trainable=False)
@@ -194,12 +202,12 @@ class Program:
         random_actions = tf.minimum(tf.cast(draws[..., 1] * env.n_actions, tf.int32), env.n_actions - 1)
         explore = tf.logical_or(steps < shared.learning_starts, draws[..., 0] < self._epsilon(steps)[:, None])
         actions = tf.where(explore, random_actions, self._greedy(self.obs))
-        next_state, rewards, terminated = env.step(self.state, actions)
+        next_state, rewards, terminated = env.step(self.state, actions, self._step_draws(STEP, [steps], n))
         lengths = self.lengths + 1
         returns = self.returns + rewards
         done = terminated | (lengths >= env.max_episode_steps)
         final_obs = env.observe(next_state)
-        fresh = env.initial_state(uniform(self.keys, RESET, [steps], [n, env.reset_draws], tf.float64))
+        fresh = env.restart(next_state, uniform(self.keys, RESET, [steps], [n, env.reset_draws], tf.float64))
         self.state.assign(tf.where(done[..., None], fresh, next_state))
         obs = self.obs.read_value()
         self.obs.assign(env.observe(self.state))
@@ -208,6 +216,11 @@ class Program:
         self.lengths.assign(tf.where(done, 0, lengths))
         self.steps.assign_add(n)
         return done, returns, lengths
+
+    def _step_draws(self, stream: int, counters: list, n: int) -> tf.Tensor | None:
+        """The env's uniforms for one step of n envs per member, or None if it draws none."""
+        draws = self.env.step_draws
+        return uniform(self.keys, stream, counters, [n, draws]) if draws else None
 
     def _epsilon(self, steps):
         """`schedules.linear_epsilon`, in the graph: one epsilon per member, as float32."""
@@ -247,11 +260,12 @@ class Program:
         shared = self.configs[0]
         steps, interval = self.steps.read_value(), shared.target_update_interval
         updates = tf.cast(steps // interval - self.trained_at // interval, tf.float32)
-        blend = tf.reshape(tf.where(updates > 0, 1.0 - tf.pow(1.0 - self.tau, updates), 0.0), [-1, 1, 1])
+        blend = tf.where(updates > 0, 1.0 - tf.pow(1.0 - self.tau, updates), 0.0)
 
         def move_targets(i):
             for target, online in zip(self.target, self.online):
-                target.assign(blend * online + (1.0 - blend) * target)
+                w = _per_member(blend, online)
+                target.assign(w * online + (1.0 - w) * target)
             return (i + 1,)
 
         tf.while_loop(lambda i: i < tf.cast(due & tf.reduce_any(updates > 0), tf.int32), move_targets,
@@ -289,11 +303,11 @@ class Program:
 
     def _adam(self, grads):
         """`optimizer.clip_by_norm` + Adam's update, each member with its own norm and rate."""
-        per_member = lambda x: tf.reshape(x, [-1, 1, 1])
-        norm = tf.sqrt(tf.add_n([tf.reduce_sum(tf.square(g), axis=[1, 2]) for g in grads]))
-        scale = per_member(self.max_grad_norm / tf.maximum(norm, self.max_grad_norm))
-        rate = per_member(adam_rate(self.learning_rate, self.adam_steps.assign_add(tf.ones([self.members]))))
-        adam_update([grad * scale for grad in grads], self.online, self.adam_m, self.adam_v, rate)
+        norm = tf.sqrt(tf.add_n([tf.reduce_sum(tf.square(g), axis=list(range(1, g.shape.rank))) for g in grads]))
+        scale = self.max_grad_norm / tf.maximum(norm, self.max_grad_norm)
+        rate = adam_rate(self.learning_rate, self.adam_steps.assign_add(tf.ones([self.members])))
+        for grad, variable, m, v in zip(grads, self.online, self.adam_m, self.adam_v):
+            adam_update([grad * _per_member(scale, grad)], [variable], [m], [v], _per_member(rate, grad))
 
     def _evaluate_graph(self, count):
         """Greedy returns [K, n_eval_episodes]: one episode per env, fresh starts per count."""
@@ -302,7 +316,8 @@ class Program:
         running = tf.ones([self.members, episodes], tf.bool)
 
         def body(t, state, running, returns):
-            state, rewards, terminated = env.step(state, self._greedy(env.observe(state)))
+            draws = self._step_draws(EVAL_STEP, [count, t], episodes)
+            state, rewards, terminated = env.step(state, self._greedy(env.observe(state)), draws)
             returns += tf.where(running, rewards, 0.0)
             return t + 1, state, running & ~terminated & (t + 1 < env.max_episode_steps), returns
 
