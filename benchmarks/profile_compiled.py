@@ -3,6 +3,7 @@
     python benchmarks/profile_compiled.py                        # CartPole (b): train_freq 4, 1 gradient step
     python benchmarks/profile_compiled.py --env MinAtar/Breakout-v1
     python benchmarks/profile_compiled.py --core 1 --iterations 4000
+    python benchmarks/profile_compiled.py --rate-of '{"env_id": "CartPole-v1", ...}'   # one JSON line
 
 One process pinned to one core with 1+1 TensorFlow threads. Each piece of the compiled program's
 env step and training phase runs alone inside its own XLA while loop of `--iterations`
@@ -16,6 +17,7 @@ Prints figures; asserts nothing.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import sys
@@ -100,6 +102,26 @@ def core_rate(batch: int, hidden: int, iterations: int) -> dict[str, float]:
     return rates
 
 
+def gradient_step_rate(config: dict, iterations: int) -> dict[str, float]:
+    """The compiled program's gradient step for `config` alone in an XLA loop, against the core's
+    rate on the MLP's own shape, measured in this process: {ms, gflops, core_gflops, mflop}."""
+    import tensorflow as tf
+
+    from dqn_tf.compiled_program import program_for
+    from dqn_tf.config import TrainConfig
+    from dqn_tf.graph_envs import graph_env
+
+    config = TrainConfig.from_dict({**config, "loop": "compiled"})
+    program = program_for([config], graph_env(config.env_id), "/cpu:0")
+    warm = config.learning_starts + 4 * config.train_freq * config.n_envs
+    program.advance(warm)
+    flops = gradient_step_flops(program.arch, config.batch_size, config.double_dqn)
+    hidden = 256 if program.arch.convs else max(program.arch.hidden)
+    core = core_rate(config.batch_size, hidden, iterations)[f"{config.batch_size}x{hidden} @ {hidden}x{hidden}, XLA"]
+    seconds = timed_loop(lambda i: program._gradient_step(tf.constant(warm, tf.int64), i), iterations // 4)
+    return {"ms": seconds * 1e3, "gflops": flops / seconds / 1e9, "core_gflops": core, "mflop": flops / 1e6}
+
+
 def profile(config: dict, iterations: int) -> None:
     import numpy as np
     import tensorflow as tf
@@ -176,9 +198,13 @@ def main() -> None:
     parser.add_argument("--env", default="CartPole-v1", help="CartPole-v1 (config b) or MinAtar/Breakout-v1")
     parser.add_argument("--core", type=int, default=0)
     parser.add_argument("--iterations", type=int, default=4000)
+    parser.add_argument("--rate-of", help="a JSON config: print only its gradient step rate, as JSON")
     args = parser.parse_args()
     os.sched_setaffinity(0, {args.core})
     os.environ.update(ONE_CORE_ENV)
+    if args.rate_of:
+        print("RESULT " + json.dumps(gradient_step_rate(json.loads(args.rate_of), args.iterations)))
+        return
     print(f"core {args.core}, 1+1 TF threads, load average {Path('/proc/loadavg').read_text().split()[0]}")
     profile(CARTPOLE_B if args.env == "CartPole-v1" else {**MINATAR_B, "env_id": args.env}, args.iterations)
 
