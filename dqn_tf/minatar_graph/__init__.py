@@ -8,12 +8,14 @@ the installed `minatar` along whole trajectories with the same draws.
 from __future__ import annotations
 
 from dqn_tf.minatar_graph.breakout import Breakout
+from dqn_tf.minatar_graph.freeway import Freeway
 from dqn_tf.minatar_graph.game import SIDE, MinAtarGame
 from dqn_tf.pixel_envs import MINATAR_MAX_EPISODE_STEPS
 
 # MinAtar/<Game>-v1 -> (game class, minimal action count, reset draws)
 GAMES: dict[str, tuple[type[MinAtarGame], int, int]] = {
     "Breakout": (Breakout, 3, 1),
+    "Freeway": (Freeway, 3, 16),
 }
 MINATAR_GRAPH_ENV_IDS = tuple(f"MinAtar/{name}-v1" for name in GAMES)
 
