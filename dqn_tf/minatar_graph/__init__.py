@@ -7,6 +7,7 @@ the installed `minatar` along whole trajectories with the same draws.
 
 from __future__ import annotations
 
+from dqn_tf.minatar_graph.asterix import Asterix
 from dqn_tf.minatar_graph.breakout import Breakout
 from dqn_tf.minatar_graph.freeway import Freeway
 from dqn_tf.minatar_graph.game import SIDE, MinAtarGame
@@ -16,6 +17,7 @@ from dqn_tf.pixel_envs import MINATAR_MAX_EPISODE_STEPS
 GAMES: dict[str, tuple[type[MinAtarGame], int, int]] = {
     "Breakout": (Breakout, 3, 1),
     "Freeway": (Freeway, 3, 16),
+    "Asterix": (Asterix, 5, 0),
 }
 MINATAR_GRAPH_ENV_IDS = tuple(f"MinAtar/{name}-v1" for name in GAMES)
 

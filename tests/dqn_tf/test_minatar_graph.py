@@ -23,12 +23,13 @@ from dqn_tf.compiled_program import ACT, RESET, uniform
 from dqn_tf.graph_envs import graph_env
 from dqn_tf.minatar_graph import MINATAR_GRAPH_ENV_IDS
 
-GAMES = {"MinAtar/Breakout-v1": "breakout", "MinAtar/Freeway-v1": "freeway"}
+GAMES = {"MinAtar/Breakout-v1": "breakout", "MinAtar/Freeway-v1": "freeway", "MinAtar/Asterix-v1": "asterix"}
 # Where each game's draws sit in the graph's uniforms, by the minatar function that draws them.
-RESET_SITES = {"breakout": {"reset": 0}, "freeway": {"_randomize_cars": 0}}
-STEP_SITES = {"breakout": {"act": 0}, "freeway": {"act": 0, "_randomize_cars": 1}}
+RESET_SITES = {"breakout": {"reset": 0}, "freeway": {"_randomize_cars": 0}, "asterix": {}}
+STEP_SITES = {"breakout": {"act": 0}, "freeway": {"act": 0, "_randomize_cars": 1},
+              "asterix": {"act": 0, "_spawn_entity": 1}}
 # Random play's statistics: (probability of the policy's favourite action, which, episodes).
-STATISTICS = {"breakout": (0.0, 0, 1000), "freeway": (0.8, 1, 40)}
+STATISTICS = {"breakout": (0.0, 0, 1000), "freeway": (0.8, 1, 40), "asterix": (0.0, 0, 500)}
 
 
 class InjectedDraws:
@@ -70,6 +71,14 @@ def minatar_fields(game: str, env: Environment) -> dict[str, np.ndarray]:
         assert (cars[:, 1] == np.arange(1, 9)).all()  # lanes never change
         return {**shared, "pos": inner.pos, "move_timer": inner.move_timer, "terminate_timer": inner.terminate_timer,
                 "car_x": cars[:, 0], "car_timer": cars[:, 2], "car_speed": cars[:, 3]}
+    if game == "asterix":
+        rows = [e if e is not None else [0, 0, False, False] for e in inner.entities]
+        names = ("player_x", "player_y", "spawn_speed", "spawn_timer", "move_speed", "move_timer", "ramp_timer",
+                 "ramp_index")
+        return {**shared, **{name: getattr(inner, name) for name in names},
+                "alive": np.array([e is not None for e in inner.entities], int),
+                "x": np.array([r[0] for r in rows]), "right": np.array([r[2] for r in rows], int),
+                "gold": np.array([r[3] for r in rows], int)}
     raise KeyError(game)
 
 
@@ -89,6 +98,13 @@ def scramble(game: str, env: Environment, rng: np.random.Generator) -> None:
             car[0], car[2] = int(rng.integers(10)), int(rng.integers(abs(car[3]) + 1))
         inner.pos, inner.move_timer = int(rng.integers(1, 10)), int(rng.integers(4))
         inner.terminate_timer = int(rng.integers(0, 120))
+        return
+    if game == "asterix":  # entities in most rows, a ramp about to happen or well under way
+        inner.entities = [[int(rng.integers(10)), i + 1, bool(rng.random() < 0.5), bool(rng.random() < 0.4)]
+                          if rng.random() < 0.7 else None for i in range(8)]
+        inner.spawn_speed, inner.move_speed = int(rng.integers(1, 11)), int(rng.integers(1, 6))
+        inner.spawn_timer, inner.move_timer = int(rng.integers(inner.spawn_speed + 1)), int(rng.integers(inner.move_speed + 1))
+        inner.ramp_timer, inner.ramp_index = int(rng.integers(-1, 5)), int(rng.integers(0, 12))
         return
     raise KeyError(game)
 
