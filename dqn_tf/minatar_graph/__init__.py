@@ -11,6 +11,7 @@ from dqn_tf.minatar_graph.asterix import Asterix
 from dqn_tf.minatar_graph.breakout import Breakout
 from dqn_tf.minatar_graph.freeway import Freeway
 from dqn_tf.minatar_graph.game import SIDE, MinAtarGame
+from dqn_tf.minatar_graph.space_invaders import SpaceInvaders
 from dqn_tf.pixel_envs import MINATAR_MAX_EPISODE_STEPS
 
 # MinAtar/<Game>-v1 -> (game class, minimal action count, reset draws)
@@ -18,6 +19,7 @@ GAMES: dict[str, tuple[type[MinAtarGame], int, int]] = {
     "Breakout": (Breakout, 3, 1),
     "Freeway": (Freeway, 3, 16),
     "Asterix": (Asterix, 5, 0),
+    "SpaceInvaders": (SpaceInvaders, 4, 0),
 }
 MINATAR_GRAPH_ENV_IDS = tuple(f"MinAtar/{name}-v1" for name in GAMES)
 

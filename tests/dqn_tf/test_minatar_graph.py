@@ -23,13 +23,15 @@ from dqn_tf.compiled_program import ACT, RESET, uniform
 from dqn_tf.graph_envs import graph_env
 from dqn_tf.minatar_graph import MINATAR_GRAPH_ENV_IDS
 
-GAMES = {"MinAtar/Breakout-v1": "breakout", "MinAtar/Freeway-v1": "freeway", "MinAtar/Asterix-v1": "asterix"}
+GAMES = {"MinAtar/Breakout-v1": "breakout", "MinAtar/Freeway-v1": "freeway", "MinAtar/Asterix-v1": "asterix",
+         "MinAtar/SpaceInvaders-v1": "space_invaders"}
 # Where each game's draws sit in the graph's uniforms, by the minatar function that draws them.
-RESET_SITES = {"breakout": {"reset": 0}, "freeway": {"_randomize_cars": 0}, "asterix": {}}
+RESET_SITES = {"breakout": {"reset": 0}, "freeway": {"_randomize_cars": 0}, "asterix": {}, "space_invaders": {}}
 STEP_SITES = {"breakout": {"act": 0}, "freeway": {"act": 0, "_randomize_cars": 1},
-              "asterix": {"act": 0, "_spawn_entity": 1}}
+              "asterix": {"act": 0, "_spawn_entity": 1}, "space_invaders": {"act": 0}}
 # Random play's statistics: (probability of the policy's favourite action, which, episodes).
-STATISTICS = {"breakout": (0.0, 0, 1000), "freeway": (0.8, 1, 40), "asterix": (0.0, 0, 500)}
+STATISTICS = {"breakout": (0.0, 0, 1000), "freeway": (0.8, 1, 40), "asterix": (0.0, 0, 500),
+              "space_invaders": (0.0, 0, 300)}
 
 
 class InjectedDraws:
@@ -79,6 +81,12 @@ def minatar_fields(game: str, env: Environment) -> dict[str, np.ndarray]:
                 "alive": np.array([e is not None for e in inner.entities], int),
                 "x": np.array([r[0] for r in rows]), "right": np.array([r[2] for r in rows], int),
                 "gold": np.array([r[3] for r in rows], int)}
+    if game == "space_invaders":
+        names = ("pos", "alien_dir", "enemy_move_interval", "alien_move_timer", "alien_shot_timer", "ramp_index",
+                 "shot_timer")
+        return {**shared, **{name: getattr(inner, name) for name in names},
+                **{name: getattr(inner, f"{name[:-1]}_map").astype(int).ravel()
+                   for name in ("f_bullets", "e_bullets")}, "aliens": inner.alien_map.astype(int).ravel()}
     raise KeyError(game)
 
 
@@ -105,6 +113,18 @@ def scramble(game: str, env: Environment, rng: np.random.Generator) -> None:
         inner.spawn_speed, inner.move_speed = int(rng.integers(1, 11)), int(rng.integers(1, 6))
         inner.spawn_timer, inner.move_timer = int(rng.integers(inner.spawn_speed + 1)), int(rng.integers(inner.move_speed + 1))
         inner.ramp_timer, inner.ramp_index = int(rng.integers(-1, 5)), int(rng.integers(0, 12))
+        return
+    if game == "space_invaders":  # a thinned wave anywhere up to the cannon's row, bullets in flight
+        inner.alien_map = np.zeros((10, 10))
+        top, left = int(rng.integers(0, 7)), int(rng.integers(0, 5))
+        inner.alien_map[top:top + 4, left:left + 6] = rng.random((4, 6)) < rng.choice([0.1, 0.5, 1.0])
+        if not inner.alien_map.any():
+            inner.alien_map[top, left] = 1
+        inner.f_bullet_map, inner.e_bullet_map = ((rng.random((10, 10)) < 0.05).astype(float) for _ in range(2))
+        inner.alien_dir, inner.pos = int(rng.choice([-1, 1])), int(rng.integers(10))
+        inner.enemy_move_interval = int(rng.integers(6, 13))
+        inner.alien_move_timer, inner.alien_shot_timer = int(rng.integers(0, 4)), int(rng.integers(0, 11))
+        inner.shot_timer, inner.ramp_index = int(rng.integers(0, 6)), int(rng.integers(0, 6))
         return
     raise KeyError(game)
 
