@@ -3,6 +3,7 @@
     python benchmarks/profile_compiled.py                        # CartPole (b): train_freq 4, 1 gradient step
     python benchmarks/profile_compiled.py --env MinAtar/Breakout-v1
     python benchmarks/profile_compiled.py --core 1 --iterations 4000
+    python benchmarks/profile_compiled.py --denormals 0     # CartPole (b) seed 0, which diverges
     python benchmarks/profile_compiled.py --rate-of '{"env_id": "CartPole-v1", ...}'   # one JSON line
 
 One process pinned to one core with 1+1 TensorFlow threads. Each piece of the compiled program's
@@ -122,6 +123,37 @@ def gradient_step_rate(config: dict, iterations: int) -> dict[str, float]:
     return {"ms": seconds * 1e3, "gflops": flops / seconds / 1e9, "core_gflops": core, "mflop": flops / 1e6}
 
 
+def denormals(config: dict, seed: int) -> None:
+    """A whole run of `config` on the program, chunk by chunk: speed early and late, and how many
+    subnormal floats its variables hold at the end (a diverging net's tiny gradients and Adam
+    moments could make the CPU take its slow path; flush-to-zero would then pay)."""
+    import numpy as np
+
+    from dqn_tf.compiled_program import program_for
+    from dqn_tf.config import TrainConfig
+    from dqn_tf.graph_envs import graph_env
+
+    config = TrainConfig.from_dict({**config, "loop": "compiled", "seed": seed})
+    program = program_for([config], graph_env(config.env_id), "/cpu:0")
+    chunk, total = config.total_timesteps // 100, config.total_timesteps
+    program.advance(chunk)
+    rates = []
+    for until in range(2 * chunk, total + 1, chunk):
+        started = time.perf_counter()
+        program.advance(until)
+        rates.append((time.perf_counter() - started) / chunk * 1e6)
+    tenth = len(rates) // 10
+    print(f"\n{config.env_id} seed {seed}, whole run in chunks of {chunk}: first tenth {np.median(rates[:tenth]):.1f} "
+          f"us/step, last tenth {np.median(rates[-tenth:]):.1f} us/step; final mean Q {float(program.q_mean[0]):.3g}")
+    tiny = np.finfo(np.float32).tiny
+    for name, variable in program.variables().items():
+        values = variable.numpy()
+        if values.dtype == np.float32:
+            subnormal = int(((values != 0) & (np.abs(values) < tiny)).sum())
+            if subnormal or name.startswith(("online", "adam")):
+                print(f"  {name:18s} {values.size:9d} values, {subnormal} subnormal")
+
+
 def profile(config: dict, iterations: int) -> None:
     import numpy as np
     import tensorflow as tf
@@ -147,6 +179,7 @@ def profile(config: dict, iterations: int) -> None:
         print(f"  core rate, one thread, {label:32s} {rate:6.1f} GFLOP/s")
     core = rates[f"{config.batch_size}x{hidden} @ {hidden}x{hidden}, XLA"]
 
+    saved = program.arrays()
     steps = tf.constant(warm, tf.int64)
     obs = program.obs.read_value()
     at = lambda i: [steps + tf.cast(i, tf.int64)]
@@ -171,13 +204,18 @@ def profile(config: dict, iterations: int) -> None:
 
     grads = iterations // 4
     gradient_step = timed_loop(lambda i: program._gradient_step(steps, i), grads)
-    train_phase = timed_loop(lambda i: program._train_phase(tf.constant(True)), grads)
+    def train_phase(i):  # each phase at the next train boundary, so it samples anew (nothing is hoisted)
+        program.steps.assign_add(config.train_freq * n)
+        program._train_phase(tf.constant(True))
+
+    train_phase = timed_loop(train_phase, grads)
     achieved = flops / gradient_step / 1e9
     print(f"\ntraining ({grads} iterations):")
     print(f"  gradient step (sample, loss, backward, clip, Adam) {gradient_step * 1e3:7.3f} ms = {achieved:5.1f} GFLOP/s "
           f"= {achieved / core:.0%} of the core's {core:.0f} GFLOP/s on {config.batch_size}x{hidden} @ {hidden}x{hidden}")
     print(f"  training phase ({config.gradient_steps} steps + target blend + stats) {train_phase * 1e3:7.3f} ms")
 
+    program.load(saved)  # back where the pieces started
     chunk = max(config.total_timesteps // 100, config.train_freq * n)
     until = int(program.steps.numpy()) + 10 * chunk
     started = time.perf_counter()
@@ -199,6 +237,8 @@ def main() -> None:
     parser.add_argument("--core", type=int, default=0)
     parser.add_argument("--iterations", type=int, default=4000)
     parser.add_argument("--rate-of", help="a JSON config: print only its gradient step rate, as JSON")
+    parser.add_argument("--denormals", type=int, metavar="SEED",
+                        help="a whole run of the config with this seed: speed early and late, subnormal values")
     args = parser.parse_args()
     os.sched_setaffinity(0, {args.core})
     os.environ.update(ONE_CORE_ENV)
@@ -206,7 +246,10 @@ def main() -> None:
         print("RESULT " + json.dumps(gradient_step_rate(json.loads(args.rate_of), args.iterations)))
         return
     print(f"core {args.core}, 1+1 TF threads, load average {Path('/proc/loadavg').read_text().split()[0]}")
-    profile(CARTPOLE_B if args.env == "CartPole-v1" else {**MINATAR_B, "env_id": args.env}, args.iterations)
+    config = CARTPOLE_B if args.env == "CartPole-v1" else {**MINATAR_B, "env_id": args.env}
+    if args.denormals is not None:
+        return denormals(config, args.denormals)
+    profile(config, args.iterations)
 
 
 if __name__ == "__main__":

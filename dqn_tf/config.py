@@ -21,7 +21,7 @@ from dqn_tf.net_arch import NET_ARCH_ALLOWED, NET_ARCH_NAMES, resolve_net_arch
 
 # graph_envs and minatar_graph have them in TensorFlow
 COMPILED_ENV_IDS = ("CartPole-v1", "Acrobot-v1", "MountainCar-v0", "MinAtar/Breakout-v1", "MinAtar/Freeway-v1",
-                    "MinAtar/Asterix-v1", "MinAtar/SpaceInvaders-v1")
+                    "MinAtar/Asterix-v1", "MinAtar/SpaceInvaders-v1", "MinAtar/Seaquest-v1")
 DEVICES_PATTERN = re.compile(r"^(auto|cpu|cpu:[1-9][0-9]*|gpu|gpu:[1-9][0-9]*)$")
 DEVICE_NAME_PATTERN = re.compile(r"^/?(job:[^/]+/)?(device:)?(cpu|gpu|CPU|GPU):[0-9]+$")
 DEVICES_ALLOWED = (

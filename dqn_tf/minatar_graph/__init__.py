@@ -11,6 +11,7 @@ from dqn_tf.minatar_graph.asterix import Asterix
 from dqn_tf.minatar_graph.breakout import Breakout
 from dqn_tf.minatar_graph.freeway import Freeway
 from dqn_tf.minatar_graph.game import SIDE, MinAtarGame
+from dqn_tf.minatar_graph.seaquest import Seaquest
 from dqn_tf.minatar_graph.space_invaders import SpaceInvaders
 from dqn_tf.pixel_envs import MINATAR_MAX_EPISODE_STEPS
 
@@ -20,6 +21,7 @@ GAMES: dict[str, tuple[type[MinAtarGame], int, int]] = {
     "Freeway": (Freeway, 3, 16),
     "Asterix": (Asterix, 5, 0),
     "SpaceInvaders": (SpaceInvaders, 4, 0),
+    "Seaquest": (Seaquest, 6, 0),
 }
 MINATAR_GRAPH_ENV_IDS = tuple(f"MinAtar/{name}-v1" for name in GAMES)
 

@@ -24,14 +24,16 @@ from dqn_tf.graph_envs import graph_env
 from dqn_tf.minatar_graph import MINATAR_GRAPH_ENV_IDS
 
 GAMES = {"MinAtar/Breakout-v1": "breakout", "MinAtar/Freeway-v1": "freeway", "MinAtar/Asterix-v1": "asterix",
-         "MinAtar/SpaceInvaders-v1": "space_invaders"}
+         "MinAtar/SpaceInvaders-v1": "space_invaders", "MinAtar/Seaquest-v1": "seaquest"}
 # Where each game's draws sit in the graph's uniforms, by the minatar function that draws them.
-RESET_SITES = {"breakout": {"reset": 0}, "freeway": {"_randomize_cars": 0}, "asterix": {}, "space_invaders": {}}
+RESET_SITES = {"breakout": {"reset": 0}, "freeway": {"_randomize_cars": 0}, "asterix": {}, "space_invaders": {},
+               "seaquest": {}}
 STEP_SITES = {"breakout": {"act": 0}, "freeway": {"act": 0, "_randomize_cars": 1},
-              "asterix": {"act": 0, "_spawn_entity": 1}, "space_invaders": {"act": 0}}
+              "asterix": {"act": 0, "_spawn_entity": 1}, "space_invaders": {"act": 0},
+              "seaquest": {"act": 0, "_spawn_enemy": 1, "_spawn_diver": 4}}
 # Random play's statistics: (probability of the policy's favourite action, which, episodes).
 STATISTICS = {"breakout": (0.0, 0, 1000), "freeway": (0.8, 1, 40), "asterix": (0.0, 0, 500),
-              "space_invaders": (0.0, 0, 300)}
+              "space_invaders": (0.0, 0, 300), "seaquest": (0.0, 0, 300)}
 
 
 class InjectedDraws:
@@ -87,6 +89,19 @@ def minatar_fields(game: str, env: Environment) -> dict[str, np.ndarray]:
         return {**shared, **{name: getattr(inner, name) for name in names},
                 **{name: getattr(inner, f"{name[:-1]}_map").astype(int).ravel()
                    for name in ("f_bullets", "e_bullets")}, "aliens": inner.alien_map.astype(int).ravel()}
+    if game == "seaquest":
+        from dqn_tf.minatar_graph.seaquest import CAPACITY, LISTS, SCALARS
+
+        fields = {**shared, **{name: int(getattr(inner, name)) for name in SCALARS}}
+        for kind, attribute in (("f_bullet", "f_bullets"), ("e_bullet", "e_bullets"), ("fish", "e_fish"),
+                                ("esub", "e_subs"), ("diver", "divers")):
+            entries = getattr(inner, attribute)
+            assert len(entries) <= CAPACITY[kind], (kind, len(entries))
+            padded = np.zeros((CAPACITY[kind], 1 + len(LISTS[kind])), int)
+            for i, entry in enumerate(entries):
+                padded[i] = [1, *(int(v) for v in entry)]
+            fields.update({f"{kind}_{name}": padded[:, i] for i, name in enumerate(("alive", *LISTS[kind]))})
+        return fields
     raise KeyError(game)
 
 
@@ -126,6 +141,27 @@ def scramble(game: str, env: Environment, rng: np.random.Generator) -> None:
         inner.alien_move_timer, inner.alien_shot_timer = int(rng.integers(0, 4)), int(rng.integers(0, 11))
         inner.shot_timer, inner.ramp_index = int(rng.integers(0, 6)), int(rng.integers(0, 6))
         return
+    if game == "seaquest":  # a crowded sea, divers aboard, oxygen running out, the ramp under way
+        side = lambda: bool(rng.random() < 0.5)
+        rows = rng.permutation(np.arange(1, 9))
+        inner.move_speed, inner.e_spawn_speed = int(rng.integers(2, 6)), int(rng.integers(1, 21))
+        inner.e_fish = [[int(rng.integers(10)), int(y), side(), int(rng.integers(inner.move_speed + 1))] for y in rows[:3]]
+        inner.e_subs = [[int(rng.integers(10)), int(y), side(), int(rng.integers(inner.move_speed + 1)),
+                         int(rng.integers(11))] for y in rows[3:5]]
+        inner.divers = [[int(rng.integers(10)), int(y), side(), int(rng.integers(6))] for y in rows[5:7]]
+        inner.e_bullets = [[int(rng.integers(10)), int(rng.integers(1, 9)), side()] for _ in range(3)]
+        inner.f_bullets = [[int(rng.integers(10)), int(rng.integers(0, 9)), side()]]
+        inner.sub_x, inner.sub_y, inner.sub_or = int(rng.integers(1, 9)), int(rng.integers(0, 3)), side()
+        inner.oxygen, inner.diver_count = int(rng.integers(0, 40)), int(rng.choice([0, 1, 5, 6]))
+        inner.surface, inner.shot_timer = bool(rng.random() < 0.3), int(rng.integers(0, 6))
+        inner.e_spawn_timer, inner.d_spawn_timer = int(rng.integers(0, 3)), int(rng.integers(0, 3))
+        inner.ramp_index = int(rng.integers(0, 8))
+        if rng.random() < 0.5:  # due now: a sub shot as it fires; two fish, a bullet, one cell
+            c, row, sub_row = int(rng.integers(2, 8)), int(rows[7]), int(rows[6])
+            inner.e_subs.append([c - 1, sub_row, True, 0, 0])
+            inner.e_fish += [[c - 1, row, True, 0], [c + 1, row, False, 0]]
+            inner.f_bullets = [[c - 1, row, True], [c - 1, sub_row, True]]
+        return
     raise KeyError(game)
 
 
@@ -137,9 +173,16 @@ def draws(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
 @functools.cache
 def compiled(env_id: str):
     genv = graph_env(env_id)
-    step = tf.function(lambda s, a, u: (*genv.step(s, a, u), genv.observe(genv.step(s, a, u)[0])), jit_compile=True)
-    restart = tf.function(lambda s, u: (genv.restart(s, u), genv.observe(genv.restart(s, u))), jit_compile=True)
-    return step, restart
+
+    def step(state, action, uniform):
+        state, reward, terminated = genv.step(state, action, uniform)
+        return state, reward, terminated, genv.observe(state)
+
+    def restart(state, uniform):
+        state = genv.restart(state, uniform)
+        return state, genv.observe(state)
+
+    return tf.function(step, jit_compile=True), tf.function(restart, jit_compile=True)
 
 
 def tracking_policy(game: str, env: Environment, rng: np.random.Generator, n_actions: int) -> int:
