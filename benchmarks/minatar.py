@@ -57,7 +57,7 @@ def ours_stepping(job: dict) -> dict:
     """Env steps/s of our in-graph game: random play, autoreset, one XLA while loop."""
     import tensorflow as tf
 
-    from dqn_tf.compiled_program import ACT, RESET, STEP, uniform
+    from dqn_tf.counter_rng import ACT, RESET, STEP, uniform
     from dqn_tf.graph_envs import graph_env
 
     genv, n = graph_env(f"MinAtar/{job['game']}-v1"), job["n_envs"]

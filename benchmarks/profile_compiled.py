@@ -158,8 +158,9 @@ def profile(config: dict, iterations: int) -> None:
     import numpy as np
     import tensorflow as tf
 
-    from dqn_tf.compiled_program import ACT, RESET, STEP, program_for, uniform
+    from dqn_tf.compiled_program import program_for
     from dqn_tf.config import TrainConfig
+    from dqn_tf.counter_rng import ACT, RESET, STEP, uniform
     from dqn_tf.graph_envs import graph_env
 
     config = TrainConfig.from_dict({**config, "loop": "compiled"})

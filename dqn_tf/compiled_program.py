@@ -8,8 +8,9 @@ an in-graph env (`dqn_tf.graph_envs`) and one device.
 
 Members are stacked on a leading axis ([K, ...] variables, batched matmuls); XLA's batched
 matmul gives member k the bits its solo program computes, so member k of a population is its
-solo run on this path too (tested). Randomness is a counter-based hash of (member seed, purpose,
-step, index): no RNG state to carry or checkpoint, and a member's draws never depend on others.
+solo run on this path too (tested). Randomness is a counter-based hash (`counter_rng`) of (member
+seed, purpose, step, index): no RNG state to carry or checkpoint, and a member's draws never
+depend on others.
 The schedule is the Python loop's (SB3's): uniform actions before `learning_starts`, training
 every `train_freq` vector steps once more than `learning_starts` transitions are in, lazy Polyak
 target updates, same-step autoreset with truncated episodes bootstrapping from their final obs.
@@ -23,6 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from dqn_tf.config import POPULATION_SHARED_FIELDS, TrainConfig
+from dqn_tf.counter_rng import ACT, EVAL, EVAL_STEP, RESET, SAMPLE, STEP, member_keys, uniform
 from dqn_tf.graph_envs import GraphEnv
 from dqn_tf.host_memory import check_replay_fits
 from dqn_tf.learner import td_loss
@@ -30,47 +32,10 @@ from dqn_tf.networks import Architecture, initial_weights, q_values
 from dqn_tf.observations import ObsSpec
 from dqn_tf.optimizer import adam_rate, adam_update
 
-ACT, RESET, SAMPLE, EVAL, STEP, EVAL_STEP = 1, 2, 3, 4, 5, 6  # random streams
-
-
-def _mix(x: tf.Tensor) -> tf.Tensor:
-    """lowbias32, a strong 32-bit integer hash (Wellons)."""
-    x = tf.bitwise.bitwise_xor(x, tf.bitwise.right_shift(x, 16)) * tf.constant(0x7FEB352D, tf.uint32)
-    x = tf.bitwise.bitwise_xor(x, tf.bitwise.right_shift(x, 15)) * tf.constant(0x846CA68B, tf.uint32)
-    return tf.bitwise.bitwise_xor(x, tf.bitwise.right_shift(x, 16))
-
-
-def _u32(value) -> tf.Tensor:
-    return tf.cast(tf.bitwise.bitwise_and(tf.cast(value, tf.int64), 0xFFFFFFFF), tf.uint32)
-
-
-def random_bits(keys: tf.Tensor, stream: int, counters: list, shape: list[int]) -> tf.Tensor:
-    """uint32 [K, *shape]: a hash of member key, stream, counters and the element's index."""
-    h = _mix(keys ^ tf.constant(stream * 0x9E3779B9 & 0xFFFFFFFF, tf.uint32))
-    for counter in counters:
-        counter = tf.cast(counter, tf.int64)
-        h = _mix(h ^ _u32(counter))
-        h = _mix(h ^ _u32(tf.bitwise.right_shift(counter, 32)))
-    size = int(np.prod(shape))
-    index = tf.reshape(tf.cast(tf.range(size), tf.uint32), [1, *shape])
-    h = tf.reshape(h, [-1] + [1] * len(shape))
-    return _mix(_mix(h ^ index) + tf.constant(0x6A09E667, tf.uint32))
-
-
-def uniform(keys, stream, counters, shape, dtype=tf.float32) -> tf.Tensor:
-    bits = random_bits(keys, stream, counters, shape)
-    if dtype == tf.float64:
-        return tf.cast(bits, tf.float64) * 2.0**-32
-    return tf.cast(tf.bitwise.right_shift(bits, 8), tf.float32) * 2.0**-24
-
 
 def _per_member(values: tf.Tensor, like: tf.Tensor) -> tf.Tensor:
     """[K] -> [K, 1, ...] broadcasting against `like` [K, ...]."""
     return tf.reshape(values, [-1] + [1] * (like.shape.rank - 1))
-
-
-def member_keys(configs: list[TrainConfig]) -> np.ndarray:
-    return np.array([np.random.SeedSequence([c.seed, 0xD9]).generate_state(1)[0] for c in configs], np.uint32)
 
 
 PROGRAMS_KEPT = 2  # compiled programs a process keeps for its next runs (each holds its replay)

@@ -7,8 +7,8 @@ import pytest
 import tensorflow as tf
 
 from dqn_tf import ConfigError, train
-from dqn_tf.compiled_program import ACT, RESET, uniform
 from dqn_tf.config import COMPILED_ENV_IDS, TrainConfig, parse_config
+from dqn_tf.counter_rng import ACT, RESET, uniform
 from dqn_tf.graph_envs import graph_env
 from dqn_tf.strategy import plan_devices
 from dqn_tf.training import compiled_loop_applies

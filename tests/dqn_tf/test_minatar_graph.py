@@ -19,7 +19,7 @@ import pytest
 import tensorflow as tf
 from minatar import Environment
 
-from dqn_tf.compiled_program import ACT, RESET, uniform
+from dqn_tf.counter_rng import ACT, RESET, uniform
 from dqn_tf.graph_envs import graph_env
 from dqn_tf.minatar_graph import MINATAR_GRAPH_ENV_IDS
 
