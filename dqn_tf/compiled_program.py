@@ -4,7 +4,8 @@ or checkpoint); greedy evaluation is a second program.
 
 Why: stepping gymnasium from Python costs ~90 us per env step and each train call ~1 ms of
 dispatch; inside one program both vanish (the PureJaxRL / gymnax idea, in TensorFlow). It needs
-an in-graph env (`dqn_tf.graph_envs`) and one device.
+an in-graph env (`dqn_tf.graph_envs`, `dqn_tf.minatar_graph`) and one device. Observations are
+kept as the env gives them (MinAtar's uint8 images go to the replay and the CNN as uint8).
 
 Members are stacked on a leading axis ([K, ...] variables, batched matmuls); XLA's batched
 matmul gives member k the bits its solo program computes, so member k of a population is its
