@@ -6,7 +6,8 @@ env steps/s of both loops on the study's config (train_freq 4, 1 gradient step).
     python benchmarks/minatar.py --parts train --train-steps 10000
 
 Every figure comes from a fresh process pinned to one core (1+1 TensorFlow threads; JAX with one
-Eigen thread). gymnax runs from its own venv, never imported by dqn_tf (gymnax 1.0.1 imports
+Eigen thread), timed by its CPU time (equal to wall on a quiet core, and without what a busy
+machine's other processes take). gymnax runs from its own venv, never imported by dqn_tf (gymnax 1.0.1 imports
 `six` without declaring it):
 
     python3 -m venv /work/peers/gymnax
@@ -79,9 +80,9 @@ def ours_stepping(job: dict) -> dict:
         return tf.while_loop(lambda t, s, total: t < count, body, [tf.constant(0, tf.int64), state, 0.0])[2]
 
     run(tf.constant(2, tf.int64)).numpy()
-    started = time.perf_counter()
+    started = time.process_time()
     run(tf.constant(job["steps"], tf.int64)).numpy()
-    return {"env_steps_per_second": job["steps"] * n / (time.perf_counter() - started)}
+    return {"env_steps_per_second": job["steps"] * n / (time.process_time() - started)}
 
 
 def gymnax_stepping(job: dict) -> dict:
@@ -110,9 +111,9 @@ def gymnax_stepping(job: dict) -> dict:
 
     compiled = jax.jit(run)
     compiled(jax.random.PRNGKey(0)).block_until_ready()  # compiles
-    started = time.perf_counter()
+    started = time.process_time()
     compiled(jax.random.PRNGKey(1)).block_until_ready()
-    return {"env_steps_per_second": steps * n / (time.perf_counter() - started),
+    return {"env_steps_per_second": steps * n / (time.process_time() - started),
             "version": getattr(gymnax, "__version__", "1.0.1")}
 
 
@@ -124,7 +125,7 @@ def training(job: dict) -> dict:
 
     def on_event(event: dict) -> None:
         if event["event"] == "progress":
-            marks.append((event["step"], time.perf_counter()))
+            marks.append((event["step"], time.process_time()))
 
     config = {**STUDY_TRAINER, "env_id": f"MinAtar/{job['game']}-v1", "loop": job["loop"], "eval_freq": 0,
               "n_eval_episodes": 1, "total_timesteps": STUDY_TRAINER["learning_starts"] + job["steps"]}

@@ -6,7 +6,8 @@
     python benchmarks/profile_compiled.py --denormals 0     # CartPole (b) seed 0, which diverges
     python benchmarks/profile_compiled.py --rate-of '{"env_id": "CartPole-v1", ...}'   # one JSON line
 
-One process pinned to one core with 1+1 TensorFlow threads. Each piece of the compiled program's
+One process pinned to one core with 1+1 TensorFlow threads; times are its CPU time (equal to
+wall on a quiet core, and without what a busy machine's other processes take). Each piece of the compiled program's
 env step and training phase runs alone inside its own XLA while loop of `--iterations`
 iterations (so what is timed is the piece plus one loop iteration, never Python dispatch);
 then the whole program runs a chunk of the real schedule, and the pieces are set beside it.
@@ -59,7 +60,7 @@ def gradient_step_flops(arch, batch: int, double_dqn: bool) -> int:
 
 
 def timed_loop(body: Callable, iterations: int) -> float:
-    """Seconds per iteration of an XLA while loop running `body(i)` (after one compile run).
+    """CPU seconds per iteration of an XLA while loop running `body(i)` (after one compile run).
     What the body returns is summed into the loop's carry, so XLA cannot drop it as unused."""
     import tensorflow as tf
 
@@ -73,9 +74,9 @@ def timed_loop(body: Callable, iterations: int) -> float:
                              [tf.constant(0), tf.constant(0.0)])
 
     run(tf.constant(2))
-    started = time.perf_counter()
+    started = time.process_time()
     run(tf.constant(iterations))[1].numpy()
-    return (time.perf_counter() - started) / iterations
+    return (time.process_time() - started) / iterations
 
 
 def core_rate(batch: int, hidden: int, iterations: int) -> dict[str, float]:
@@ -97,9 +98,9 @@ def core_rate(batch: int, hidden: int, iterations: int) -> dict[str, float]:
                 return tf.while_loop(lambda i, h: i < n, lambda i, h: (i + 1, tf.matmul(h, weights)), [0, x.read_value()])
 
             chain(tf.constant(2))
-            started = time.perf_counter()
+            started = time.process_time()
             chain(tf.constant(count))[1].numpy()
-            rates[f"{label}, {'XLA' if xla else 'TF'}"] = flops * count / (time.perf_counter() - started) / 1e9
+            rates[f"{label}, {'XLA' if xla else 'TF'}"] = flops * count / (time.process_time() - started) / 1e9
     return rates
 
 
@@ -139,9 +140,9 @@ def denormals(config: dict, seed: int) -> None:
     program.advance(chunk)
     rates = []
     for until in range(2 * chunk, total + 1, chunk):
-        started = time.perf_counter()
+        started = time.process_time()
         program.advance(until)
-        rates.append((time.perf_counter() - started) / chunk * 1e6)
+        rates.append((time.process_time() - started) / chunk * 1e6)
     tenth = len(rates) // 10
     print(f"\n{config.env_id} seed {seed}, whole run in chunks of {chunk}: first tenth {np.median(rates[:tenth]):.1f} "
           f"us/step, last tenth {np.median(rates[-tenth:]):.1f} us/step; final mean Q {float(program.q_mean[0]):.3g}")
@@ -219,10 +220,10 @@ def profile(config: dict, iterations: int) -> None:
     program.load(saved)  # back where the pieces started
     chunk = max(config.total_timesteps // 100, config.train_freq * n)
     until = int(program.steps.numpy()) + 10 * chunk
-    started = time.perf_counter()
+    started = time.process_time()
     while int(program.steps.numpy()) < until:
         program.advance(int(program.steps.numpy()) + chunk)
-    whole = (time.perf_counter() - started) / (10 * chunk) * 1e6
+    whole = (time.process_time() - started) / (10 * chunk) * 1e6
     per_step = costs["whole env step (_env_step)"] + train_phase * 1e6 / (config.train_freq * n)
     print(f"\nthe program on the real schedule, chunks of {chunk} steps (epsilon {float(program._epsilon(until)[0]):.2f}):")
     print(f"  {whole:8.2f} us per env step; pieces: env step {costs['whole env step (_env_step)']:.2f} us + "

@@ -20,7 +20,9 @@ training wall. SBX and SB3 run from their own venvs (benchmarks/peers.py runs th
     /work/peers/sb3/bin/pip install torch==2.13.0
     /work/peers/sb3/bin/pip install "stable-baselines3>=2.9" "gymnasium[classic-control]" ale-py opencv-python-headless
 
-Prints figures; asserts nothing. "Solves" means a greedy evaluation mean >= 475 at some
+Both wall and CPU time of the pinned process are printed: on a quiet core they agree; on a busy
+machine CPU time leaves out what the core spent on others. Prints figures; asserts nothing.
+"Solves" means a greedy evaluation mean >= 475 at some
 evaluation within the budget; the final evaluation is reported too (DQN swings between evals).
 """
 
@@ -75,10 +77,13 @@ def worker(config: dict, core: int) -> None:
                           "best_evals": [max(e["mean_return"] for e in r.evals) for r in results],
                           "solved_members": sum(max(e["mean_return"] for e in r.evals) >= 475 for r in results)}))
         return
+    cpu_started = time.process_time()
     result = train(config)
+    cpu_seconds = time.process_time() - cpu_started
     curve = [e["mean_return"] for e in result.evals]
     print(json.dumps({
         "seed": config.get("seed", 0), "wall_seconds": result.wall_seconds, "import_seconds": imported,
+        "cpu_seconds": cpu_seconds,
         "steps_per_second": result.steps_per_second, "best_eval": max(curve), "final_eval": curve[-1],
         "solved": max(curve) >= 475, "timings": result.timings, "gradient_steps": result.gradient_steps,
         "loop": result.loop,
@@ -87,10 +92,12 @@ def worker(config: dict, core: int) -> None:
 
 def report(name: str, runs: list[dict]) -> None:
     walls = sorted(r["wall_seconds"] for r in runs)
+    cpus = sorted(r["cpu_seconds"] for r in runs)
     speeds = sorted(r["steps_per_second"] for r in runs)
     solved = sum(r["solved"] for r in runs)
     print(f"\n{name}")
-    print(f"  wall for 50k steps (train() call): median {walls[len(walls) // 2]:.1f} s  [min {walls[0]:.1f}, max {walls[-1]:.1f}]")
+    print(f"  wall for 50k steps (train() call): median {walls[len(walls) // 2]:.1f} s  [min {walls[0]:.1f}, max {walls[-1]:.1f}]; "
+          f"CPU time median {cpus[len(cpus) // 2]:.1f} s")
     print(f"  env steps/s: median {speeds[len(speeds) // 2]:,.0f}")
     t = runs[0]["timings"]
     print(f"  split (seed {runs[0]['seed']}): train {t['train_seconds']:.1f} s, collect {t['collect_seconds']:.1f} s, "
@@ -239,7 +246,7 @@ def peers_side_by_side(config: dict) -> None:
             print(f"  {peer}: not installed (see benchmarks/peers.py for its venv)")
             continue
         run = peers.run_peer(peer, {**config, "seed": 0}, core=0)
-        print(f"  {peer} {run['version']}: learn() wall {run['wall_seconds']:.1f} s "
+        print(f"  {peer} {run['version']}: learn() wall {run['wall_seconds']:.1f} s, CPU time {run['cpu_seconds']:.1f} s "
               f"({run['steps_per_second']:,.0f} steps/s), best eval {run['best_eval']:.0f}")
 
 
