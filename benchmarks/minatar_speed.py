@@ -1,9 +1,9 @@
 """MinAtar speed: env steps/s of random play, ours in the graph beside gymnax (JAX), and training
 env steps/s of both loops on the study's config (train_freq 4, 1 gradient step).
 
-    python benchmarks/minatar.py                       # Breakout: stepping at n_envs 8 and 64, training
-    python benchmarks/minatar.py --parts step --games Breakout Freeway
-    python benchmarks/minatar.py --parts train --train-steps 10000
+    python benchmarks/minatar_speed.py                       # Breakout: stepping at n_envs 8 and 64, training
+    python benchmarks/minatar_speed.py --parts step --games Breakout Freeway
+    python benchmarks/minatar_speed.py --parts train --train-steps 10000
 
 Every figure comes from a fresh process pinned to one core (1+1 TensorFlow threads; JAX with one
 Eigen thread), timed by its CPU time (equal to wall on a quiet core, and without what a busy
@@ -18,7 +18,8 @@ gymnax's jitted `lax.scan` over `vmap`) steps `n_envs` games with uniformly rand
 autoreset, and sums rewards and observations (so neither side can skip making them).
 Training: `train()` from `studies/minatar-breakout.yaml`'s trainer settings, env steps/s between
 the first progress event at or after learning_starts and the last one, no evaluation.
-Prints figures; asserts nothing.
+Prints figures; asserts nothing. (Not named minatar.py: run as a script, that would shadow the
+`minatar` package for everything it imports.)
 """
 
 from __future__ import annotations
