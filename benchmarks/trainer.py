@@ -5,6 +5,7 @@ process pinned to one core.
                                                  # Python loops (10-seed solve rate), SBX and SB3
     python benchmarks/trainer.py --seeds 3       # fewer seeds for the solve rates
     python benchmarks/trainer.py --population    # 32 members (64x64, train_freq 4) vs one, compiled loop
+    python benchmarks/trainer.py --quick         # seed 0: compiled loop beside SBX, (b) then (a)
     python benchmarks/trainer.py --micro         # per-call costs: tf.function vs numpy acting, train calls
     python benchmarks/trainer.py --blog          # the blog-style loop (model.predict per step) for contrast
 
@@ -189,6 +190,7 @@ def main() -> None:
     parser.add_argument("--micro", action="store_true")
     parser.add_argument("--blog", action="store_true")
     parser.add_argument("--population", action="store_true")
+    parser.add_argument("--quick", action="store_true", help="seed 0 of the compiled loop beside SBX, (b) and (a)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--core", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -200,6 +202,8 @@ def main() -> None:
         return blog_style()
     if args.population:
         return population()
+    if args.quick:
+        return quick()
     print(f"{os.cpu_count()} cores; every run is a fresh process on one core with 1+1 TF threads; "
           f"load average {Path('/proc/loadavg').read_text().split()[0]} at the start")
     gradient_step_rate(RL_ZOO_CARTPOLE)
@@ -248,6 +252,22 @@ def peers_side_by_side(config: dict) -> None:
         run = peers.run_peer(peer, {**config, "seed": 0}, core=0)
         print(f"  {peer} {run['version']}: learn() wall {run['wall_seconds']:.1f} s, CPU time {run['cpu_seconds']:.1f} s "
               f"({run['steps_per_second']:,.0f} steps/s), best eval {run['best_eval']:.0f}")
+
+
+def quick() -> None:
+    """Seed 0 only: the compiled loop and SBX, one after the other on core 0, for (b) then (a);
+    CPU times compare even on a busy machine."""
+    import peers
+
+    for name, config in (("(b)", TRAIN_FREQ_4), ("(a)", RL_ZOO_CARTPOLE)):
+        load = Path("/proc/loadavg").read_text().split()[0]
+        ours = run_isolated({**config, "seed": 0, "loop": "compiled"}, 0)
+        sbx = peers.run_peer("sbx", {**config, "seed": 0}, core=0)
+        print(f"{name} load {load}: ours compiled wall {ours['wall_seconds']:.1f} s CPU {ours['cpu_seconds']:.1f} s "
+              f"(build {ours['timings']['build_seconds']:.1f} s, best {ours['best_eval']:.0f}); SBX {sbx['version']} "
+              f"wall {sbx['wall_seconds']:.1f} s CPU {sbx['cpu_seconds']:.1f} s (best {sbx['best_eval']:.0f}); "
+              f"SBX / ours: CPU {sbx['cpu_seconds'] / ours['cpu_seconds']:.2f}x, wall "
+              f"{sbx['wall_seconds'] / ours['wall_seconds']:.2f}x", flush=True)
 
 
 def population(members: int = 32) -> None:
