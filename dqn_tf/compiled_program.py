@@ -2,8 +2,8 @@
 updates of every member, one XLA program per chunk (up to the next progress report, evaluation
 or checkpoint); greedy evaluation is a second program.
 
-Why: stepping gymnasium from Python costs ~90 us per env step and each train call ~1 ms of
-dispatch; inside one program both vanish (the PureJaxRL / gymnax idea, in TensorFlow). It needs
+Why: stepping gymnasium from Python and dispatching each train call cost far more than a small
+network's arithmetic (docs/performance.md); inside one program both vanish (the PureJaxRL / gymnax idea, in TensorFlow). It needs
 an in-graph env (`dqn_tf.graph_envs`, `dqn_tf.minatar_graph`) and one device. Observations are
 kept as the env gives them (MinAtar's uint8 images go to the replay and the CNN as uint8).
 
@@ -135,8 +135,8 @@ class Program:
 
         Segments of collection end at train boundaries, where a training phase runs as while
         loops whose trip counts are 0 when no training is due. Not `tf.cond`: XLA copies every
-        weight, moment and target that a conditional passes through (~1 MB per segment for a
-        256x256 MLP), and a `cond` inside the per-step loop costs ~60 us a step on CPU.
+        weight, moment and target that a conditional passes through, and a `cond` inside the
+        per-step loop is dear on CPU (docs/performance.md).
         """
         shared, n = self.configs[0], self.n_envs
         every = shared.train_freq * n
@@ -197,7 +197,7 @@ class Program:
 
     def _greedy(self, obs):
         """Greedy actions [K, rows] for observations [K, rows, ...]. A single row is doubled:
-        XLA's CPU matrix-vector path runs ~10x slower than its matrix-matrix one on two rows."""
+        XLA's CPU matrix-vector path is much slower than its matrix-matrix one on two rows."""
         rows = obs.shape[1]
         if rows == 1:
             obs = tf.concat([obs, obs], axis=1)
