@@ -27,7 +27,7 @@ from sweeps.driver.tally import Tally
 from sweeps.store import leases
 from sweeps.store.checkpoints import checkpoint_key, remove_orphaned_folders
 from sweeps.store.optuna_private import fixed_params, storage_of, tell, trial_id
-from sweeps.store.outages import PatientStorage
+from sweeps.store.outages import steady_for
 
 INTERRUPTED, DRIVER_LOST = "interrupted", "driver lost"
 
@@ -57,7 +57,7 @@ def take_over(study: optuna.Study, grace: float, dead: Callable[[str], bool], mi
     """Fail and re-queue the trials whose lease expired (other drivers', never this one's:
     `mine`), each by one driver only; how many this one took."""
     storage = storage_of(study)
-    if isinstance(storage, PatientStorage) and storage.steady_for() < grace:
+    if steady_for(storage) < grace:
         return 0  # just back from an outage: the others' heartbeats may not have reached it yet
     taken = 0
     for trial in leases.expired(study, grace, dead, mine):

@@ -1,12 +1,16 @@
-"""A storage whose server may go away for a while (a PostgreSQL restart, a Redis failover, the
-network to it dropping): every call that fails because the server cannot be reached is retried
-with backoff until the outage has lasted `storage.outage` seconds, then `StorageUnreachable`
-says so, naming the storage (password masked) and the setting.
+"""A storage whose server may go away for a while (a PostgreSQL restart, a Redis restart or
+failover, the network to it dropping): every call that fails because the server cannot be
+reached is retried with backoff until the outage has lasted `storage.outage` seconds, then
+`StorageUnreachable` says so, naming the storage (password masked) and the setting.
 
-A call whose connection broke after the server applied it is applied twice: harmless for the
-writes a driver repeats (attributes, reports, heartbeats are set, not added); a retried ask can
-leave an extra RUNNING trial without params, which its lease failing ends (`sweeps.store.leases`);
-a retried tell finds the trial finished, which the driver reads back (`sweeps.driver.loop`).
+An RDB storage is retried call by call (`PatientStorage`: a failed transaction left nothing
+behind). A Redis journal is retried read by read and append by append (`PatientJournal`), below
+Optuna's journal storage, so that an append whose read-back failed is not appended twice. What
+the server applied before the connection broke is applied twice when retried: harmless for
+what a driver writes again (attributes, reports, heartbeats are set, not added); a retried ask
+can leave an extra RUNNING trial without params, which its lease expiring ends
+(`sweeps.store.leases`); a retried tell finds the trial finished, which the driver reads back
+(`sweeps.driver.loop`).
 """
 
 from __future__ import annotations
@@ -14,12 +18,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import sqlalchemy.exc
-from optuna.storages import BaseStorage
+from optuna.storages import BaseStorage, JournalStorage
 from optuna.storages._heartbeat import BaseHeartbeat, is_heartbeat_enabled
+from optuna.storages.journal import BaseJournalBackend
+from optuna.storages.journal._base import BaseJournalSnapshot
 
 log = logging.getLogger(__name__)
 FIRST_RETRY_S, MAX_RETRY_S = 0.1, 2.0
@@ -41,7 +47,7 @@ def outage_errors() -> tuple[type[BaseException], ...]:
     return (*errors, redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)
 
 
-def outage_of(error: BaseException | None) -> BaseException | None:
+def outage_cause(error: BaseException | None) -> BaseException | None:
     """The outage error `error` is or was caused by (Optuna wraps SQLAlchemy's), else None."""
     kinds, seen = outage_errors(), set()
     while error is not None and id(error) not in seen:
@@ -52,12 +58,12 @@ def outage_of(error: BaseException | None) -> BaseException | None:
     return None
 
 
-class _Patient(BaseStorage, BaseHeartbeat):
-    """`inner`, with its calls retried through outages of its server (see the module). Its
-    storage methods are made below (`PatientStorage`)."""
+class Outage:
+    """One storage server's outages: calls retried through them (`call`), and how long it has
+    been reachable since the last one (`steady_for`), shared by every thread of the driver."""
 
-    def __init__(self, inner: BaseStorage, shown: str, patience: float):
-        self.inner, self.shown, self.patience = inner, shown, patience
+    def __init__(self, shown: str, patience: float):
+        self.shown, self.patience = shown, patience
         self.lock = threading.Lock()
         self.down_since: float | None = None  # monotonic time the outage began
         self.recovered_at = float("-inf")  # monotonic time the last outage ended
@@ -72,7 +78,7 @@ class _Patient(BaseStorage, BaseHeartbeat):
             try:
                 result = method(*args, **kwargs)
             except Exception as error:
-                cause = outage_of(error)
+                cause = outage_cause(error)
                 if cause is None:
                     raise
                 delay = self.wait_out(cause, delay)
@@ -103,7 +109,22 @@ class _Patient(BaseStorage, BaseHeartbeat):
                 log.warning("storage %s reachable again after %.1f s", self.shown, time.monotonic() - self.down_since)
                 self.down_since, self.recovered_at = None, time.monotonic()
 
-    # -- heartbeats (Optuna's, where the inner storage has them: an RDB opened with leases) ---
+
+def steady_for(storage: BaseStorage) -> float:
+    """Seconds the storage's server has been reachable since its last outage (infinite for a
+    storage without a server, or one that never went away)."""
+    outage = getattr(storage, "outage", None)
+    return outage.steady_for() if isinstance(outage, Outage) else float("inf")
+
+
+class _Patient(BaseStorage, BaseHeartbeat):
+    """An RDB storage `inner` (behind Optuna's cache), its calls retried through `outage`; its
+    storage methods are made below (`PatientStorage`)."""
+
+    def __init__(self, inner: BaseStorage, outage: Outage):
+        self.inner, self.outage = inner, outage
+
+    # -- Optuna's heartbeats (the inner RDB storage's, when opened with leases) ---------------
     def get_heartbeat_interval(self) -> int | None:
         return self.inner.get_heartbeat_interval() if is_heartbeat_enabled(self.inner) else None
 
@@ -111,27 +132,57 @@ class _Patient(BaseStorage, BaseHeartbeat):
         return None
 
     def record_heartbeat(self, trial_id: int) -> None:
-        self.call(self.inner.record_heartbeat, trial_id)
+        self.outage.call(self.inner.record_heartbeat, trial_id)
 
     def _get_stale_trial_ids(self, study_id: int) -> list[int]:
         from sweeps.store.optuna_private import stale_trial_ids
 
-        return self.call(stale_trial_ids, self.inner, study_id)
+        return self.outage.call(stale_trial_ids, self.inner, study_id)
 
 
 def _patient(name: str) -> Callable[..., Any]:
     def method(self: _Patient, *args: Any, **kwargs: Any) -> Any:
-        return self.call(getattr(self.inner, name), *args, **kwargs)
+        return self.outage.call(getattr(self.inner, name), *args, **kwargs)
 
     method.__name__ = name
     return method
 
 
-# Every public method of a storage goes through `call`: the abstract ones and those a storage may
-# implement faster than BaseStorage does (Optuna's cache of RDB trials does).
+# Every public method of a storage goes through `Outage.call`: the abstract ones and those a
+# storage may implement faster than BaseStorage does (Optuna's cache of RDB trials does).
 PatientStorage = type("PatientStorage", (_Patient,), {
     name: _patient(name) for name in dir(BaseStorage) if not name.startswith("_") and callable(getattr(BaseStorage, name))
 })
+
+
+class PatientJournal(BaseJournalBackend, BaseJournalSnapshot):
+    """A journal backend on a server (Redis), its reads and appends retried through `outage`.
+    A read is taken whole before Optuna replays it (a read cut halfway is read again from its
+    start, never replayed twice)."""
+
+    def __init__(self, backend: BaseJournalBackend, outage: Outage):
+        self.backend, self.outage = backend, outage
+
+    def read_logs(self, log_number_from: int) -> Iterable[dict[str, Any]]:
+        return self.outage.call(lambda: list(self.backend.read_logs(log_number_from)))
+
+    def append_logs(self, logs: list[dict[str, Any]]) -> None:
+        self.outage.call(self.backend.append_logs, logs)
+
+    def save_snapshot(self, snapshot: bytes) -> None:
+        if isinstance(self.backend, BaseJournalSnapshot):
+            self.outage.call(self.backend.save_snapshot, snapshot)
+
+    def load_snapshot(self) -> bytes | None:
+        return self.outage.call(self.backend.load_snapshot) if isinstance(self.backend, BaseJournalSnapshot) else None
+
+
+class PatientJournalStorage(JournalStorage):
+    """Optuna's journal storage on a `PatientJournal` (its `outage` at hand, `steady_for`)."""
+
+    def __init__(self, backend: BaseJournalBackend, outage: Outage):
+        super().__init__(PatientJournal(backend, outage))
+        self.outage = outage
 
 
 def first_line(error: BaseException) -> str:

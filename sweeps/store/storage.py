@@ -21,7 +21,7 @@ from optuna.storages.journal import JournalRedisBackend
 from sweeps.secrets import ENV_REFERENCE, MASK, STORAGE_ENV, mask_url, scrub, secrets_of
 from sweeps.store.journal import RunStorage
 from sweeps.store.optuna_private import cached_rdb
-from sweeps.store.outages import PatientStorage
+from sweeps.store.outages import Outage, PatientJournalStorage, PatientStorage
 from sweeps.study.spec import Storage as StorageTerms
 
 JOURNAL_NAME = "journal.log"
@@ -90,10 +90,11 @@ def open_storage(url: str | None, run_dir: Path, terms: StorageTerms | None = No
             with warnings.catch_warnings():  # Optuna marks heartbeat_interval experimental
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 rdb = RDBStorage(real, heartbeat_interval=terms.heartbeat, grace_period=terms.grace)
-            return PatientStorage(cached_rdb(rdb), shown, terms.outage)
+            return PatientStorage(cached_rdb(rdb), Outage(shown, terms.outage))
+        if scheme in ("redis", "rediss") and terms is None:
+            return JournalStorage(JournalRedisBackend(real))
         if scheme in ("redis", "rediss"):
-            journal = JournalStorage(JournalRedisBackend(real))
-            return journal if terms is None else PatientStorage(journal, shown, terms.outage)
+            return PatientJournalStorage(JournalRedisBackend(real), Outage(shown, terms.outage))
         if scheme == "":
             return RunStorage(real)
     except ImportError as error:
