@@ -20,6 +20,7 @@ from typing import Any
 
 import optuna
 from distributed import Client, Event
+from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import TrialState
 
 from sweeps.driver import dispatch
@@ -127,6 +128,11 @@ class Asker:
                     trial.set_user_attr("sampler_seed", self.sampler_seed)
                     trial.set_user_attr("seeds", seeds)
             self.heartbeat.hold(trial_id(trial))
+        except UpdateFinishedTrialError:  # this driver stalled past storage.grace: another took the trial over
+            self.asked.discard(trial.number)
+            self.heartbeat.drop(trial_id(trial))
+            self.say(f"trial {trial.number} was taken over by another driver while this one asked it")
+            return None
         except (ValueError, TypeError) as error:
             trial.set_user_attr("fail_reason", f"suggest: {error}")
             tell(self.study, trial, state=TrialState.FAIL)
