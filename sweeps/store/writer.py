@@ -144,6 +144,11 @@ class RowsLog:
             self.file.close()
             self.file = self.path.open("a", encoding="utf-8")
 
+    def release(self) -> None:
+        """This session ends without writing its rows: the log stays for the next session."""
+        self.file.close()
+        self.held.close()
+
     def close(self) -> None:
         """All written: remove the log, then release the session's lock."""
         self.file.close()
@@ -280,6 +285,10 @@ class ResultsWriter:
         self.stop.set()
         self.wake.set()
         self.thread.join()
-        self.check()
-        self.flush(final=True)
+        try:
+            self.check()
+            self.flush(final=True)
+        except BaseException:
+            self.rows.release()  # its log stays for the next session, which sees this one ended
+            raise
         self.rows.close()

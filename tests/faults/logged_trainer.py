@@ -8,6 +8,7 @@ import json
 import os
 import time
 import uuid
+from pathlib import Path
 
 from tests.sweeps import fake_trainer
 
@@ -31,7 +32,7 @@ def train_population(configs, on_event=None, checkpoint_dir=None):
 def lives(path) -> dict[float, list[tuple[float, float]]]:
     """Each learning rate's runs as (first, last) Unix times, in start order."""
     runs: dict[str, list[dict]] = {}
-    for line in open(path).read().splitlines():
+    for line in Path(path).read_text().splitlines():
         entry = json.loads(line)
         runs.setdefault(entry["run"], []).append(entry)
     spans: dict[float, list[tuple[float, float]]] = {}

@@ -54,7 +54,9 @@ def test_a_lease_expires_once_its_heartbeat_is_older_than_the_grace_period(stora
     owner, other = open_study(storage_url, tmp_path), open_study(storage_url, tmp_path)
     trial = owner.ask({"learning_rate": LR})
     leases.take(storage_of(owner), trial_id(trial), "owner")
-    never = lambda session: False  # noqa: E731 - no run-folder session is known dead here
+    def never(session: str) -> bool:  # no run-folder session is known dead here
+        return False
+
     assert leases.expired(other, TERMS.grace, never, lambda _: False) == []  # just renewed
     deadline = time.monotonic() + 30
     while not (found := leases.expired(other, TERMS.grace, never, lambda _: False)):
@@ -111,7 +113,9 @@ def test_the_trials_of_a_driver_that_shared_the_run_folder_are_taken_at_once_whe
     holder = subprocess.Popen([sys.executable, "-c", HOLD_SESSION, str(tmp_path), "gone"], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "holding"
-        alive = lambda session: session_ended(tmp_path, session)  # noqa: E731
+        def alive(session: str) -> bool:
+            return session_ended(tmp_path, session)
+
         assert not session_ended(tmp_path, "gone")
         assert leases.expired(study, 3600, alive, lambda _: False) == []
     finally:

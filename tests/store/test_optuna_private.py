@@ -111,7 +111,7 @@ def test_stale_trial_ids_are_the_running_trials_whose_heartbeat_is_older_than_th
         warnings.simplefilter("ignore")
         rdb = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 's.db'}", heartbeat_interval=1, grace_period=1)
         study = optuna.create_study(storage=optuna_private.cached_rdb(rdb), study_name="s")
-        beating, silent, done = study.ask(), study.ask(), study.ask()
+        beating, _silent, done = study.ask(), study.ask(), study.ask()  # the second never beats
     storage, study_id = optuna_private.storage_of(study), optuna_private.study_id(study)
     for trial in (beating, done):
         storage.record_heartbeat(optuna_private.trial_id(trial))
