@@ -116,8 +116,8 @@ class Driver:
         except KeyboardInterrupt:
             self.interrupt()
             raise
-        except StorageUnreachable:
-            self.abandon()
+        except StorageUnreachable:  # its trials stay RUNNING, for a driver to take over once their leases expire
+            self.stop_runs()
             raise
         finally:
             self.heartbeat.stop()
@@ -273,19 +273,12 @@ class Driver:
         loses none), then tell Optuna how the trial ended; its stop event and checkpoint folders
         go in `tidy`. A trial another driver took over is only forgotten: its copy runs there."""
         stopped = trial.pruned
-        try:
-            if trial.taken_over:
-                raise UpdateFinishedTrialError(f"trial {trial.number} was taken over")
-            with self.pace.timed("tell"):
-                state, value = trial.conclude(self.study, self.spec.objective)
-        except (UpdateFinishedTrialError, ValueError):
-            stored = self.storage.get_trial(trial_id(trial.optuna_trial))
-            if not stored.state.is_finished():
-                raise
-            if stored.user_attrs.get("fail_reason") == recovery.DRIVER_LOST:
-                self.forget(trial)
-                return
-            state, value = stored.state, stored.value  # told before a connection dropped (`sweeps.store.outages`)
+        told = None if trial.taken_over else self.tell(trial)
+        self.drop(trial)
+        if told is None:  # its runs here ended; its checkpoint folder stays for the copy
+            self.release(trial, folders=False)
+            return
+        state, value = told
         self.writer.add_trial(trial.number, trial.rows())
         self.tally.count(state, value, trial.number, time.monotonic() - trial.started)
         if state == TrialState.FAIL:
@@ -293,12 +286,30 @@ class Driver:
         elif state == TrialState.COMPLETE:
             late = " (its members trained to the end before the stop reached them)" if stopped else ""
             self.say(f"trial {trial.number} finished: {value:.2f}{late}")
-        self.asker.asked.discard(trial.number)
-        self.heartbeat.drop(trial_id(trial.optuna_trial))
-        del self.trials[trial.number]
         self.ended.append(trial)
         self.writer.changed()
         self.show()
+
+    def tell(self, trial: LiveTrial) -> tuple[TrialState, float | None] | None:
+        """Tell Optuna how the trial ended: (state, value), or None when another driver had
+        taken it over. A tell whose connection dropped after it was stored was retried and found
+        the trial finished (`sweeps.store.outages`): what is stored is this driver's."""
+        try:
+            with self.pace.timed("tell"):
+                return trial.conclude(self.study, self.spec.objective)
+        except (UpdateFinishedTrialError, ValueError):
+            stored = self.storage.get_trial(trial_id(trial.optuna_trial))
+            if not stored.state.is_finished():
+                raise
+            if stored.user_attrs.get("fail_reason") == recovery.DRIVER_LOST:
+                return None
+            return stored.state, stored.value
+
+    def drop(self, trial: LiveTrial) -> None:
+        """This session is done with `trial`: no lease, not in flight."""
+        self.asker.asked.discard(trial.number)
+        self.heartbeat.drop(trial_id(trial.optuna_trial))
+        del self.trials[trial.number]
 
     # -- leases -----------------------------------------------------------------------------
     def on_tick(self) -> None:
@@ -310,10 +321,8 @@ class Driver:
         self.asker.count()
 
     def find_lost(self) -> None:
-        running = {trial_id(t) for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
-        for trial in list(self.trials.values()):
-            if not trial.taken_over and trial_id(trial.optuna_trial) not in running:
-                self.lose(trial)
+        for trial in recovery.taken_from(self.study, self.trials.values()):
+            self.lose(trial)
 
     def lose(self, trial: LiveTrial) -> None:
         """Another driver took `trial` over (this session's lease on it expired): stop its runs
@@ -326,18 +335,6 @@ class Driver:
         if trial.settled:
             self.finish(trial)
 
-    def forget(self, trial: LiveTrial) -> None:
-        """A taken-over trial whose runs here ended: no rows, no tell, no count; its checkpoint
-        folder stays for the copy that runs elsewhere."""
-        self.asker.asked.discard(trial.number)
-        self.heartbeat.drop(trial_id(trial.optuna_trial))
-        del self.trials[trial.number]
-        if trial.number in self.stops_set:
-            self.stops_set.discard(trial.number)
-            with contextlib.suppress(OSError, TimeoutError):
-                trial.stop.clear()
-        self.show()
-
     def tidy(self) -> None:
         """Between events: the ended trials' stop events and checkpoint folders; raise what
         stopped the writer, if anything did."""
@@ -346,7 +343,7 @@ class Driver:
         self.ended.clear()
         self.writer.check()
 
-    def release(self, trial: LiveTrial) -> None:
+    def release(self, trial: LiveTrial, folders: bool = True) -> None:
         """Free what the ended trial held outside this process: its stop event on the scheduler,
         if it was set (`clear` deletes an event nobody waits on; one never set is not there) and
         its checkpoint folders (nothing resumes them: it was not re-queued)."""
@@ -354,13 +351,14 @@ class Driver:
             self.stops_set.discard(trial.number)
             with contextlib.suppress(OSError, TimeoutError):  # best effort: the event is tiny
                 trial.stop.clear()
-        remove_folders_of(self.run_dir, [trial.checkpoint_key])
+        if folders:
+            remove_folders_of(self.run_dir, [trial.checkpoint_key])
 
     # -- lifecycle --------------------------------------------------------------------------
-    def abandon(self) -> None:
-        """The storage stayed unreachable: stop this session's runs, keeping their checkpoints
-        (as after Ctrl-C); its trials stay RUNNING in the storage, for whoever takes them over
-        once their leases expire."""
+    def stop_runs(self) -> None:
+        """Stop every run of this session, keeping their checkpoints. First: a worker that
+        outlives this driver (an external cluster) keeps the checkpoints of the tasks it stops.
+        Stop events stay set: they are how the workers' children learn to stop."""
         with contextlib.suppress(OSError, TimeoutError):
             Event(dispatch.interrupt_event_name(self.topic), client=self.client).set()
         for future in list(self.futures):
@@ -370,22 +368,13 @@ class Driver:
         self.trials.clear()
 
     def interrupt(self) -> None:
-        """Ctrl-C: tell the trials whose tasks have finished, stop the tasks, mark every trial
-        this session asked that is still RUNNING FAIL ("interrupted") and re-queue it (also one
-        re-queued before: interrupts are not the trial's fault). Stop events stay set: they are
-        how the workers' children learn to stop."""
+        """Ctrl-C: tell the trials whose tasks have finished, stop the runs (`stop_runs`), mark
+        every trial this session asked that is still RUNNING FAIL ("interrupted") and re-queue it
+        (also one re-queued before: interrupts are not the trial's fault)."""
         for future in [future for future in self.futures if future.status == "finished"]:
             with contextlib.suppress(Exception):  # best effort: what is not told is re-queued
                 self.on_done(self.futures.pop(future), dispatch.task_outcome(future))
-        # First: a worker that outlives this driver (an external cluster) keeps the checkpoints
-        # of the tasks it stops, for the re-queued trials to resume.
-        with contextlib.suppress(OSError, TimeoutError):
-            Event(dispatch.interrupt_event_name(self.topic), client=self.client).set()
-        for future in list(self.futures):
-            future.cancel()
-        for trial in self.trials.values():
-            trial.stop.set()
-        self.trials.clear()
+        self.stop_runs()
         for trial in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             if trial.number in self.asker.asked:
                 recovery.requeue(self.study, trial, recovery.INTERRUPTED)

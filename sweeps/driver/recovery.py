@@ -17,13 +17,14 @@ drivers' heartbeats could not reach it either).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from sweeps.driver.tally import Tally
+from sweeps.driver.trial import LiveTrial
 from sweeps.store import leases
 from sweeps.store.checkpoints import checkpoint_key, remove_orphaned_folders
 from sweeps.store.optuna_private import fixed_params, storage_of, tell, trial_id
@@ -68,6 +69,13 @@ def take_over(study: optuna.Study, grace: float, dead: Callable[[str], bool], mi
         say(f"trial {trial.number} was RUNNING without a live driver (its lease expired): FAIL (driver lost)"
             + (", re-queued" if requeued else ""))
     return taken
+
+
+def taken_from(study: optuna.Study, trials: Iterable[LiveTrial]) -> list[LiveTrial]:
+    """This session's `trials` that are not RUNNING in the storage any more: another driver took
+    them over (this one stalled past `storage.grace`)."""
+    running = {trial_id(t) for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
+    return [t for t in trials if not t.taken_over and trial_id(t.optuna_trial) not in running]
 
 
 def recover(study: optuna.Study, run_dir: Path, grace: float, dead: Callable[[str], bool],

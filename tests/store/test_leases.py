@@ -24,7 +24,7 @@ from sweeps.store.writer import session_ended
 from sweeps.study.spec import Storage
 
 pytestmark = pytest.mark.timeout(120)
-TERMS = Storage(heartbeat=1, grace=3, outage=30)
+TERMS = Storage(heartbeat=1, grace=2, outage=30)
 LR = optuna.distributions.FloatDistribution(1e-3, 1e-1, log=True)
 
 
