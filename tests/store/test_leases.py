@@ -70,6 +70,9 @@ def test_a_lease_expires_once_its_heartbeat_is_older_than_the_grace_period(stora
 
 
 def test_exactly_one_of_several_drivers_takes_an_expired_trial_over(storage_url, tmp_path):
+    if storage_url is not None and storage_url.startswith("sqlite"):
+        pytest.skip("SQLite is for one driver (docs/storages.md): pysqlite reads without a lock, so two "
+                    "drivers' FAILs of one trial can both go through")
     owner = open_study(storage_url, tmp_path)
     trials = [owner.ask({"learning_rate": LR}) for _ in range(3)]
     for trial in trials:
