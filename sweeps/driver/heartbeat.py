@@ -22,10 +22,13 @@ JOIN_S = 5.0
 
 
 class Heartbeat:
-    """Renews the leases of the trial ids it holds (`hold`, `drop`) between `start` and `stop`."""
+    """Renews driver `session`'s leases on the trial ids it holds (`hold`, `drop`) of study id
+    `study`, from `start` (a first round at once) to `stop`."""
 
-    def __init__(self, storage: BaseStorage, interval: float, wake: Callable[[Message], None]):
-        self.storage, self.interval, self.wake = storage, interval, wake
+    def __init__(self, storage: BaseStorage, study: int, session: str, interval: float,
+                 wake: Callable[[Message], None]):
+        self.storage, self.study, self.session = storage, study, session
+        self.interval, self.wake = interval, wake
         self.held: set[int] = set()
         self.lock = threading.Lock()
         self.stopping = threading.Event()
@@ -40,7 +43,14 @@ class Heartbeat:
             self.held.discard(trial_id)
 
     def start(self) -> None:
+        self.beat()
         self.thread.start()
+
+    def beat(self) -> None:
+        with self.lock:
+            held = list(self.held)
+        with contextlib.suppress(UpdateFinishedTrialError):  # taken over: the loop finds out
+            renew(self.storage, self.study, self.session, held)
 
     def stop(self) -> None:
         """Stop renewing (a round stuck on an unreachable storage is left to end on its own)."""
@@ -51,11 +61,7 @@ class Heartbeat:
     def run(self) -> None:
         try:
             while not self.stopping.wait(self.interval):
-                with self.lock:
-                    held = list(self.held)
-                for trial_id in held:
-                    with contextlib.suppress(UpdateFinishedTrialError):  # taken over: the loop finds out
-                        renew(self.storage, trial_id)
+                self.beat()
                 self.wake(Tick())
         except Exception as error:  # noqa: BLE001 - the loop raises it: leases must not lapse unseen
             self.wake(Broken(error))

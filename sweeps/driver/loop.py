@@ -55,7 +55,7 @@ from sweeps.driver.tally import Monitor, Tally
 from sweeps.driver.trial import LiveTrial, Task
 from sweeps.store.checkpoints import remove_folders_of
 from sweeps.store.journal import writes_together
-from sweeps.store.optuna_private import storage_of, trial_id
+from sweeps.store.optuna_private import storage_of, study_id, trial_id
 from sweeps.store.outages import StorageUnreachable
 from sweeps.store.writer import ResultsWriter, session_ended
 from sweeps.study.spec import StudySpec
@@ -87,7 +87,8 @@ class Driver:
         self.topic = f"dqn-sweep-{self.session}"
         self.inbox: queue.Queue[dispatch.Message] = queue.Queue()
         self.storage = storage_of(study)
-        self.heartbeat = Heartbeat(self.storage, spec.storage.heartbeat, self.inbox.put)
+        self.heartbeat = Heartbeat(self.storage, study_id(study), self.session, spec.storage.heartbeat,
+                                   self.inbox.put)
         self.trials: dict[int, LiveTrial] = {}  # this session's trials not yet told
         self.futures: dict[Any, Task] = {}
         self.returned: set[Any] = set()  # futures whose task returned, outcome not yet handled
@@ -276,6 +277,8 @@ class Driver:
         told = None if trial.taken_over else self.tell(trial)
         self.drop(trial)
         if told is None:  # its runs here ended; its checkpoint folder stays for the copy
+            if not trial.taken_over:
+                self.say(self.taken_over(trial))
             self.release(trial, folders=False)
             return
         state, value = told
@@ -329,11 +332,14 @@ class Driver:
         here; it is forgotten once they return (`finish`)."""
         trial.taken_over = True
         self.heartbeat.drop(trial_id(trial.optuna_trial))
-        self.say(f"trial {trial.number} was taken over by another driver (this one missed its heartbeats for "
-                 f"storage.grace = {self.spec.storage.grace} s): stopping its runs here")
+        self.say(self.taken_over(trial) + ": stopping its runs here")
         self.stop_trial(trial)
         if trial.settled:
             self.finish(trial)
+
+    def taken_over(self, trial: LiveTrial) -> str:
+        return (f"trial {trial.number} was taken over by another driver (this one missed its heartbeats for "
+                f"storage.grace = {self.spec.storage.grace} s)")
 
     def tidy(self) -> None:
         """Between events: the ended trials' stop events and checkpoint folders; raise what

@@ -1,14 +1,16 @@
 """Leases on RUNNING trials, kept in the study's storage: which driver session runs a trial
 (`DRIVER`, a system attribute) and when it last said it still does (its heartbeat).
 
-The heartbeat is Optuna's own on an RDB storage opened with leases (`RDBStorage`'s
-`heartbeat_interval`/`grace_period`: a `trial_heartbeats` row stamped with the database's clock,
-so drivers' clocks need not agree), and the `HEARTBEAT` system attribute (the driver's Unix
-time) on the journal storages (file and Redis), where drivers' clocks must agree to well within
-the grace period (NTP does). A lease has expired when its heartbeat is older than the grace
-period, or at once when its session is known dead (`dead`: its run-folder lock is free,
-`sweeps.store.writer`). A RUNNING trial without a heartbeat (asked by something else, or by a
-driver killed right after asking) expires `grace` seconds after it started.
+On an RDB storage opened with leases the heartbeat is Optuna's own, per trial (`RDBStorage`'s
+`heartbeat_interval`/`grace_period`: a `trial_heartbeats` row updated in place, stamped with the
+database's clock, so drivers' clocks need not agree). On the journal storages (file and Redis),
+where every write is a line kept forever, it is one per session: the study system attribute
+`HEARTBEAT + session` (the driver's Unix time; drivers' clocks must agree to well within the
+grace period, as NTP keeps them), one write per round whatever the trials in flight. A lease has
+expired when its heartbeat is older than the grace period, or at once when its session is known
+dead (`dead`: its run-folder lock is free, `sweeps.store.writer`). A RUNNING trial without a
+heartbeat (asked by something else, or by a driver killed right after asking) expires `grace`
+seconds after it started.
 
 Whoever takes an expired trial over fails it first (`claim`): a storage applies one FAIL to a
 trial and refuses every later one (an RDB locks the trial's row; a journal replays the first
@@ -20,7 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import optuna
 from optuna.exceptions import UpdateFinishedTrialError
@@ -31,21 +33,24 @@ from optuna.trial import FrozenTrial, TrialState
 from sweeps.store.optuna_private import stale_trial_ids, storage_of, study_id, trial_id
 
 DRIVER = "dqn_sweep:driver"
-HEARTBEAT = "dqn_sweep:heartbeat"
+HEARTBEAT = "dqn_sweep:heartbeat:"
 
 
-def renew(storage: BaseStorage, trial: int) -> None:
-    """Renew the lease on trial id `trial` (its heartbeat, now)."""
+def renew(storage: BaseStorage, study: int, session: str, trials: Iterable[int]) -> None:
+    """Renew the leases of driver `session` on trial ids `trials` of study id `study`, now."""
     if is_heartbeat_enabled(storage):
-        storage.record_heartbeat(trial)
+        for trial in trials:
+            storage.record_heartbeat(trial)
     else:
-        storage.set_trial_system_attr(trial, HEARTBEAT, time.time())
+        storage.set_study_system_attr(study, HEARTBEAT + session, time.time())
 
 
 def take(storage: BaseStorage, trial: int, session: str) -> None:
-    """Lease a trial just asked to this driver `session`: its first heartbeat, then its owner
-    (a kill between the two leaves a heartbeat, which expires)."""
-    renew(storage, trial)
+    """Lease a trial just asked to driver `session` (whose heartbeat on a journal is already
+    running): on an RDB its first heartbeat, then its owner (a kill between the two leaves a
+    heartbeat, which expires)."""
+    if is_heartbeat_enabled(storage):
+        storage.record_heartbeat(trial)
     storage.set_trial_system_attr(trial, DRIVER, session)
 
 
@@ -59,6 +64,7 @@ def expired(study: optuna.Study, grace: float, dead: Callable[[str], bool],
         return []
     rdb = is_heartbeat_enabled(storage)
     stale = set(stale_trial_ids(storage, study_id(study))) if rdb else set()
+    beats = {} if rdb else storage.get_study_system_attrs(study_id(study))
     now = time.time()
 
     def lapsed(trial: FrozenTrial) -> bool:
@@ -67,7 +73,7 @@ def expired(study: optuna.Study, grace: float, dead: Callable[[str], bool],
             return True
         if rdb and (owner is not None or trial_id(trial) in stale):
             return trial_id(trial) in stale
-        last = trial.system_attrs.get(HEARTBEAT)
+        last = beats.get(HEARTBEAT + owner) if owner is not None else None
         if last is None:
             last = trial.datetime_start.timestamp() if trial.datetime_start else now
         return now - float(last) > grace

@@ -5,6 +5,7 @@ the run folder and died loses its trials at once."""
 
 from __future__ import annotations
 
+import functools
 import subprocess
 import sys
 import threading
@@ -18,7 +19,7 @@ from optuna.trial import TrialState
 
 from sweeps.driver import recovery
 from sweeps.store import leases
-from sweeps.store.optuna_private import storage_of, trial_id
+from sweeps.store.optuna_private import storage_of, study_id, trial_id
 from sweeps.store.storage import open_storage
 from sweeps.store.writer import session_ended
 from sweeps.study.spec import Storage
@@ -46,13 +47,15 @@ def heartbeat_age(study: optuna.Study, url: str | None, trial: optuna.trial.Froz
                                    {"id": trial_id(trial)}).scalar_one()
         engine.dispose()
         return float(seconds)
-    stored = study.get_trials(deepcopy=False)[trial.number]
-    return time.time() - stored.system_attrs[leases.HEARTBEAT]
+    owner = study.get_trials(deepcopy=False)[trial.number].system_attrs[leases.DRIVER]
+    return time.time() - storage_of(study).get_study_system_attrs(study_id(study))[leases.HEARTBEAT + owner]
 
 
 def test_a_lease_expires_once_its_heartbeat_is_older_than_the_grace_period(storage_url, tmp_path):
     owner, other = open_study(storage_url, tmp_path), open_study(storage_url, tmp_path)
     trial = owner.ask({"learning_rate": LR})
+    renew = functools.partial(leases.renew, storage_of(owner), study_id(owner), "owner", [trial_id(trial)])
+    renew()  # the driver's heartbeat round as it starts (a journal's is the session's, not the trial's)
     leases.take(storage_of(owner), trial_id(trial), "owner")
     def never(session: str) -> bool:  # no run-folder session is known dead here
         return False
@@ -65,7 +68,7 @@ def test_a_lease_expires_once_its_heartbeat_is_older_than_the_grace_period(stora
     assert [t.number for t in found] == [trial.number]
     assert heartbeat_age(other, storage_url, found[0]) >= TERMS.grace  # not before the grace period
     assert leases.expired(other, TERMS.grace, never, lambda tid: tid == trial_id(trial)) == []  # never a driver's own
-    leases.renew(storage_of(owner), trial_id(trial))
+    renew()
     assert leases.expired(other, TERMS.grace, never, lambda _: False) == []  # renewed: alive again
 
 
@@ -75,6 +78,7 @@ def test_exactly_one_of_several_drivers_takes_an_expired_trial_over(storage_url,
                     "drivers' FAILs of one trial can both go through")
     owner = open_study(storage_url, tmp_path)
     trials = [owner.ask({"learning_rate": LR}) for _ in range(3)]
+    leases.renew(storage_of(owner), study_id(owner), "dead-driver", [trial_id(t) for t in trials])
     for trial in trials:
         leases.take(storage_of(owner), trial_id(trial), "dead-driver")
     drivers = [open_study(storage_url, tmp_path) for _ in range(3)]

@@ -26,7 +26,7 @@ def test_params_and_attributes_go_as_one_append_after_the_first_ask(client, tmp_
     spec = make_spec(space=space, budget={"n_trials": 10}, sampler={"name": sampler, "seed": 0})
     study = open_study(spec, tmp_path, None)
     asker = Asker(spec, study, client, "topic", Tally(10, None), Pace(sampler), lambda line: None, "session",
-                  Heartbeat(study._storage, 10, lambda message: None))
+                  Heartbeat(study._storage, study._study_id, "session", 10, lambda message: None))
     asker.seed_sampler()
     journal, appends = study._storage.journal, []
     append_logs = journal.append_logs
