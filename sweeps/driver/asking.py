@@ -36,6 +36,8 @@ from sweeps.study.components import SAMPLERS, make_sampler, session_seed
 from sweeps.study.space import grid_size, seed_configs, suggest
 from sweeps.study.spec import StudySpec
 
+COUNT_EVERY_S = 1.0
+
 
 def budget_trials(spec: StudySpec) -> int | None:
     """Finished trials to reach: `budget.n_trials`, capped by the grid's size."""
@@ -54,6 +56,7 @@ class Asker:
         self.tally, self.pace, self.say = tally, pace, say
         self.session, self.heartbeat = session, heartbeat
         self.others_running = 0  # other drivers' RUNNING trials, at the last count
+        self.counted = float("-inf")  # when (monotonic)
         self.n_trials = budget_trials(spec)
         self.max_failed = spec.budget.max_failed if spec.budget.max_failed is not None else (self.n_trials or 100)
         self.asked: set[int] = set()
@@ -70,6 +73,7 @@ class Asker:
     def count(self) -> None:
         """Count the study's finished trials (whichever driver ran them) into the tally, and the
         other drivers' RUNNING trials (all RUNNING trials but this session's)."""
+        self.counted = time.monotonic()
         counts = state_counts(self.study)
         self.tally.finished_before = counts[TrialState.COMPLETE] + counts[TrialState.PRUNED] \
             - self.tally.completed - self.tally.pruned
@@ -92,7 +96,12 @@ class Asker:
         elif self.tally.failed > self.max_failed:
             self.stopping = f"{self.tally.failed} trials failed (budget.max_failed = {self.max_failed})"
         elif self.n_trials is not None:
-            self.count()
+            # The study is counted afresh (a read of every trial on an RDB or Redis) at most every
+            # COUNT_EVERY_S, and before each ask once the budget is within `parallel` trials;
+            # between counts, this session's own trials are counted as they go.
+            left = self.n_trials - self.tally.finished - self.others_running - active
+            if left <= self.spec.parallel or time.monotonic() >= self.counted + COUNT_EVERY_S:
+                self.count()
             if self.tally.finished + self.others_running + active >= self.n_trials:
                 return False
         if self.stopping:
