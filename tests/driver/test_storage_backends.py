@@ -10,6 +10,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import optuna
@@ -22,11 +25,24 @@ from sweeps.driver.session import open_study
 from sweeps.results import load
 from sweeps.store.storage import storage_cli_args
 from sweeps.study.loading import parse_spec
-from tests.reporting.test_dashboard import DASHBOARD, free_port, get_json
+from tests.servers import free_port
 
 pytestmark = pytest.mark.timeout(180)
 FAKE = "tests.sweeps.fake_trainer:train_population"
 BIN = Path(sys.executable).parent
+
+
+def get_json(url: str, proc: subprocess.Popen, timeout: float = 60) -> dict:
+    """GET `url` as JSON, waiting for the server to come up."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=10) as response:
+                return json.loads(response.read())
+        except (urllib.error.URLError, ConnectionError):
+            assert proc.poll() is None, f"optuna-dashboard exited: {proc.stdout.read()}"
+            assert time.monotonic() < deadline, f"no answer from {url} within {timeout} s"
+            time.sleep(0.3)
 
 
 def make_spec(**changes) -> object:
@@ -98,7 +114,7 @@ def test_a_sweep_on_each_storage_prunes_fails_resumes_and_is_read_by_optunas_too
     # optuna-dashboard serves the study and its trials.
     target = storage_url or str(run_dir / "journal.log")
     port = free_port()
-    proc = subprocess.Popen([str(DASHBOARD), target, "--host", "127.0.0.1", "--port", str(port), "--server", "wsgiref"],
+    proc = subprocess.Popen([str(BIN / "optuna-dashboard"), target, "--host", "127.0.0.1", "--port", str(port), "--server", "wsgiref"],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         base = f"http://127.0.0.1:{port}/api/studies"
