@@ -3,7 +3,8 @@
 The driver asks what a free slot starts now (a blind sampler's next trial ahead, `sweeps.driver.loop`);
 this unit decides whether the budget allows another trial (timeout, max_failed, and n_trials
 over the whole study: its finished trials, whichever driver ran them, plus the trials running,
-this session's and other drivers', stay below it), asks, leases the trial to this session
+this session's and other drivers', stay below it; a lost trial re-queued is owed, and asked
+whatever the count: it was counted as running when the budget was), asks, leases the trial to this session
 (`sweeps.store.leases`), samples the params, and times the ask (`sweeps.driver.pace`), warning
 when asks slow the sweep.
 """
@@ -56,6 +57,7 @@ class Asker:
         self.tally, self.pace, self.say = tally, pace, say
         self.session, self.heartbeat = session, heartbeat
         self.others_running = 0  # other drivers' RUNNING trials, at the last count
+        self.owed = 0  # lost trials re-queued (WAITING), at the last count
         self.counted = float("-inf")  # when (monotonic)
         self.n_trials = budget_trials(spec)
         self.max_failed = spec.budget.max_failed if spec.budget.max_failed is not None else (self.n_trials or 100)
@@ -72,12 +74,15 @@ class Asker:
 
     def count(self) -> None:
         """Count the study's finished trials (whichever driver ran them) into the tally, and the
-        other drivers' RUNNING trials (all RUNNING trials but this session's)."""
+        other drivers' RUNNING trials (all RUNNING trials but this session's) and the lost
+        trials re-queued (`sweeps.driver.recovery`), which no budget leaves waiting."""
         self.counted = time.monotonic()
         counts = state_counts(self.study)
         self.tally.finished_before = counts[TrialState.COMPLETE] + counts[TrialState.PRUNED] \
             - self.tally.completed - self.tally.pruned
         self.others_running = max(0, counts[TrialState.RUNNING] - len(self.asked))
+        self.owed = counts[TrialState.WAITING] and sum(
+            "requeued_from" in t.user_attrs for t in self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
 
     def waits_for_others(self) -> bool:
         """With nothing of its own in flight: whether the budget may still need this session,
@@ -102,7 +107,7 @@ class Asker:
             left = self.n_trials - self.tally.finished - self.others_running - active
             if left <= self.spec.parallel or time.monotonic() >= self.counted + COUNT_EVERY_S:
                 self.count()
-            if self.tally.finished + self.others_running + active >= self.n_trials:
+            if self.tally.finished + self.others_running + active >= self.n_trials and not self.owed:
                 return False
         if self.stopping:
             self.say(f"no new trials: {self.stopping}")

@@ -9,10 +9,12 @@ from __future__ import annotations
 import threading
 import time
 
+import optuna
 import pytest
 from optuna.trial import TrialState
 
 from sweeps.driver.loop import Driver
+from sweeps.driver.recovery import DRIVER_LOST
 from sweeps.driver.session import open_study
 from tests.driver.test_storage_backends import FAKE, make_spec
 
@@ -53,3 +55,20 @@ def test_two_drivers_share_one_budget_and_leave_each_others_trials_alone(backend
     assert tallies[0].completed >= 1 and tallies[1].completed >= 1  # both did their part
     owners = {t.system_attrs["dqn_sweep:driver"] for t in trials}
     assert len(owners) == 2
+
+
+def test_a_lost_trial_re_queued_is_run_even_once_the_budget_is_met(local_client, tmp_path):
+    # Another driver's trial was lost after this study's budget was counted with it running: its
+    # copy is owed. The budget (2 finished) is met, yet a driver runs the copy to the end.
+    spec = make_spec(budget={"n_trials": 2}, pruner={"name": "none"},
+                     space={"learning_rate": {"type": "float", "low": 1e-3, "high": 1e-1, "log": True}},
+                     trainer={"total_timesteps": 1000, "eval_freq": 100, "train_freq": 100})
+    study = open_study(spec, tmp_path, None)
+    for value in (1.0, 2.0):
+        study.add_trial(optuna.trial.create_trial(params={"learning_rate": 0.01}, distributions={
+            "learning_rate": optuna.distributions.FloatDistribution(1e-3, 1e-1, log=True)}, value=value))
+    study.enqueue_trial({"learning_rate": 0.02}, user_attrs={"requeued_from": 0, "requeue_reason": DRIVER_LOST})
+    tally = Driver(spec, study, local_client, tmp_path, entry=FAKE).drive()
+    trials = study.get_trials(deepcopy=False)
+    assert tally.completed == 1 and len(trials) == 3
+    assert trials[2].state == TrialState.COMPLETE and trials[2].params == {"learning_rate": 0.02}

@@ -82,11 +82,12 @@ def test_pruned_trials_stop_early(tmp_path):
     STEPS = 10_000
     # Random sampler seed 2 draws CartPole, CartPole, then MountainCar: MountainCar's -200 at the
     # first evaluation is below every CartPole return, so the median pruner stops those runs.
-    # After the first evaluation (most of a run's first seconds are tracing) 10k steps train for
-    # seconds: a stop arrives within about a second (events, the driver, the worker's poll).
+    # On the Python loop 10k steps train for several seconds after the first evaluation; a stop
+    # arrives within about a second (events, the driver, the worker's poll). The compiled loop
+    # trains MountainCar's 10k steps in under one: the stop would come too late.
     path = study_file(
         tmp_path,
-        trainer={"total_timesteps": STEPS},
+        trainer={"total_timesteps": STEPS, "loop": "python"},
         space={"env_id": {"type": "categorical", "choices": ["CartPole-v1", "MountainCar-v0"]},
                "learning_rate": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True}},
         budget={"n_trials": 5},
@@ -148,9 +149,12 @@ def test_packed_trials_train_in_one_task(tmp_path):
 def test_n_envs_4_evaluations_compare_at_eval_freq_boundaries_and_prune(tmp_path):
     # n_envs 4 does not divide eval_freq 750: members evaluate at counters 752 and 2252, labelled
     # 750 and 2250, so both seeds and all trials report at the same steps and the pruner compares.
+    # The Python loop and 6000 steps: its runs last long enough after an evaluation for a stop
+    # to reach them.
     path = study_file(
         tmp_path,
-        trainer={"total_timesteps": 3000, "n_envs": 4, "eval_freq": 750, "train_freq": 1, "learning_starts": 400},
+        trainer={"total_timesteps": 6000, "n_envs": 4, "eval_freq": 750, "train_freq": 1, "learning_starts": 400,
+                 "loop": "python"},
         space={"env_id": {"type": "categorical", "choices": ["CartPole-v1", "MountainCar-v0"]},
                "learning_rate": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True}},
         seeds=2,
@@ -163,11 +167,11 @@ def test_n_envs_4_evaluations_compare_at_eval_freq_boundaries_and_prune(tmp_path
     from sweeps.store.storage import load_study
 
     trials = load_study(None, run_dir, "smoke").trials
-    boundaries = [750, 1500, 2250, 3000]
+    boundaries = list(range(750, 6001, 750))
     finished = [t for t in trials if t.state.name in ("COMPLETE", "PRUNED")]
     assert len(finished) == 5
     assert sum(t.state.name == "PRUNED" for t in finished) >= 1
-    for trial in finished:  # every boundary it reached, and all four when it trained to the end
+    for trial in finished:  # every boundary it reached, and all when it trained to the end
         steps = sorted(trial.intermediate_values)
         expected = boundaries if trial.state.name == "COMPLETE" else boundaries[: max(1, len(steps))]
         assert steps == expected
