@@ -10,7 +10,7 @@ from dqn_tf import ConfigError, train
 from dqn_tf.compiled_program import ACT, RESET, uniform
 from dqn_tf.config import COMPILED_ENV_IDS, TrainConfig
 from dqn_tf.graph_envs import graph_env
-from tests import nan_env
+from tests.fakes import nan_env
 
 TINY = {
     "total_timesteps": 1000, "net_arch": [32], "learning_starts": 200, "train_freq": 4,

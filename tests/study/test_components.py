@@ -1,126 +1,116 @@
-"""Search space, samplers, pruners, objective metrics and seed aggregation."""
+"""The samplers and pruners a study may name, as the driver relies on them: a sampler marked
+blind draws the same trials whatever the results (the driver asks ahead for it), TPE gets a
+constant liar, every pruner but `none` prunes, hyperband's resource is the step budget; and each
+driver session's sampler seed."""
+
+import importlib.util
+import math
 
 import optuna
 import pytest
 
 from sweeps.store import optuna_private
-from sweeps.study import components, objective, space
-from sweeps.study.loading import parse_spec
+from sweeps.study import components, space
+from tests.helpers import make_spec
 
 pytestmark = pytest.mark.timeout(60)
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+FINITE = {  # a space every sampler draws from, the grid sampler too (32 x 4 points)
+    "batch_size": {"type": "int", "low": 16, "high": 512, "step": 16},
+    "net_arch": {"type": "categorical", "choices": [[32], [64], [64, 64], [256, 256]]},
+}
 
 
-def spec_with(**changes):
-    data = {
-        "study": "t",
-        "env_id": "CartPole-v1",
-        "trainer": {"total_timesteps": 1000, "eval_freq": 100},
-        "space": {
-            "learning_rate": {"type": "float", "low": 1e-4, "high": 1e-2, "log": True},
-            "batch_size": {"type": "int", "low": 16, "high": 256, "step": 16},
-            "net_arch": {"type": "categorical", "choices": [[32], [64, 64]]},
-            "double_dqn": {"type": "categorical", "choices": [True, False]},
-        },
-        "seeds": 2,
-    }
-    data.update(changes)
-    return parse_spec(data)
-
-
-def test_suggest_stays_in_the_space_and_decodes_lists():
-    spec = spec_with()
+def drawn(spec, results, n=12) -> list[dict]:
+    """The params of `n` trials of `spec`'s sampler, each told `results(k, params)` before the next ask."""
     study = optuna.create_study(direction="maximize", sampler=components.make_sampler(spec))
-    for _ in range(20):
+    params = []
+    for k in range(n):
         trial = study.ask()
-        params = space.suggest(trial, spec)
-        assert 1e-4 <= params["learning_rate"] <= 1e-2
-        assert params["batch_size"] % 16 == 0 and 16 <= params["batch_size"] <= 256
-        assert params["net_arch"] in ([32], [64, 64])
-        assert trial.params["net_arch"] in ("[32]", "[64, 64]")  # stored as JSON strings
-        assert space.params_to_config(trial.params, spec) == params
-        study.tell(trial, 1.0)
+        params.append(space.suggest(trial, spec))
+        optuna_private.tell(study, trial, results(k, params[-1]))
+    return params
 
 
-def test_seed_configs_are_valid_trainer_configs_one_per_seed():
-    from dqn_tf.config import parse_config
+@pytest.mark.parametrize("name", sorted(components.SAMPLERS))
+def test_a_sampler_marked_blind_draws_the_same_trials_whatever_the_results_and_no_other_does(name):
+    """What the driver's ask-ahead relies on (`Component.blind`); the same seed, the same trials."""
+    component = components.SAMPLERS[name]
+    if missing := [package for package in component.needs if importlib.util.find_spec(package) is None]:
+        pytest.skip(f"the {name} sampler needs {', '.join(missing)}, an optional package not installed here")
+    spec = make_spec(space=FINITE, sampler={"name": name, "seed": 3}, budget={"n_trials": 12})
+    rising = drawn(spec, lambda k, params: float(k))
+    assert drawn(spec, lambda k, params: float(k)) == rising  # reproducible
+    judged = drawn(spec, lambda k, params: -float(params["batch_size"]) - 100 * k)
+    assert (judged == rising) is component.blind, (rising, judged)
 
-    spec = spec_with()
-    configs = space.seed_configs(spec, {"learning_rate": 1e-3, "net_arch": [32]})
-    assert [c["seed"] for c in configs] == [0, 1]
-    assert all(parse_config(c).learning_rate == 1e-3 for c in configs)
 
-
-@pytest.mark.parametrize(
-    "name, cls", [("tpe", "TPESampler"), ("random", "RandomSampler"), ("cmaes", "CmaEsSampler"), ("qmc", "QMCSampler")]
-)
-def test_samplers(name, cls):
-    pytest.importorskip({"cmaes": "cmaes", "qmc": "scipy"}.get(name, "optuna"))
-    sampler = components.make_sampler(spec_with(sampler={"name": name, "seed": 3}))
-    assert type(sampler).__name__ == cls
+def pending_asks(sampler: optuna.samplers.BaseSampler, spec, told: int = 12, pending: int = 4) -> list[dict]:
+    """Params of `pending` trials asked one after another without results, after `told` finished."""
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    for _ in range(told):
+        trial = study.ask()
+        study.tell(trial, -abs(math.log10(space.suggest(trial, spec)["learning_rate"]) + 3))
+    asked = [study.ask() for _ in range(pending)]
+    return [space.suggest(trial, spec) for trial in asked]
 
 
 def test_tpe_uses_constant_liar_so_parallel_asks_spread():
-    sampler = components.make_sampler(spec_with())
-    assert sampler._constant_liar is True
+    """Trials asked while others run draw as Optuna's TPE does with `constant_liar=True` (the
+    running trials count as bad results), not as it does without it."""
+    spec = make_spec(sampler={"name": "tpe", "seed": 3, "options": {"n_startup_trials": 5}})
+    ours = pending_asks(components.make_sampler(spec), spec)
+    liar, honest = (pending_asks(optuna.samplers.TPESampler(seed=3, n_startup_trials=5, constant_liar=lie), spec)
+                    for lie in (True, False))
+    assert ours == liar and ours != honest
 
 
-def test_grid_sampler_covers_the_grid():
-    spec = spec_with(
-        sampler={"name": "grid"},
-        space={"batch_size": {"type": "int", "low": 32, "high": 64, "step": 32},
-               "net_arch": {"type": "categorical", "choices": [[32], [64, 64]]}},
-    )
-    study = optuna.create_study(sampler=components.make_sampler(spec))
-    seen = set()
-    for _ in range(4):
+def prunes_far_below(pruner: optuna.pruners.BasePruner) -> int | None:
+    """The step at which a trial reporting 0 is pruned after 30 trials reported about 100 at
+    every step (100, 200, ..., 1000), each judged as it reported as the driver does; None if it
+    is not."""
+    study = optuna.create_study(direction="maximize", pruner=pruner)
+    for k in range(30):
         trial = study.ask()
-        params = space.suggest(trial, spec)
-        seen.add((params["batch_size"], tuple(params["net_arch"])))
-        optuna_private.tell(study, trial, 0.0)
-    assert len(seen) == 4
+        for step in range(100, 1001, 100):
+            trial.report(100.0 + k % 3, step)
+            if trial.should_prune():
+                break
+        study.tell(trial, 100.0 + k % 3)
+    bad = study.ask()
+    for step in range(100, 1001, 100):
+        bad.report(0.0, step)
+        if bad.should_prune():
+            return step
+    return None
 
 
-@pytest.mark.parametrize(
-    "name, options, cls",
-    [
-        ("median", {}, "MedianPruner"),
-        ("percentile", {"percentile": 25.0}, "PercentilePruner"),
-        ("successive_halving", {}, "SuccessiveHalvingPruner"),
-        ("hyperband", {}, "HyperbandPruner"),
-        ("none", {}, "NopPruner"),
-    ],
-)
-def test_pruners(name, options, cls):
-    pruner = components.make_pruner(spec_with(pruner={"name": name, "options": options}))
-    assert type(pruner).__name__ == cls
+@pytest.mark.parametrize("name", sorted(components.PRUNERS))
+def test_every_pruner_but_none_prunes_a_trial_far_below_the_others_at_its_first_report(name):
+    options = {"percentile": {"percentile": 50.0}}.get(name, {})  # the one a study must set
+    pruned_at = prunes_far_below(components.make_pruner(make_spec(pruner={"name": name, "options": options})))
+    assert pruned_at == (None if name == "none" else 100)
+
+
+def parallel_prunes(pruner: optuna.pruners.BasePruner) -> list[int | None]:
+    """20 trials running together, each reporting at steps 1, 3, 9, ... 729, 1000 in turn: the
+    step each one was pruned at (None: not pruned)."""
+    study = optuna.create_study(direction="maximize", pruner=pruner, study_name="parallel")
+    trials, pruned_at = [study.ask() for _ in range(20)], {}
+    for step in [1, 3, 9, 27, 81, 243, 729, 1000]:
+        for trial in (t for t in trials if t.number not in pruned_at):
+            trial.report(float(trial.number % 7) + step / 1000, step)
+            if trial.should_prune():
+                pruned_at[trial.number] = step
+    return [pruned_at.get(trial.number) for trial in trials]
 
 
 def test_hyperband_resource_is_the_step_budget():
-    pruner = components.make_pruner(spec_with(pruner={"name": "hyperband"}))
-    assert pruner._max_resource == 1000
-
-
-EVALS = [{"step": 100, "mean_return": 10.0}, {"step": 200, "mean_return": 500.0},
-         {"step": 300, "mean_return": 80.0}, {"step": 400, "mean_return": 100.0}]
-
-
-def test_curve_metrics():
-    assert objective.curve_metric(EVALS, "final", 3) == 100.0
-    assert objective.curve_metric(EVALS, "last_k", 2) == 90.0
-    assert objective.curve_metric(EVALS, "last_k", 10) == pytest.approx(172.5)
-    # trapezoid area / length: (255 + 290 + 90) * 100 / 300
-    assert objective.curve_metric(EVALS, "auc", 3) == pytest.approx(635 / 3)
-    assert objective.curve_metric(EVALS[:1], "auc", 3) == 10.0
-    with pytest.raises(ValueError, match="no evaluations"):
-        objective.curve_metric([], "final", 1)
-
-
-def test_aggregation_mean_and_interquartile_mean():
-    assert objective.aggregate([1, 2, 3, 100], "mean") == 26.5
-    assert objective.aggregate([1, 2, 3, 100], "iqm") == 2.5  # drops the lowest and the highest quarter
-    assert objective.aggregate([4, 1, 3, 2, 1000, -1000, 0, 5], "iqm") == pytest.approx(2.5)
-    assert objective.aggregate([7.0], "iqm") == 7.0
-    assert objective.aggregate([1.0, 3.0], "iqm") == 2.0
+    """It prunes as Optuna's does with `max_resource` = total_timesteps (1000), from the first
+    reports on; with "auto" it would wait for a trial to complete."""
+    ours = parallel_prunes(components.make_pruner(make_spec(pruner={"name": "hyperband"})))
+    assert ours == parallel_prunes(optuna.pruners.HyperbandPruner(max_resource=1000))
+    assert ours != parallel_prunes(optuna.pruners.HyperbandPruner())
 
 
 class RacingStudy:
