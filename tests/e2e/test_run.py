@@ -3,6 +3,7 @@
 Tiny budgets (2-3k CartPole steps, ~6 s a trial, half of it TensorFlow's import in the child).
 """
 
+import functools
 import json
 import subprocess
 from pathlib import Path
@@ -16,10 +17,7 @@ from sweeps.study import objective
 from tests.helpers import BIN, dqn_sweep, study_file
 
 pytestmark = pytest.mark.timeout(240)
-
-
-def cli(*args: str, timeout: float = 200) -> subprocess.CompletedProcess:
-    return dqn_sweep(*args, timeout=timeout, check=True)
+cli = functools.partial(dqn_sweep, timeout=200, check=True)
 
 
 def optuna_trials(run_dir: Path, study: str) -> list[dict]:
