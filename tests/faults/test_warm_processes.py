@@ -54,9 +54,9 @@ def on_one_worker(client: Client, *payloads: dict) -> list[dict]:
     return [client.submit(train_task, p, pure=False, workers=[address]).result() for p in payloads]
 
 
-def gone(pid: int, within: float = 10.0) -> bool:
-    """The process has exited (a zombie no one reaped counts) within `within` seconds."""
-    deadline = time.monotonic() + within
+def gone(pid: int) -> bool:
+    """The process has exited (a zombie no one reaped counts) within 10 s."""
+    deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         try:
             if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:

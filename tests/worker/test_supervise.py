@@ -67,8 +67,9 @@ def test_stop_request_ends_the_run_early_and_cleanly():
 
 
 def test_a_stop_request_stops_only_the_members_it_names():
-    members = [config(train_freq=200, seed=seed) for seed in range(3)]
-    outcome, _ = run(members, stop_after=2, stop_members=(0, 2))
+    # 3 s runs; the stop is asked at the first event and polled every 0.5 s
+    members = [config(train_freq=300, seed=seed) for seed in range(3)]
+    outcome, _ = run(members, stop_after=1, stop_members=(0, 2))
     first, second, third = outcome["results"]
     assert outcome["status"] == "ok"
     assert first["stopped_early"] and third["stopped_early"] and first["stop_reason"] == "pruned"
