@@ -74,10 +74,11 @@ def test_killed_worker_is_retried_and_resumes_from_its_checkpoint(client, tmp_pa
 @pytest.mark.timeout(90)
 def test_reruns_by_an_external_scheduler_are_counted_too(tmp_path):
     """A scheduler we did not start keeps its own allowed-failures (default 3): it reruns the
-    task itself, and the trial still records the retry (fake trainer, ~3 s a run)."""
+    task itself, and the trial still records the retry, counted from the task's starts the driver
+    heard of (fake trainer, ~6 s a run)."""
     spec = parse_spec({
         "study": "external", "env_id": "CartPole-v1",
-        "trainer": {"total_timesteps": 1000, "eval_freq": 100, "train_freq": 300},
+        "trainer": {"total_timesteps": 1000, "eval_freq": 100, "train_freq": 600},
         "space": {"learning_rate": {"type": "float", "low": 1e-3, "high": 1e-1, "log": True}},
         "objective": {"metric": "final"}, "budget": {"n_trials": 1}, "parallel": 1, "pruner": {"name": "none"},
     })
@@ -86,10 +87,11 @@ def test_reruns_by_an_external_scheduler_are_counted_too(tmp_path):
         driver = Driver(spec, study, client, tmp_path, entry=FAKE)
         killed, problems = [], []
 
-        def kill_once_training() -> None:
-            """SIGKILL the worker running the task once its child has saved a checkpoint."""
+        def kill_once_started() -> None:
+            """SIGKILL the worker running the task once the driver has heard that the task started."""
             try:
-                wait_until(lambda: list(tmp_path.glob("checkpoints/*/*/state.json")), "a checkpoint of the run", 30)
+                wait_until(lambda: any(trial.starts for trial in list(driver.trials.values())),
+                           "the driver heard the task start", 30)
                 busy = wait_until(lambda: [address for address, keys in client.processing().items() if keys],
                                   "a worker processing the task", 30)
             except AssertionError as error:
@@ -99,7 +101,7 @@ def test_reruns_by_an_external_scheduler_are_counted_too(tmp_path):
             os.kill(pid, signal.SIGKILL)
             killed.append(pid)
 
-        killer = threading.Thread(target=kill_once_training)
+        killer = threading.Thread(target=kill_once_started)
         killer.start()
         tally = driver.drive()
         killer.join()

@@ -69,7 +69,8 @@ def prunes_far_below(pruner: optuna.pruners.BasePruner) -> int | None:
     """The step at which a trial reporting 0 is pruned after 30 trials reported about 100 at
     every step (100, 200, ..., 1000), each judged as it reported as the driver does; None if it
     is not."""
-    study = optuna.create_study(direction="maximize", pruner=pruner)
+    # a fixed name: hyperband assigns a trial's bracket by the study's name and the trial's number
+    study = optuna.create_study(direction="maximize", pruner=pruner, study_name="far-below")
     for k in range(30):
         trial = study.ask()
         for step in range(100, 1001, 100):
