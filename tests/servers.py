@@ -10,7 +10,6 @@ PostgreSQL's `initdb` refuses to run as root: as root, the cluster runs as the `
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import shutil
 import signal
@@ -206,13 +205,3 @@ def storage_url(request, tmp_path) -> str | None:
     server = request.getfixturevalue("redis_server")
     server.flush()
     return server.url()
-
-
-@pytest.fixture(scope="module")
-def local_client():
-    """A real 2-worker LocalCluster (processes) for the driver tests of a module."""
-    from distributed import Client, LocalCluster
-
-    with LocalCluster(n_workers=2, threads_per_worker=1, host="127.0.0.1", processes=True,
-                      dashboard_address=None, silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
-        yield client

@@ -6,13 +6,10 @@ import json
 import os
 import signal
 import subprocess
-import sys
-import time
 from contextlib import contextmanager
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
+from tests.helpers import BIN, ROOT, wait_until
 
 
 def tls_args(tls: dict[str, Path] | None) -> list[str]:
@@ -52,17 +49,23 @@ def dask_cluster(folder: Path, *, tls=None, workers=(("w1", ()), ("w2", ())), en
     """Start a scheduler and workers; yield (address, security, worker procs); stop them all."""
     folder.mkdir(parents=True, exist_ok=True)
     scheduler_file = folder / "scheduler.json"
+
+    def address_in_file() -> str | None:
+        try:
+            return json.loads(scheduler_file.read_text())["address"]
+        except (FileNotFoundError, json.JSONDecodeError, KeyError):  # not (all) written yet
+            return None
+
     procs = [start([
         "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard", "--scheduler-file", str(scheduler_file),
         *(["--protocol", "tls"] if tls else []), *tls_args(tls),
     ], folder / "scheduler.log", env)]
     try:
-        deadline = time.monotonic() + timeout
-        while not scheduler_file.exists():
-            assert procs[0].poll() is None and time.monotonic() < deadline, (folder / "scheduler.log").read_text()
-            time.sleep(0.2)
-        time.sleep(0.2)  # the file is written in one go, but let it land
-        address = json.loads(scheduler_file.read_text())["address"]
+        try:
+            address = wait_until(address_in_file, "the scheduler's address in its file", timeout, every=0.2,
+                                 proc=procs[0])
+        except AssertionError as error:
+            raise AssertionError(f"{error}\n{(folder / 'scheduler.log').read_text()}") from None
         worker_procs = [start_worker(address, folder, name, tls=tls, extra=list(extra), env=env)
                         for name, extra in workers]
         procs += worker_procs

@@ -7,16 +7,16 @@ must ask the trainer for exactly its GPUs (`devices: gpu:2`, a MirroredStrategy 
 
 import itertools
 import json
-import subprocess
 
 import pytest
 import yaml
-from procs import BIN, ROOT, dask_cluster, logs
+from procs import dask_cluster, logs
 
 from sweeps.results import load
+from tests.helpers import dqn_sweep
 
 pytestmark = pytest.mark.timeout(120)
-ENTRY = "tests.clusters.gpu_trainer:train_population"
+ENTRY = "tests.fakes.gpu_trainer:train_population"
 
 
 def test_concurrent_trials_get_distinct_gpu_ids(tmp_path):
@@ -36,9 +36,8 @@ def test_concurrent_trials_get_distinct_gpu_ids(tmp_path):
     # parallel 4 asks for more than the node holds: the GPU resource (4 / 2) must cap it at 2
     with dask_cluster(folder, workers=[("gpu-node", ("--resources", "GPU=4", "--nthreads", "4"))],
                       env={"DQN_SWEEP_TEST_RECORD": str(record)}) as (address, _, _):
-        done = subprocess.run(
-            [str(BIN / "dqn-sweep"), "run", str(path), "--scheduler", address, "--output", str(tmp_path / "run"),
-             "--entry", ENTRY], cwd=ROOT, check=False, capture_output=True, text=True, timeout=90)
+        done = dqn_sweep("run", str(path), "--scheduler", address, "--output", str(tmp_path / "run"),
+                         "--entry", ENTRY, timeout=90)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:] + logs(folder)
     assert list(load(tmp_path / "run")["trials"]["state"]) == ["COMPLETE"] * 6
 

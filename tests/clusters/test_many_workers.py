@@ -4,13 +4,12 @@ distributed 2025.5 to 2026.6 return only 5 workers from `Client.scheduler_info()
 for all; 7 single-thread workers on one host must give that host 7 task slots.
 """
 
-import logging
-
 import pytest
-from distributed import Client, LocalCluster, get_client, get_worker
+from distributed import Client, get_client, get_worker
 
 from sweeps.driver.cluster import connect
 from sweeps.worker.cores import all_workers, host_slots
+from tests.helpers import local_cluster
 
 pytestmark = pytest.mark.timeout(60)
 WORKERS = 7
@@ -24,8 +23,7 @@ def slots_seen_by_a_task() -> int:
 @pytest.fixture(scope="module")
 def seven_workers():
     # processes=False keeps 7 workers cheap; tcp (not inproc) gives them a host, as real workers have
-    with LocalCluster(n_workers=WORKERS, threads_per_worker=1, processes=False, protocol="tcp", host="127.0.0.1",
-                      dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR) as cluster:
+    with local_cluster(WORKERS, processes=False, protocol="tcp") as cluster:
         yield cluster
 
 

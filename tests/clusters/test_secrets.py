@@ -6,26 +6,18 @@ carries a secret where `mask_url` must find it. A PostgreSQL URL with a password
 connect checks the error path.
 """
 
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent / "dqn-sweep"
-FAKE = "tests.sweeps.fake_trainer:train_population"
+from tests.helpers import FAKE, dqn_sweep
+
 SECRET = "Hunter2-s3cr3t"
 pytestmark = pytest.mark.timeout(120)
 
 
-def cli(*args, env=None, timeout=90):
-    import os
-
-    environment = {k: v for k, v in os.environ.items() if k != "DQN_SWEEP_STORAGE"}
-    return subprocess.run([str(BIN), *args], cwd=ROOT, check=False, capture_output=True, text=True,
-                          timeout=timeout, env={**environment, **(env or {})})
+def cli(*args, env=None):
+    """`dqn-sweep ARGS` with `env` and no DQN_SWEEP_STORAGE but what `env` sets."""
+    return dqn_sweep(*args, timeout=90, env={"DQN_SWEEP_STORAGE": None, **(env or {})})
 
 
 def test_storage_password_never_leaks(tmp_path, monkeypatch):

@@ -4,21 +4,14 @@ A worker without a certificate, or with one from another CA, cannot join; a clie
 certificates gets a one-line error.
 """
 
-import subprocess
-import time
-
 import pytest
 from certs import make_tls_files
-from procs import BIN, ROOT, dask_cluster, logs, start_worker, stop
+from procs import dask_cluster, logs, start_worker, stop
 
 from sweeps.results import load
+from tests.helpers import dqn_sweep, wait_until
 
 pytestmark = pytest.mark.timeout(180)
-
-
-def dqn_sweep(*args, timeout=150):
-    return subprocess.run([str(BIN / "dqn-sweep"), *args], cwd=ROOT, check=False, capture_output=True, text=True,
-                          timeout=timeout)
 
 
 def test_smoke_study_over_tls_and_strangers_cannot_join(tmp_path):
@@ -37,18 +30,18 @@ def test_smoke_study_over_tls_and_strangers_cannot_join(tmp_path):
         run_dir = tmp_path / "run"
         done = dqn_sweep("run", "studies/smoke.yaml", "--n-trials", "2", "--scheduler", address,
                          "--tls-ca-file", str(tls["ca"]), "--tls-cert", str(tls["cert"]),
-                         "--tls-key", str(tls["key"]), "--output", str(run_dir))
+                         "--tls-key", str(tls["key"]), "--output", str(run_dir), timeout=150)
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:] + logs(folder)
 
         from distributed import Client
 
         with Client(address, security=security, timeout=20) as client:
             members = {info["name"]: addr for addr, info in client.scheduler_info()["workers"].items()}
-        deadline = time.monotonic() + 30
-        while any(r.poll() is None for r in rogues) and time.monotonic() < deadline:
-            time.sleep(0.5)
-        for rogue in rogues:
-            stop(rogue)
+        try:  # refused, they give up (--death-timeout) and exit
+            wait_until(lambda: all(r.poll() is not None for r in rogues), "the strangers exited", 30, every=0.5)
+        finally:
+            for rogue in rogues:
+                stop(rogue)
 
     assert refused.returncode == 2 and "--tls-ca-file" in refused.stderr and "Traceback" not in refused.stderr
     assert f"connected to scheduler {address} (2 workers)" in done.stdout

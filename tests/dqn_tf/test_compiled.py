@@ -12,7 +12,7 @@ from dqn_tf.counter_rng import ACT, RESET, uniform
 from dqn_tf.graph_envs import graph_env
 from dqn_tf.strategy import plan_devices
 from dqn_tf.training import compiled_loop_applies
-from tests import nan_env
+from tests.fakes import nan_env
 
 TINY = {
     "total_timesteps": 1000, "net_arch": [32], "learning_starts": 200, "train_freq": 4,

@@ -1,22 +1,18 @@
+"""`dqn-sweep train`: a result file and a summary, and one-line errors for bad input."""
+
 import json
-import subprocess
-import sys
 
 import yaml
 
-CLI = [sys.executable, "-m", "sweeps.cli"]
+from tests.helpers import dqn_sweep
 
 
 def test_train_writes_result_json_and_summary(tmp_path):
     config = tmp_path / "config.yaml"
     config.write_text(yaml.safe_dump({"net_arch": [16], "learning_starts": 100, "n_eval_episodes": 2}))
-    completed = subprocess.run(
-        CLI + ["train", "--env", "CartPole-v1", "--config", str(config), "--set", "total_timesteps=600",
-               "--set", "learning_rate=1e-3", "--set", "train_freq=4", "--set", "gradient_steps=1",
-               "--set", "eval_freq=300", "--output", str(tmp_path / "out")],
-        check=False, capture_output=True, text=True, timeout=180,
-    )
-    assert completed.returncode == 0, completed.stderr[-2000:]
+    completed = dqn_sweep("train", "--env", "CartPole-v1", "--config", str(config), "--set", "total_timesteps=600",
+                          "--set", "learning_rate=1e-3", "--set", "train_freq=4", "--set", "gradient_steps=1",
+                          "--set", "eval_freq=300", "--output", str(tmp_path / "out"), timeout=180, check=True)
     result = json.loads((tmp_path / "out" / "result.json").read_text())
     for key in ("final_eval_mean", "env_steps", "wall_seconds", "steps_per_second", "replicas"):
         assert key in result
@@ -34,7 +30,7 @@ def test_bad_input_is_one_line_error_without_traceback(tmp_path):
         (["--env", "Pendulum-v1", "--set", "total_timesteps=10"], "Discrete action space"),
         (["--config", str(tmp_path / "missing.yaml")], "missing.yaml"),
     ]:
-        completed = subprocess.run(CLI + ["train", *args], check=False, capture_output=True, text=True, timeout=120)
+        completed = dqn_sweep("train", *args, timeout=120)
         assert completed.returncode == 2, (args, completed.stderr)
         assert fragment in completed.stderr, (args, completed.stderr)
         assert "Traceback" not in completed.stderr

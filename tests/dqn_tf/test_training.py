@@ -8,7 +8,7 @@ import pytest
 
 from dqn_tf import ConfigError, TrainingDiverged, train, train_population
 from dqn_tf.envs import make_vector_env
-from tests import nan_env
+from tests.fakes import nan_env
 
 TINY = {
     "total_timesteps": 1500, "net_arch": [32], "learning_starts": 200, "train_freq": 4,

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.timeout(180)
 
 
 @pytest.mark.parametrize("backend", ["postgresql", "journal"])
-def test_two_drivers_share_one_budget_and_leave_each_others_trials_alone(backend, request, local_client, tmp_path):
+def test_two_drivers_share_one_budget_and_leave_each_others_trials_alone(backend, request, client, tmp_path):
     url = request.getfixturevalue("postgres").new_database() if backend == "postgresql" else None
     folders = [tmp_path / "a", tmp_path / "b"] if url else [tmp_path / "shared"] * 2
     spec = make_spec(budget={"n_trials": 8}, pruner={"name": "none"}, storage={"heartbeat": 1, "grace": 4},
@@ -33,7 +33,7 @@ def test_two_drivers_share_one_budget_and_leave_each_others_trials_alone(backend
 
     def drive(k: int) -> None:
         try:
-            tallies[k] = Driver(spec, studies[k], local_client, folders[k], entry=FAKE).drive()
+            tallies[k] = Driver(spec, studies[k], client, folders[k], entry=FAKE).drive()
         except Exception as error:  # noqa: BLE001 - reported below
             errors.append(error)
 
@@ -57,7 +57,7 @@ def test_two_drivers_share_one_budget_and_leave_each_others_trials_alone(backend
     assert len(owners) == 2
 
 
-def test_a_lost_trial_re_queued_is_run_even_once_the_budget_is_met(local_client, tmp_path):
+def test_a_lost_trial_re_queued_is_run_even_once_the_budget_is_met(client, tmp_path):
     # Another driver's trial was lost after this study's budget was counted with it running: its
     # copy is owed. The budget (2 finished) is met, yet a driver runs the copy to the end.
     spec = make_spec(budget={"n_trials": 2}, pruner={"name": "none"},
@@ -68,7 +68,7 @@ def test_a_lost_trial_re_queued_is_run_even_once_the_budget_is_met(local_client,
         study.add_trial(optuna.trial.create_trial(params={"learning_rate": 0.01}, distributions={
             "learning_rate": optuna.distributions.FloatDistribution(1e-3, 1e-1, log=True)}, value=value))
     study.enqueue_trial({"learning_rate": 0.02}, user_attrs={"requeued_from": 0, "requeue_reason": DRIVER_LOST})
-    tally = Driver(spec, study, local_client, tmp_path, entry=FAKE).drive()
+    tally = Driver(spec, study, client, tmp_path, entry=FAKE).drive()
     trials = study.get_trials(deepcopy=False)
     assert tally.completed == 1 and len(trials) == 3
     assert trials[2].state == TrialState.COMPLETE and trials[2].params == {"learning_rate": 0.02}

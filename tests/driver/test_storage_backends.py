@@ -28,7 +28,7 @@ from sweeps.study.loading import parse_spec
 from tests.servers import free_port
 
 pytestmark = pytest.mark.timeout(180)
-FAKE = "tests.sweeps.fake_trainer:train_population"
+FAKE = "tests.fakes.fake_trainer:train_population"
 BIN = Path(sys.executable).parent
 
 
@@ -71,13 +71,13 @@ def sweep(spec, client, run_dir: Path, url: str | None, enqueue=()) -> tuple[opt
     return study, Driver(spec, study, client, run_dir, entry=FAKE).drive()
 
 
-def test_a_sweep_on_each_storage_prunes_fails_resumes_and_is_read_by_optunas_tools(storage_url, local_client, tmp_path):
+def test_a_sweep_on_each_storage_prunes_fails_resumes_and_is_read_by_optunas_tools(storage_url, client, tmp_path):
     run_dir = tmp_path / "run"
     # The best first: the pruner (percentile 90 of what finished) stops the weak, slow ones after it
     # (a task's events reach the driver about once a second).
     first = [(0.09, 0.1, 100), (0.08, 0.1, 100), (0.001, 0.1, 500), (0.05, 0.5, 100), (0.002, 0.1, 500),
              (0.003, 0.1, 500), (0.004, 0.1, 500)]
-    study, tally = sweep(make_spec(), local_client, run_dir, storage_url, first)
+    study, tally = sweep(make_spec(), client, run_dir, storage_url, first)
     states = [t.state for t in study.trials]
     assert states.count(TrialState.COMPLETE) + states.count(TrialState.PRUNED) == 6 == tally.finished
     assert TrialState.PRUNED in states and TrialState.RUNNING not in states
@@ -92,7 +92,7 @@ def test_a_sweep_on_each_storage_prunes_fails_resumes_and_is_read_by_optunas_too
     lost_params = {"learning_rate": 0.07, "exploration_fraction": 0.2, "train_freq": 100}
     study.enqueue_trial(lost_params)
     lost = study.ask()  # killed before it drew its params: they are only the queue's
-    study, tally = sweep(make_spec(budget={"n_trials": 9, "max_failed": 20}), local_client, run_dir, storage_url,
+    study, tally = sweep(make_spec(budget={"n_trials": 9, "max_failed": 20}), client, run_dir, storage_url,
                          [(0.06, 0.1, 100), (0.05, 0.2, 100)])
     trials = study.trials
     assert tally.finished_before == 6 and tally.finished == 9

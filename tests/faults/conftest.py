@@ -1,17 +1,14 @@
-"""Fault tests: a 2-worker LocalCluster configured like `dqn-sweep run`'s embedded one."""
-
-import logging
+"""Fault tests: a fresh 2-worker LocalCluster for each test (they kill workers), configured like
+`dqn-sweep run`'s embedded one."""
 
 import dask
 import pytest
-from distributed import Client, LocalCluster
+
+from tests.helpers import local_client
 
 
 @pytest.fixture
 def client():
-    # As in sweeps.session: a dead worker's task comes back as KilledWorker, the driver retries.
-    with dask.config.set({"distributed.scheduler.allowed-failures": 0}), \
-            LocalCluster(n_workers=2, threads_per_worker=1, host="127.0.0.1", processes=True,
-                         dashboard_address=None, silence_logs=logging.ERROR) as cluster, \
-            Client(cluster) as client:
+    # As in sweeps.driver.session: a dead worker's task comes back as KilledWorker, the driver retries.
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0}), local_client(2) as client:
         yield client

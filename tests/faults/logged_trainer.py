@@ -10,7 +10,7 @@ import time
 import uuid
 from pathlib import Path
 
-from tests.sweeps import fake_trainer
+from tests.fakes import fake_trainer
 
 
 def train_population(configs, on_event=None, checkpoint_dir=None):

@@ -7,10 +7,8 @@ them wherever it ends up.
 """
 
 import json
-import logging
 
 import pytest
-from distributed import Client, LocalCluster
 from optuna.trial import TrialState
 
 from sweeps.driver.session import run_sweep
@@ -18,9 +16,10 @@ from sweeps.reporting.report import write_report
 from sweeps.results import load
 from sweeps.study.loading import parse_spec
 from sweeps.worker.task import train_task
+from tests.helpers import local_client
 
 pytestmark = pytest.mark.timeout(120)
-LEAKY = "tests.faults.faulty_trainer:leaky_population"
+LEAKY = "tests.fakes.faulty_trainer:leaky_population"
 SECRET_MARK = "s3cr3t"
 WORKER_ENV = {
     "AWS_SECRET_ACCESS_KEY": f"aws-{SECRET_MARK}-0001",  # not allowlisted; a secret's name
@@ -98,8 +97,7 @@ def test_a_task_passes_the_variables_its_payload_names(monkeypatch, tmp_path):
                "parts": [[0, [0]]], "topic": "leaky", "stop_events": {"0": "leaky-stop-0"},
                "cpu_threads": "auto", "entry": LEAKY, "run_dir": str(tmp_path), "checkpoint": "checkpoints/0",
                "env": ["MY_TRIAL_SETTING"]}
-    with LocalCluster(n_workers=1, threads_per_worker=1, processes=False, protocol="tcp", host="127.0.0.1",
-                      dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR) as cluster, Client(cluster) as client:
+    with local_client(1, processes=False, protocol="tcp") as client:
         outcome = client.submit(train_task, payload, pure=False).result()
     assert outcome["status"] == "failed" and SECRET_MARK not in json.dumps(outcome)
     child = dumped(outcome["reason"], "child env")

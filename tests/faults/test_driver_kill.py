@@ -4,7 +4,6 @@ is finished, earlier results are intact, and no trial is left RUNNING."""
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -14,9 +13,7 @@ import pytest
 from sweeps.results import load, trials_frame
 from sweeps.store.run_folder import load_run
 from sweeps.store.storage import StorageError
-
-ROOT = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent / "dqn-sweep"
+from tests.helpers import DQN_SWEEP, ROOT, dqn_sweep
 
 
 def wait_for_a_complete_and_a_checkpointed_trial(run_dir: Path, proc: subprocess.Popen, timeout: float) -> pd.DataFrame:
@@ -40,8 +37,8 @@ def wait_for_a_complete_and_a_checkpointed_trial(run_dir: Path, proc: subprocess
 @pytest.mark.timeout(240)
 def test_killed_driver_resumes_with_earlier_results_intact(tmp_path):
     run_dir = tmp_path / "run"
-    args = [str(BIN), "run", "studies/smoke.yaml", "--output", str(run_dir), "--n-trials", "3"]
-    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    args = ["run", "studies/smoke.yaml", "--output", str(run_dir), "--n-trials", "3"]
+    proc = subprocess.Popen([DQN_SWEEP, *args], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     before = wait_for_a_complete_and_a_checkpointed_trial(run_dir, proc, timeout=150)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
@@ -51,8 +48,7 @@ def test_killed_driver_resumes_with_earlier_results_intact(tmp_path):
     checkpointed = {n for n in lost if list(run_dir.glob(f"checkpoints/trial-{n}/seed-0/state.json"))}
     assert checkpointed, "the kill should leave a RUNNING trial with a checkpoint"
 
-    done = subprocess.run(args, cwd=ROOT, check=False, capture_output=True, text=True, timeout=200)
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    done = dqn_sweep(*args, timeout=200, check=True)
     assert "smoke: 3 trials finished" in done.stdout
 
     study, _ = load_run(run_dir)

@@ -46,7 +46,7 @@ def when_finished(study, count: int, then, errors: list) -> threading.Thread:
 
 
 @pytest.mark.parametrize("server", ["postgresql", "redis"])
-def test_a_sweep_waits_out_a_restart_of_its_storage_server(server, request, local_client, tmp_path):
+def test_a_sweep_waits_out_a_restart_of_its_storage_server(server, request, client, tmp_path):
     if server == "postgresql":
         postgres = request.getfixturevalue("postgres")
         url, restart = postgres.new_database(), postgres.restart
@@ -62,7 +62,7 @@ def test_a_sweep_waits_out_a_restart_of_its_storage_server(server, request, loca
     study = open_study(spec, tmp_path, url)
     errors: list = []
     watcher = when_finished(open_study(spec, tmp_path / "watch", url), 2, restart, errors)
-    tally = Driver(spec, study, local_client, tmp_path, entry=FAKE).drive()
+    tally = Driver(spec, study, client, tmp_path, entry=FAKE).drive()
     watcher.join(timeout=30)
     assert not errors and not watcher.is_alive()  # the restart did happen mid-sweep
     states = [t.state for t in open_study(spec, tmp_path / "after", url).trials]
@@ -70,21 +70,21 @@ def test_a_sweep_waits_out_a_restart_of_its_storage_server(server, request, loca
     assert states.count(TrialState.COMPLETE) == tally.finished == 6
 
 
-def test_an_outage_longer_than_the_limit_stops_the_driver_and_the_next_session_finishes(own_redis, local_client, tmp_path):
+def test_an_outage_longer_than_the_limit_stops_the_driver_and_the_next_session_finishes(own_redis, client, tmp_path):
     url = own_redis.url()
     spec = spec_for(outage=3, n_trials=4)
     errors: list = []
     watcher = when_finished(open_study(spec, tmp_path / "watch", url), 1, own_redis.kill, errors)
     study = open_study(spec, tmp_path, url)
     with pytest.raises(StorageUnreachable, match=r"unreachable for \d+ s, longer than storage.outage = 3 s"):
-        Driver(spec, study, local_client, tmp_path, entry=FAKE).drive()
+        Driver(spec, study, client, tmp_path, entry=FAKE).drive()
     watcher.join(timeout=30)
     assert not errors
     own_redis.start()
     left = [t.number for t in open_study(spec, tmp_path / "look", url).trials if t.state == TrialState.RUNNING]
     assert left  # the trials in flight stayed RUNNING: not lost, not failed
     study = open_study(spec, tmp_path, url)
-    Driver(spec, study, local_client, tmp_path, entry=FAKE).drive()
+    Driver(spec, study, client, tmp_path, entry=FAKE).drive()
     trials = open_study(spec, tmp_path / "after", url).trials
     assert [t.state for t in trials].count(TrialState.COMPLETE) == 4
     assert TrialState.RUNNING not in [t.state for t in trials]

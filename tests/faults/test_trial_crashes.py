@@ -12,7 +12,7 @@ from sweeps.results import load
 from sweeps.study.loading import parse_spec
 from sweeps.worker.supervise import train_in_child
 
-FAULTY = "tests.faults.faulty_trainer:train_population"
+FAULTY = "tests.fakes.faulty_trainer:train_population"
 EXPECTED = {  # gamma -> how the reason starts (and what else it holds)
     0.91: ("child exited with status 1", "faulty trainer: about to exit"),
     0.92: ("child killed by signal SIGSEGV", "about to segfault"),
@@ -56,7 +56,7 @@ def test_the_real_trainer_going_nan_is_diverged():
     config = {"total_timesteps": 1500, "net_arch": [32], "learning_starts": 200, "train_freq": 4,
               "eval_freq": 500, "n_eval_episodes": 3, "buffer_size": 1000, "batch_size": 32}
     outcome = train_in_child([config], emit=lambda event: None, stopped_members=lambda: (),
-                        entry="tests.faults.faulty_trainer:nan_train_population")
+                        entry="tests.fakes.faulty_trainer:nan_train_population")
     assert outcome["status"] == "ok"
     reason = member_failure(outcome["results"][0])
     assert reason.startswith("diverged: loss nan"), reason

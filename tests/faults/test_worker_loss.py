@@ -2,6 +2,7 @@
 worker, resumes from its checkpoint in the run folder, and every trial ends COMPLETE (also
 when two trials were packed into the task)."""
 
+import logging
 import os
 import signal
 import threading
@@ -16,8 +17,7 @@ from sweeps.driver.loop import Driver
 from sweeps.driver.session import open_study
 from sweeps.results import load
 from sweeps.study.loading import parse_spec
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.helpers import FAKE, SMOKE, local_client, wait_until
 
 
 def kill_worker_after_first_checkpoint(driver: Driver, run_dir: Path, killed: dict) -> None:
@@ -40,7 +40,7 @@ def kill_worker_after_first_checkpoint(driver: Driver, run_dir: Path, killed: di
 @pytest.mark.timeout(150)
 @pytest.mark.parametrize("pack", [1, 2])
 def test_killed_worker_is_retried_and_resumes_from_its_checkpoint(client, tmp_path, pack):
-    data = yaml.safe_load((ROOT / "studies" / "smoke.yaml").read_text())
+    data = yaml.safe_load(SMOKE.read_text())
     data["trainer"]["eval_freq"] = 250  # a checkpoint at each evaluation: 250, 500, ...
     data["budget"] = {"n_trials": 2, "max_retries": 2}
     data["pack"] = pack
@@ -74,35 +74,37 @@ def test_killed_worker_is_retried_and_resumes_from_its_checkpoint(client, tmp_pa
 @pytest.mark.timeout(90)
 def test_reruns_by_an_external_scheduler_are_counted_too(tmp_path):
     """A scheduler we did not start keeps its own allowed-failures (default 3): it reruns the
-    task itself, and the trial still records the retry (fake trainer, ~2 s a run)."""
-    import logging
-
-    from distributed import Client, LocalCluster
-
+    task itself, and the trial still records the retry, counted from the task's starts the driver
+    heard of (fake trainer, ~6 s a run)."""
     spec = parse_spec({
         "study": "external", "env_id": "CartPole-v1",
-        "trainer": {"total_timesteps": 1000, "eval_freq": 100, "train_freq": 300},
+        "trainer": {"total_timesteps": 1000, "eval_freq": 100, "train_freq": 600},
         "space": {"learning_rate": {"type": "float", "low": 1e-3, "high": 1e-1, "log": True}},
         "objective": {"metric": "final"}, "budget": {"n_trials": 1}, "parallel": 1, "pruner": {"name": "none"},
     })
-    with LocalCluster(n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address=None,
-                      silence_logs=logging.CRITICAL) as cluster, Client(cluster) as client:
+    with local_client(2, silence_logs=logging.CRITICAL) as client:
         study = open_study(spec, tmp_path, None)
-        driver = Driver(spec, study, client, tmp_path, entry="tests.sweeps.fake_trainer:train_population")
+        driver = Driver(spec, study, client, tmp_path, entry=FAKE)
+        killed, problems = [], []
 
-        def kill_once_running() -> None:
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline:
-                busy = [address for address, keys in client.processing().items() if keys]
-                if busy:
-                    time.sleep(1.0)  # the child is training
-                    os.kill(client.run(os.getpid, workers=busy)[busy[0]], signal.SIGKILL)
-                    return
-                time.sleep(0.05)
+        def kill_once_started() -> None:
+            """SIGKILL the worker running the task once the driver has heard that the task started."""
+            try:
+                wait_until(lambda: any(trial.starts for trial in list(driver.trials.values())),
+                           "the driver heard the task start", 30)
+                busy = wait_until(lambda: [address for address, keys in client.processing().items() if keys],
+                                  "a worker processing the task", 30)
+            except AssertionError as error:
+                problems.append(str(error))
+                return
+            pid = client.run(os.getpid, workers=busy)[busy[0]]
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
 
-        killer = threading.Thread(target=kill_once_running)
+        killer = threading.Thread(target=kill_once_started)
         killer.start()
         tally = driver.drive()
         killer.join()
+    assert not problems and killed, problems
     assert tally.completed == 1
     assert study.trials[0].state == TrialState.COMPLETE and study.trials[0].user_attrs["retries"] == 1

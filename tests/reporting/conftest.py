@@ -8,28 +8,18 @@ search (2 trials). Together about 40-50 s on 2 cores.
 from __future__ import annotations
 
 import io
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
-SMOKE = ROOT / "studies" / "smoke.yaml"
+from tests.helpers import SMOKE, dqn_sweep, study_file
 
 
-def cli(*args: str, timeout: float = 150) -> subprocess.CompletedProcess:
-    done = subprocess.run([sys.executable, "-m", "sweeps.cli", *args], cwd=ROOT, capture_output=True,
-                          text=True, timeout=timeout, check=False)
-    assert done.returncode == 0, f"dqn-sweep {' '.join(args)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-    return done
-
-
-def make_run(folder: Path, study_file: Path, n_trials: int) -> Path:
-    cli("run", str(study_file), "--output", str(folder), "--n-trials", str(n_trials), "--parallel", "2")
+def make_run(folder: Path, study: Path, n_trials: int) -> Path:
+    dqn_sweep("run", str(study), "--output", str(folder), "--n-trials", str(n_trials), "--parallel", "2",
+              timeout=150, check=True)
     trials = pd.read_parquet(folder / "trials.parquet")
     reasons = trials.loc[trials["state"] == "FAIL", "fail_reason"].tolist()
     assert (trials["state"] == "COMPLETE").any(), f"no COMPLETE trial in {folder}; failures: {reasons}"
@@ -40,10 +30,8 @@ def make_run(folder: Path, study_file: Path, n_trials: int) -> Path:
 def run_dirs(tmp_path_factory) -> dict[str, Path]:
     """{"tpe": run folder, "random": run folder} of the smoke study."""
     base = tmp_path_factory.mktemp("runs")
-    study = yaml.safe_load(SMOKE.read_text())
-    study.update(study="smoke_random", sampler={"name": "random", "seed": 1})
-    random_file = base / "smoke_random.yaml"
-    random_file.write_text(yaml.safe_dump(study, sort_keys=False))
+    random_file = study_file(base, name="smoke_random.yaml", study="smoke_random",
+                             sampler={"name": "random", "seed": 1, "options": {}})
     return {
         "tpe": make_run(base / "smoke_tpe", SMOKE, 3),
         "random": make_run(base / "smoke_random", random_file, 2),

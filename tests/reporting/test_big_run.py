@@ -7,8 +7,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -20,8 +18,8 @@ from optuna.trial import TrialState, create_trial
 from sweeps.reporting import report
 from sweeps.results import load
 from sweeps.store.writer import ResultsWriter
+from tests.helpers import dqn_sweep
 
-ROOT = Path(__file__).resolve().parents[2]
 N = 3000
 
 
@@ -73,11 +71,8 @@ def test_the_report_of_a_big_run_is_bounded(big_run, tmp_path):
     assert failures.count("<h3>") == 1 and f"{N // 50} trials: 7, 57, 107," in failures
 
 
-def dqn_sweep(*args: str) -> str:
-    done = subprocess.run([sys.executable, "-m", "sweeps.cli", *args], cwd=ROOT, capture_output=True,
-                          text=True, timeout=120, check=False)
-    assert done.returncode == 0, done.stderr[-2000:]
-    return done.stdout
+def status(run_dir: Path) -> str:
+    return dqn_sweep("status", str(run_dir), check=True).stdout
 
 
 @pytest.mark.timeout(300)
@@ -92,10 +87,10 @@ def test_status_reads_the_table_when_it_is_as_new_as_the_journal_and_says_the_sa
 
     age(table, 10)
     age(journal, 20)
-    from_table = dqn_sweep("status", str(copy))
+    from_table = status(copy)
     age(table, 30)  # older than the journal: the journal is replayed
-    assert dqn_sweep("status", str(copy)) == from_table
+    assert status(copy) == from_table
     assert "complete" in from_table and "best: trial" in from_table
     journal.write_text("this journal would not replay\n")  # the table alone answers while it is newer
     age(journal, 60)
-    assert dqn_sweep("status", str(copy)) == from_table
+    assert status(copy) == from_table

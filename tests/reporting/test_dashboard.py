@@ -6,20 +6,18 @@ from __future__ import annotations
 import json
 import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 import optuna
 import pytest
 
 from sweeps.store.run_folder import load_run
+from tests.helpers import BIN
 
-DASHBOARD = Path(sys.executable).parent / "optuna-dashboard"
-pytestmark = [pytest.mark.timeout(240),
-              pytest.mark.skipif(not DASHBOARD.exists(), reason="optuna-dashboard: pip install -e '.[dev]'")]
+DASHBOARD = BIN / "optuna-dashboard"  # of the `dev` extra, which the tests need
+pytestmark = pytest.mark.timeout(240)
 
 
 def free_port() -> int:
@@ -42,6 +40,7 @@ def get_json(url: str, proc: subprocess.Popen, timeout: float = 60) -> dict:
 
 
 def test_optuna_dashboard_lists_our_study_and_its_trials(run_dir):
+    assert DASHBOARD.exists(), "optuna-dashboard is missing: pip install -e '.[dev]'"
     study, _ = load_run(run_dir)
     port = free_port()
     proc = subprocess.Popen([str(DASHBOARD), str(run_dir / "journal.log"), "--host", "127.0.0.1",

@@ -7,7 +7,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 from html.parser import HTMLParser
 from pathlib import Path
@@ -15,8 +14,7 @@ from pathlib import Path
 import pytest
 
 from sweeps.reporting.report import write_report
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.helpers import dqn_sweep
 
 # Appended to a copy of the page: after `load`, writes each image's status where --dump-dom sees it.
 PROBE = """<script>
@@ -113,9 +111,7 @@ def test_report_in_headless_chromium(report, run_dir):
     broken = [s for s in status if not s.startswith("ok:") or s.startswith("ok:0x")]
     assert not broken, f"images that did not load: {broken}"
 
-    best = subprocess.run([sys.executable, "-m", "sweeps.cli", "best", str(run_dir)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=60, check=False)
-    assert best.returncode == 0, best.stderr
+    best = dqn_sweep("best", str(run_dir), check=True)
     number = int(re.search(r"^trial: (\d+)$", best.stdout, re.MULTILINE).group(1))
     text = visible_text(dom)
     assert f"Best trial: {number}, objective" in text, text[:2000]
@@ -133,16 +129,9 @@ def test_the_probe_sees_broken_images(tmp_path):
 
 @pytest.mark.timeout(240)
 def test_report_command(run_dir, tmp_path):
-    """`dqn-sweep report RUN_DIR --output FILE` (skipped until the command is in sweeps.cli)."""
-    from sweeps.cli import app
-
-    if "report" not in {c.name or c.callback.__name__ for c in app.registered_commands}:
-        pytest.skip("sweeps.cli has no `report` command yet")
+    """`dqn-sweep report RUN_DIR --output FILE`, and a one-line error for a folder that is not a run."""
     out = tmp_path / "r.html"
-    done = subprocess.run([sys.executable, "-m", "sweeps.cli", "report", str(run_dir), "--output", str(out)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=100, check=False)
-    assert done.returncode == 0, done.stderr[-2000:]
+    dqn_sweep("report", str(run_dir), "--output", str(out), timeout=100, check=True)
     assert out.read_text(encoding="utf-8").count("<img") == 6
-    missing = subprocess.run([sys.executable, "-m", "sweeps.cli", "report", str(tmp_path / "nope")],
-                             cwd=ROOT, capture_output=True, text=True, timeout=100, check=False)
+    missing = dqn_sweep("report", str(tmp_path / "nope"), timeout=100)
     assert missing.returncode == 2 and "nope" in missing.stderr

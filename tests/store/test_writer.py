@@ -1,8 +1,9 @@
 """The run folder's tables as append-only datasets: read as one, whole trials only, no duplicates,
 readable after a kill at any moment, and the single-file tables of earlier versions still load.
 
-`data/legacy_run` is a run folder written by the version before the datasets (commit 9c0b0b1:
-the driver on the fake trainer, 3 trials x 2 seeds, study "legacy"): its three tables and journal.
+`tests/data/legacy_run` is a run folder written by the version before the datasets (commit
+9c0b0b1: the driver on the fake trainer, 3 trials x 2 seeds, study "legacy"): its three tables
+and journal.
 """
 
 import contextlib
@@ -12,6 +13,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -21,9 +23,8 @@ import pytest
 
 from sweeps.results import ResultsError, load
 from sweeps.store.writer import ResultsWriter
-
-LEGACY = Path(__file__).parent / "data" / "legacy_run"
-ROOT = Path(__file__).resolve().parents[2]
+from tests.helpers import LEGACY_RUN as LEGACY
+from tests.helpers import ROOT, wait_until
 
 
 def runs_of(number: int, seeds=(0, 1), evals: int = 3, episodes: int = 4) -> dict:
@@ -46,10 +47,21 @@ def finish(study: optuna.Study, writer: ResultsWriter, number: int, **sizes) -> 
 
 
 def wait_for(path: Path, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while not path.exists():
-        assert time.monotonic() < deadline, f"{path} was not written"
-        time.sleep(0.05)
+    wait_until(path.exists, f"{path} written", timeout)
+
+
+def thread_flushes(writer: ResultsWriter) -> list[None]:
+    """A list that grows by one each time `writer`'s own thread has finished a flush."""
+    flushes: list[None] = []
+    flush = writer.flush
+
+    def counted(final: bool = False) -> None:
+        flush(final)
+        if threading.current_thread() is writer.thread:
+            flushes.append(None)
+
+    writer.flush = counted
+    return flushes
 
 
 def test_two_sessions_load_as_one_dataset_without_duplicates(tmp_path):
@@ -95,6 +107,7 @@ def test_a_kill_between_a_merge_and_the_removal_of_its_part_files_duplicates_not
 def test_finishing_a_trial_rewrites_no_earlier_file_and_the_trials_table_waits_for_its_debounce(tmp_path):
     study = optuna.create_study(direction="maximize")
     writer = ResultsWriter(tmp_path, study, merge_every=10, trials_every=3600, flush_every=0.05)
+    flushes = thread_flushes(writer)
     wait_for(tmp_path / "trials.parquet")  # a session starts by writing the table as it is
     first_table = (tmp_path / "trials.parquet").stat().st_mtime_ns
     for number in range(10):
@@ -103,9 +116,12 @@ def test_finishing_a_trial_rewrites_no_earlier_file_and_the_trials_table_waits_f
     before = batch.stat().st_mtime_ns, batch.stat().st_ino
     for number in range(10, 25):
         finish(study, writer, number)
-    time.sleep(0.5)
+    flushed, table = len(flushes), tmp_path / "trials.parquet"
+    # the writer's thread has had its chances to rewrite (or has rewritten the table already)
+    wait_until(lambda: len(flushes) >= flushed + 2 or table.stat().st_mtime_ns != first_table,
+               "two more flushes of the writer's thread")
     assert (batch.stat().st_mtime_ns, batch.stat().st_ino) == before
-    assert (tmp_path / "trials.parquet").stat().st_mtime_ns == first_table
+    assert table.stat().st_mtime_ns == first_table
     assert len(load(tmp_path)["trials"]) == 0
     writer.close()
     assert len(load(tmp_path)["trials"]) == 25
@@ -116,10 +132,7 @@ def test_rows_reach_the_folder_within_a_flush_interval_with_no_call(tmp_path):
     writer = ResultsWriter(tmp_path, optuna.create_study(), flush_every=0.05)
     writer.add_trial(0, runs_of(0))
     writer.add_trial(1, runs_of(1))
-    deadline = time.monotonic() + 30
-    while len(load(tmp_path, tables=["evals"])["evals"]) < 2 * 2 * 3:
-        assert time.monotonic() < deadline, "the writer's thread wrote no rows"
-        time.sleep(0.05)
+    wait_until(lambda: len(load(tmp_path, tables=["evals"])["evals"]) == 2 * 2 * 3, "the writer's thread wrote the rows")
     assert len(load(tmp_path, tables=["episodes"])["episodes"]) == 2 * 2 * 4
     writer.close()
 
@@ -129,19 +142,20 @@ def test_a_writer_that_cannot_write_says_so_in_the_drivers_thread(tmp_path):
     shutil.rmtree(tmp_path / "evals")
     (tmp_path / "evals").write_text("a file where the folder was")
     writer.add_trial(0, runs_of(0))
-    deadline = time.monotonic() + 30
-    while writer.error is None:
-        assert time.monotonic() < deadline, "the writer's thread raised nothing"
-        time.sleep(0.05)
+    wait_until(lambda: writer.error is not None, "the writer's thread raised")
     with pytest.raises(OSError):
         writer.check()
 
 
 ADDED_THEN_KILLED = textwrap.dedent("""
-    import sys, time, optuna
-    from tests.sweeps.test_results import runs_of
+    import os, sys, time, optuna
+    from tests.store.test_writer import runs_of
     from sweeps.store.writer import ResultsWriter
     writer = ResultsWriter(sys.argv[1], optuna.create_study(), flush_every=3600)
+    deadline = time.monotonic() + 60
+    while not os.path.exists(os.path.join(sys.argv[1], "trials.parquet")):  # the writer's first flush
+        assert time.monotonic() < deadline  # has taken its rows (none yet): the next is in an hour
+        time.sleep(0.01)
     for number in range(3):
         writer.add_trial(number, runs_of(number))
     print("added", flush=True)
@@ -167,6 +181,7 @@ def test_rows_handed_over_before_a_kill_are_written_by_the_next_session(tmp_path
 
 def test_a_live_sessions_rows_are_left_to_it(tmp_path):
     live = ResultsWriter(tmp_path, optuna.create_study(), flush_every=3600)
+    wait_for(tmp_path / "trials.parquet")  # its first flush has taken its rows (none): the next is in an hour
     live.add_trial(0, runs_of(0))
     ResultsWriter(tmp_path, optuna.create_study()).close()  # a second session beside it
     assert load(tmp_path)["evals"].empty
@@ -178,11 +193,12 @@ def test_a_live_sessions_rows_are_left_to_it(tmp_path):
 
 KILLED_WRITER = textwrap.dedent("""
     import sys, optuna
-    from tests.sweeps.test_results import runs_of
+    from tests.store.test_writer import runs_of
     from sweeps.store.writer import ResultsWriter
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study()
     writer = ResultsWriter(sys.argv[1], study, merge_every=3, trials_every=0, flush_every=3600)
+    writer.flush()  # a killed session's trials first, alone (its thread's first flush may come late)
     for number in range(int(sys.argv[2]), 10**6):  # each session its own trial numbers, as in a study
         study.enqueue_trial({})
         writer.changed()

@@ -6,7 +6,6 @@ import json
 import os
 import signal
 import threading
-import time
 
 import optuna
 import pytest
@@ -14,43 +13,49 @@ from optuna.trial import TrialState
 
 from sweeps.driver.loop import Driver
 from sweeps.driver.session import open_study
-from sweeps.study.loading import parse_spec
-from tests.sweeps.conftest import FAKE
+from tests.helpers import FAKE, wait_until
+from tests.helpers import make_spec as fake_spec
 
 pytestmark = pytest.mark.timeout(120)
 LR = optuna.distributions.FloatDistribution(1e-3, 1e-1, log=True)
 
 
 def make_spec(**changes):
-    data = {
-        "study": "life", "env_id": "CartPole-v1",
-        "trainer": {"total_timesteps": 500, "eval_freq": 100, "train_freq": 2},
-        "space": {"learning_rate": {"type": "float", "low": 1e-3, "high": 1e-1, "log": True}},
-        "objective": {"metric": "final"}, "budget": {"n_trials": 2}, "parallel": 2, "pruner": {"name": "none"},
-    }
-    return parse_spec({**data, **changes})
+    """Two trials of 500 steps (evaluations every 100, 20 ms each), unless `changes` say otherwise."""
+    life = {"study": "life", "trainer": {"total_timesteps": 500, "eval_freq": 100, "train_freq": 2},
+            "budget": {"n_trials": 2}}
+    return fake_spec(**{**life, **changes})
 
 
 def interrupted_session(spec, client, run_dir):
-    """A driver interrupted by SIGINT once its two trials run; returns the numbers it asked."""
+    """A driver interrupted by SIGINT once its two trials run and have checkpointed; returns the
+    numbers it asked. Fails (no SIGINT sent) if they do not within 30 s."""
     study = open_study(spec, run_dir, None)
     driver = Driver(spec, study, client, run_dir, entry=FAKE)
-    asked = []
+    asked, problems = [], []
 
     def interrupt_when_running():
-        deadline = time.monotonic() + 30
-        while (len(driver.futures) < 2 or len(driver.trials) < 2) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        while len(list(run_dir.glob("checkpoints/*/*/state.json"))) < 2 and time.monotonic() < deadline:
-            time.sleep(0.05)  # both runs have checkpointed: there is something to resume
+        try:
+            wait_until(lambda: len(driver.futures) >= 2 and len(driver.trials) >= 2, "two trials in flight", 30)
+            # both runs have checkpointed: there is something to resume
+            wait_until(lambda: len(list(run_dir.glob("checkpoints/*/*/state.json"))) >= 2, "two checkpoints", 30)
+        except AssertionError as error:
+            problems.append(str(error))
+            return
         asked.extend(sorted(driver.trials))
         os.kill(os.getpid(), signal.SIGINT)
 
     watcher = threading.Thread(target=interrupt_when_running)
     watcher.start()
-    with pytest.raises(KeyboardInterrupt):
+    interrupted = False
+    try:
         driver.drive()
-    watcher.join()
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        watcher.join()
+    assert not problems, problems
+    assert interrupted, "the session ended before the interrupt"
     return asked
 
 

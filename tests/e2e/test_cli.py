@@ -1,22 +1,17 @@
-"""CLI behaviour around sweeps: one-line errors (exit 2), help, Ctrl-C then resume."""
+"""The command line around sweeps (the stand-in trainer): one-line errors (exit 2), help, Ctrl-C
+then resume, an existing scheduler with an SQLite storage."""
 
 import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent / "dqn-sweep"
-FAKE = "tests.sweeps.fake_trainer:train_population"
+from tests.helpers import BIN, DQN_SWEEP, FAKE, ROOT, local_cluster, wait_until
+from tests.helpers import dqn_sweep as cli
+
 pytestmark = pytest.mark.timeout(120)
-
-
-def cli(*args, timeout=60):
-    return subprocess.run([str(BIN), *args], cwd=ROOT, check=False, capture_output=True, text=True, timeout=timeout)
 
 
 def test_invalid_study_file_is_a_one_line_error_before_anything_starts(tmp_path):
@@ -71,14 +66,13 @@ def test_ctrl_c_marks_running_trials_and_a_rerun_resumes(tmp_path):
     path = tmp_path / "slow.yaml"
     path.write_text(yaml.safe_dump(study))
     run_dir = tmp_path / "run"
-    args = [str(BIN), "run", str(path), "--output", str(run_dir), "--entry", FAKE]
-    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    args = ["run", str(path), "--output", str(run_dir), "--entry", FAKE]
+    proc = subprocess.Popen([DQN_SWEEP, *args], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # noqa: PLW1509
-    deadline = time.monotonic() + 60
-    while trials_asked(run_dir) < 2:  # the cluster may take seconds to start on a busy machine
-        assert time.monotonic() < deadline and proc.poll() is None, "the sweep did not ask two trials"
-        time.sleep(0.2)
-    time.sleep(1)  # their runs started
+    # the cluster may take seconds to start on a busy machine
+    wait_until(lambda: trials_asked(run_dir) >= 2, "the sweep asked two trials", 60, every=0.2, proc=proc)
+    wait_until(lambda: len(list(run_dir.glob("checkpoints/*/*/state.json"))) >= 2, "both runs checkpointed",
+               60, proc=proc)  # their runs started
     proc.send_signal(signal.SIGINT)
     output, _ = proc.communicate(timeout=60)
     assert proc.returncode == 130, output
@@ -88,17 +82,12 @@ def test_ctrl_c_marks_running_trials_and_a_rerun_resumes(tmp_path):
 
     study["trainer"]["train_freq"] = 1
     path.write_text(yaml.safe_dump(study))
-    done = subprocess.run(args, cwd=ROOT, check=False, capture_output=True, text=True, timeout=90)
-    assert done.returncode == 0, done.stderr[-2000:]
+    cli(*args, timeout=90, check=True)
     status = cli("status", str(run_dir)).stdout
     assert "2 complete" in status and "2 fail" in status and "waiting" not in status
 
 
 def test_existing_scheduler_and_an_sqlite_storage(tmp_path):
-    import logging
-
-    from distributed import LocalCluster
-
     study = {
         "study": "remote", "env_id": "CartPole-v1",
         "trainer": {"total_timesteps": 500, "eval_freq": 100, "train_freq": 1},
@@ -109,14 +98,13 @@ def test_existing_scheduler_and_an_sqlite_storage(tmp_path):
     path.write_text(yaml.safe_dump(study))
     url = f"sqlite:///{tmp_path / 'optuna.db'}"
     run_dir = tmp_path / "run"
-    with LocalCluster(n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address=None,
-                      silence_logs=logging.ERROR) as cluster:
+    with local_cluster(2) as cluster:
         done = cli("run", str(path), "--scheduler", cluster.scheduler_address, "--storage", url,
                    "--output", str(run_dir), "--entry", FAKE, timeout=90)
     assert done.returncode == 0, done.stderr[-2000:]
     assert f"connected to scheduler {cluster.scheduler_address} (2 workers)" in done.stdout
     assert not (run_dir / "journal.log").exists()
     assert "3 complete" in cli("status", str(run_dir)).stdout
-    listed = subprocess.run([str(BIN.parent / "optuna"), "trials", "--storage", url, "--study-name", "remote",
+    listed = subprocess.run([str(BIN / "optuna"), "trials", "--storage", url, "--study-name", "remote",
                              "-f", "json"], check=False, capture_output=True, text=True, timeout=60)
     assert listed.returncode == 0 and listed.stdout.count('"COMPLETE"') == 3

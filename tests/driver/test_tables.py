@@ -4,7 +4,6 @@ scan the study per completion, and it reports what Optuna's calls cost."""
 
 import shutil
 import threading
-from pathlib import Path
 
 import pytest
 
@@ -13,13 +12,12 @@ from sweeps.driver.session import open_study
 from sweeps.results import load
 from sweeps.store.writer import TRIALS_EVERY_S
 from sweeps.study.loading import parse_spec
-from tests.sweeps.conftest import FAKE
+from tests.helpers import FAKE, LEGACY_RUN
 
 pytestmark = pytest.mark.timeout(180)
-LEGACY = Path(__file__).parent / "data" / "legacy_run"
 
 
-def make_spec(n_trials: int, **changes):
+def legacy_spec(n_trials: int, **changes):
     """The study the legacy run folder holds (3 trials x 2 seeds, 3 evaluations each)."""
     return parse_spec({
         "study": "legacy", "env_id": "CartPole-v1",
@@ -42,7 +40,7 @@ class Lines:
 
 
 def sweep(client, run_dir, n_trials, monitor=None):
-    spec = make_spec(n_trials)
+    spec = legacy_spec(n_trials)
     study = open_study(spec, run_dir, None)
     tally = Driver(spec, study, client, run_dir, monitor=monitor, entry=FAKE).drive()
     return study, tally
@@ -72,7 +70,7 @@ def test_a_resumed_sweep_loads_as_one_dataset(client, tmp_path):
 
 
 def test_a_run_folder_of_the_single_file_format_resumes_and_loads_as_one(client, tmp_path):
-    shutil.copytree(LEGACY, tmp_path, dirs_exist_ok=True)
+    shutil.copytree(LEGACY_RUN, tmp_path, dirs_exist_ok=True)
     study, tally = sweep(client, tmp_path, 5)
     assert tally.finished_before == 3 and tally.completed == 2
     assert (tmp_path / "evals.parquet").exists() and (tmp_path / "evals").is_dir()
@@ -80,7 +78,7 @@ def test_a_run_folder_of_the_single_file_format_resumes_and_loads_as_one(client,
 
 
 def test_the_driver_scans_the_study_per_session_not_per_trial_and_reports_optuna_times(client, tmp_path):
-    spec = make_spec(12)
+    spec = legacy_spec(12)
     study = open_study(spec, tmp_path, None)
     scans = []  # (thread, states) of each scan
     get_trials = study.get_trials

@@ -3,9 +3,9 @@
 Tiny budgets (2-3k CartPole steps, ~6 s a trial, half of it TensorFlow's import in the child).
 """
 
+import functools
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -14,25 +14,10 @@ import yaml
 
 from sweeps.results import load
 from sweeps.study import objective
+from tests.helpers import BIN, dqn_sweep, study_file
 
-ROOT = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
 pytestmark = pytest.mark.timeout(240)
-
-
-def cli(*args: str, timeout: float = 200) -> subprocess.CompletedProcess:
-    done = subprocess.run([str(BIN / "dqn-sweep"), *args], cwd=ROOT, check=False, capture_output=True, text=True, timeout=timeout)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    return done
-
-
-def study_file(tmp_path: Path, **changes) -> Path:
-    data = yaml.safe_load((ROOT / "studies" / "smoke.yaml").read_text())
-    for key, value in changes.items():
-        data[key] = {**data[key], **value} if isinstance(value, dict) and isinstance(data.get(key), dict) else value
-    path = tmp_path / "study.yaml"
-    path.write_text(yaml.safe_dump(data))
-    return path
+cli = functools.partial(dqn_sweep, timeout=200, check=True)
 
 
 def optuna_trials(run_dir: Path, study: str) -> list[dict]:

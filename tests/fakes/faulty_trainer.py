@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests.sweeps import fake_trainer
+from tests.fakes import fake_trainer
 
 FAULTS = {0.91: "exit", 0.92: "segfault", 0.93: "sigkill", 0.94: "hang"}
 
@@ -38,7 +38,7 @@ def train_population(configs, on_event=None, checkpoint_dir=None):
 
 def nan_train_population(configs, on_event=None, checkpoint_dir=None):
     import dqn_tf
-    from tests import nan_env
+    from tests.fakes import nan_env
 
     env_id = nan_env.register()
     configs = [{**config.to_dict(), "env_id": env_id} for config in configs]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 
-from tests.faults import faulty_trainer
+from tests.fakes import faulty_trainer
 
 HOG_MB = 64
 HELD: list[bytes] = []

@@ -10,7 +10,8 @@ from sweeps.driver.heartbeat import Heartbeat
 from sweeps.driver.pace import Pace
 from sweeps.driver.session import open_study
 from sweeps.driver.tally import Tally
-from tests.sweeps.test_driver import make_spec
+from sweeps.store.optuna_private import storage_of
+from tests.helpers import make_spec
 
 SPACE = {"learning_rate": {"type": "float", "low": 1e-3, "high": 1e-1, "log": True},
          "gamma": {"type": "float", "low": 0.9, "high": 0.99},
@@ -28,7 +29,7 @@ def test_params_and_attributes_go_as_one_append_after_the_first_ask(client, tmp_
     asker = Asker(spec, study, client, "topic", Tally(10, None), Pace(sampler), lambda line: None, "session",
                   Heartbeat(study._storage, study._study_id, "session", 10, lambda message: None))
     asker.seed_sampler()
-    journal, appends = study._storage.journal, []
+    journal, appends = storage_of(study).journal, []
     append_logs = journal.append_logs
 
     def counted(logs):  # a write that reaches the file (not one held for the block's end): its params and attributes

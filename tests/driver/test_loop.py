@@ -2,7 +2,7 @@
 child processes: pruning stops runs early, seeds aggregate, failures are FAIL with a reason and
 do not count, a rerun continues the study, trials a dead driver left RUNNING are recovered."""
 
-import time
+import itertools
 
 import optuna
 import pytest
@@ -13,26 +13,9 @@ from sweeps.driver.loop import Driver
 from sweeps.driver.session import open_study
 from sweeps.results import load
 from sweeps.store import optuna_private
-from sweeps.study.loading import parse_spec
-from tests.sweeps.conftest import FAKE
+from tests.helpers import FAKE, make_spec, wait_until
 
 pytestmark = pytest.mark.timeout(120)
-
-
-def make_spec(**changes):
-    data = {
-        "study": "fake",
-        "env_id": "CartPole-v1",
-        "trainer": {"total_timesteps": 1000, "eval_freq": 100, "train_freq": 5},
-        "space": {"learning_rate": {"type": "float", "low": 1e-3, "high": 1e-1, "log": True}},
-        "objective": {"metric": "final"},
-        "budget": {"n_trials": 4},
-        "parallel": 2,
-        "pruner": {"name": "none"},
-    }
-    for key, value in changes.items():
-        data[key] = {**data[key], **value} if isinstance(value, dict) and key in data else value
-    return parse_spec(data)
 
 
 def sweep(spec, client, run_dir):
@@ -192,22 +175,26 @@ def test_final_evaluation_never_prunes_a_trial_that_trained_to_the_end(client, t
 
 
 def test_a_pruner_judges_every_step_also_those_that_came_with_the_results(client, tmp_path):
-    """Trials this short send their evaluations with their results (`sweeps.outbox` sends at most
-    once a second): with a pruner, each step is still judged, and successive halving records
-    every rung a trial reached (here at steps 100, 200, 400 and 800)."""
+    """Trials this short send their evaluations with their results (`sweeps.worker.outbox` sends
+    at most once a second): with a pruner, each step is still judged, and successive halving
+    records every rung a trial reached (here at steps 100, 200, 400 and 800)."""
     spec = make_spec(budget={"n_trials": 4}, pruner={"name": "successive_halving",
                                                      "options": {"min_resource": 100, "reduction_factor": 2}})
     study, _ = sweep(spec, client, tmp_path)
     for trial in study.trials:
         assert sorted(trial.intermediate_values) == list(range(100, 1001, 100))
-        if trial.state == TrialState.COMPLETE:  # a trial that trained to the end, whatever the pruner said
-            assert "completed_rung_0" in trial.system_attrs, trial.system_attrs
+    # A trial that trained to the end is COMPLETE whatever the pruner said; the first to report
+    # is promoted (nothing to compare it with), so there is one.
+    complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
+    assert complete
+    for trial in complete:
+        assert "completed_rung_0" in trial.system_attrs, trial.system_attrs
 
 
 def test_messy_members_report_at_the_same_steps_and_prune(client, tmp_path):
     # n_envs 4 and seeds 0, 1: seed 1's counter runs 1, 5, ... so it evaluates at 101, 201, ...,
     # its evaluations arrive late, and the run ends at 1053 (total 1050 is no eval boundary).
-    # 0.3 s per evaluation: a task sends its events at most once a second (`sweeps.outbox`).
+    # 0.3 s per evaluation: a task sends its events at most once a second (`sweeps.worker.outbox`).
     spec = make_spec(
         trainer={"total_timesteps": 1050, "eval_freq": 100, "train_freq": 300, "n_envs": 4},
         seeds=2, parallel=2, budget={"n_trials": 6},
@@ -242,28 +229,33 @@ def test_messy_members_report_at_the_same_steps_and_prune(client, tmp_path):
 @pytest.mark.parametrize(("sampler", "refilled_first"), [("random", True), ("tpe", False)])
 def test_a_finished_tasks_slot_is_refilled_before_its_outcome_is_read_only_for_a_blind_sampler(
         client, tmp_path, monkeypatch, sampler, refilled_first):
-    """Reading a task's outcome from its worker is made slow here (1.5 s): a blind sampler's
-    refill does not wait for it, nor for the tell; a model-based one asks once told."""
+    """A blind sampler's refill waits neither for the finished task's outcome (here each of the
+    first four outcome reads is held until its slot was refilled: were the refill to wait for it,
+    the read would fail the trial) nor for the tell; a model-based one asks once told."""
     spec = make_spec(budget={"n_trials": 6}, parallel=2, sampler={"name": sampler, "seed": 0})
     study = open_study(spec, tmp_path, None)
-    submits, submits_at_read, submits_at_tell = [], [], []
+    submits, submits_at_read, submits_at_tell = [], {}, []
+    reads = itertools.count(1)
     submit, tell, read = client.submit, optuna_private.tell_body, dispatch.task_outcome
 
-    def slow_read(future):
-        time.sleep(1.5)
-        submits_at_read.append(len(submits))
+    def read_once_refilled(future):
+        k = next(reads)  # the k-th task to return: its slot's refill is the (2 + k)-th submit
+        if refilled_first and k <= 4:
+            wait_until(lambda: len(submits) >= 2 + k, f"the refill of slot {k} before its outcome is read", 30)
+        submits_at_read[k] = len(submits)
         return read(future)
 
     monkeypatch.setattr(client, "submit", lambda *a, **k: submits.append(1) or submit(*a, **k))
-    monkeypatch.setattr(dispatch, "task_outcome", slow_read)
+    monkeypatch.setattr(dispatch, "task_outcome", read_once_refilled)
     monkeypatch.setattr(optuna_private, "tell_body",  # `optuna_private.tell` calls Study.tell's body
                         lambda *a, **k: submits_at_tell.append(len(submits)) or tell(*a, **k))
     Driver(spec, study, client, tmp_path, entry=FAKE).drive()
-    assert len(submits) == 6 and len(submits_at_tell) == 6 and len(submits_at_read) == 6
-    assert all(t.state == TrialState.COMPLETE for t in study.trials)
+    assert len(submits) == 6 and len(submits_at_tell) == 6 and sorted(submits_at_read) == [1, 2, 3, 4, 5, 6]
+    assert all(t.state == TrialState.COMPLETE for t in study.trials), [t.user_attrs.get("fail_reason") for t in study.trials]
     # Random: the k-th outcome read ends, and the k-th tell comes, after its slot's refill (2
     # first submits + k refills). TPE asks knowing every finished trial: after the k-th tell.
-    assert [at >= 2 + k for k, at in enumerate(submits_at_read[:4], start=1)] == [refilled_first] * 4, submits_at_read
+    at_read = [submits_at_read[k] for k in range(1, 5)]
+    assert [at >= 2 + k for k, at in enumerate(at_read, start=1)] == [refilled_first] * 4, at_read
     assert [at >= 2 + k for k, at in enumerate(submits_at_tell[:4], start=1)] == [refilled_first] * 4, submits_at_tell
 
 
@@ -273,16 +265,17 @@ def test_a_blind_sampler_has_the_next_trial_asked_when_a_slot_frees(client, tmp_
     """A sampler that draws blind asks the next trial while every slot is busy (a freed slot only
     submits it); a model-based one asks once the finished trials are told. One slot: two tasks
     returning together would find one trial asked ahead, not two."""
-    spec = make_spec(budget={"n_trials": 6}, parallel=1, sampler={"name": sampler, "seed": 0},
-                     trainer={"train_freq": 20})  # 0.2 s trials: the ask ahead comes well before a return
+    spec = make_spec(budget={"n_trials": 6}, parallel=1, sampler={"name": sampler, "seed": 0})
     study = open_study(spec, tmp_path, None)
     counts = {"ask": 0, "submit": 0}
-    waiting = []  # trials asked and not yet submitted, each time a task returns
-    submit, ask, pass_outcome = client.submit, study.ask, dispatch.pass_outcome
+    waiting = []  # trials asked and not yet submitted, each time the driver finds a task returned
+    submit, ask, take_messages = client.submit, study.ask, dispatch.take_messages
 
     def noted(*args):
-        waiting.append(counts["ask"] - counts["submit"])
-        pass_outcome(*args)
+        messages = take_messages(*args)
+        if any(isinstance(message, dispatch.Freed) for message in messages):
+            waiting.append(counts["ask"] - counts["submit"])
+        return messages
 
     def count(name, function):
         def counted(*a, **k):
@@ -291,7 +284,7 @@ def test_a_blind_sampler_has_the_next_trial_asked_when_a_slot_frees(client, tmp_
         return counted
 
     monkeypatch.setattr(client, "submit", count("submit", submit))
-    monkeypatch.setattr(dispatch, "pass_outcome", noted)
+    monkeypatch.setattr(dispatch, "take_messages", noted)
     study.ask = count("ask", ask)
     Driver(spec, study, client, tmp_path, entry=FAKE).drive()
     assert len(study.trials) == 6 and all(t.state == TrialState.COMPLETE for t in study.trials)
