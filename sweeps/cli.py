@@ -22,8 +22,8 @@ app = typer.Typer(
 
 @app.callback()
 def cli() -> None:
-    """Train DQN agents (`train`), sweep their hyperparameters (`run`, `status`, `best`, `export`)
-    and look at the results (`report`)."""
+    """Train DQN agents (`train`), sweep their hyperparameters (`run`, `heldout`, `status`, `best`,
+    `export`) and look at the results (`report`)."""
 
 
 def fail(message: str) -> typer.Exit:
@@ -149,7 +149,7 @@ def run(
     from sweeps.study.spec import SpecError
     from sweeps.worker.supervise import ENTRY
 
-    overrides = {}
+    overrides: dict[str, Any] = {}
     if n_trials is not None:
         overrides["budget.n_trials"] = n_trials
     if parallel is not None:
@@ -170,13 +170,81 @@ def run(
                 echo=monitor.log, entry=entry or ENTRY, security=security,
                 allow_version_mismatch=allow_version_mismatch,
             )
-    except (StorageError, ClusterError, SecurityError) as error:
+    except (StorageError, ClusterError, SecurityError, SpecError) as error:
         raise fail(str(error)) from None
     except KeyboardInterrupt:
         typer.echo(f"interrupted; resume with: dqn-sweep run {study_file}", err=True)
         raise typer.Exit(code=130) from None
-    best = f"best {tally.best_value:.2f} (trial {tally.best_trial})" if tally.best_value is not None else "no complete trial"
-    typer.echo(f"{spec.study}: {tally.finished} trials finished, {tally.failed} failed this run; {best}; tables in {run_dir}")
+    typer.echo(f"{spec.study}: {tally.finished} trials finished, {tally.failed} failed this run; tables in {run_dir}")
+    show_answer(run_dir, spec)
+
+
+def show_answer(run_dir: Path, spec: Any) -> None:
+    """The answer of a run folder that a session just wrote: the best trial, how it was chosen
+    and its figures (`sweeps.reporting.answer`)."""
+    from sweeps.reporting.status import summary
+    from sweeps.store.reader import load
+
+    tables = load(run_dir, tables=["trials", "heldout"])
+    for line in summary(spec.study, tables["trials"], tables["heldout"], spec):
+        if not line.startswith(("study ", "failed: ")):
+            typer.echo(line)
+
+
+@app.command()
+def heldout(
+    run_dir: RunDir,
+    top_k: Annotated[int | None, typer.Option(help="Configs to retrain: the best K by tuning objective "
+                                              "(default: the study's heldout.top_k).")] = None,
+    seeds: Annotated[int | None, typer.Option(help="Held-out seeds per config, at least (new ones are "
+                                              "appended, none reused; default: the study's heldout.seeds).")] = None,
+    baseline: Annotated[str | None, typer.Option(help="Also train this config on the same seeds: 'defaults' "
+                                                 "or a YAML file of trainer fields (default: the study's).")] = None,
+    scheduler: Annotated[
+        str | None, typer.Option(help="Dask scheduler address (tcp://HOST:8786); default: a local cluster.")
+    ] = None,
+    parallel: Annotated[int | None, typer.Option(min=1, help="Tasks in flight (overrides parallel).")] = None,
+    storage: StorageOption = None,
+    study: StudyOption = None,
+    entry: Annotated[str, typer.Option(hidden=True, help="module:function trainer (tests only).")] = "",
+) -> None:
+    """Retrain the best trials of a finished sweep on held-out seeds (docs/heldout.md), or finish or
+    extend that: a rerun trains only the runs the run folder lacks."""
+    from pydantic import ValidationError
+
+    from sweeps.driver.cluster import ClusterError
+    from sweeps.driver.session import run_heldout
+    from sweeps.store.run_folder import save_run_info
+    from sweeps.study.heldout import DEFAULTS
+    from sweeps.study.spec import Heldout, SpecError
+    from sweeps.worker.supervise import ENTRY
+
+    optuna_study, spec = open_run(run_dir, storage, study)
+    given = {"top_k": top_k, "seeds": seeds,
+             "baseline": baseline if baseline in (None, DEFAULTS) else str(Path(baseline).resolve())}
+    try:
+        settings = Heldout(**{**(spec.heldout or Heldout()).model_dump(), **{k: v for k, v in given.items() if v is not None}})
+    except ValidationError as error:
+        raise fail("; ".join(f"--{str(e['loc'][0]).replace('_', '-')} {e['input']!r}: {e['msg']}"
+                             for e in error.errors())) from None
+    spec = spec.model_copy(update={"heldout": settings, **({"parallel": parallel} if parallel else {})})
+    try:
+        run_heldout(spec, optuna_study, run_dir, scheduler=scheduler, echo=typer.echo, entry=entry or ENTRY,
+                    before=lambda: save_run_info(spec, run_dir, read_storage(run_dir, storage)))
+    except (ClusterError, SpecError) as error:
+        raise fail(str(error)) from None
+    except KeyboardInterrupt:
+        typer.echo(f"interrupted; finish with: dqn-sweep heldout {run_dir}", err=True)
+        raise typer.Exit(code=130) from None
+    show_answer(run_dir, spec)
+
+
+def read_storage(run_dir: Path, storage: str | None) -> str | None:
+    """The storage URL a run folder's commands use (as `run` recorded it, unless given)."""
+    from sweeps.store.run_folder import read_run_info
+    from sweeps.store.storage import storage_for_reading
+
+    return storage_for_reading(storage, read_run_info(run_dir)[1])
 
 
 def open_run(run_dir: Path, storage: str | None, study: str | None):
@@ -205,8 +273,20 @@ def status(run_dir: RunDir, storage: StorageOption = None, study: StudyOption = 
 
         optuna_study, _ = open_run(run_dir, storage, study)
         found = optuna_study.study_name, trials_frame(optuna_study)
-    for line in summary(*found):
+    for line in summary(*found, *heldout_of(run_dir)):
         typer.echo(line)
+
+
+def heldout_of(run_dir: Path) -> tuple[Any, Any]:
+    """(held-out table, the study as run) of a run folder, for its answer; (None, None) when
+    not a run folder."""
+    from sweeps.store.reader import load
+    from sweeps.store.run_folder import load_spec_copy
+
+    try:
+        return load(run_dir, tables=["heldout"])["heldout"], load_spec_copy(run_dir)
+    except (OSError, ValueError):
+        return None, None
 
 
 @app.command()
@@ -216,12 +296,13 @@ def best(
     storage: StorageOption = None,
     study: StudyOption = None,
 ) -> None:
-    """The best trial's full trainer config as YAML, ready for `dqn-sweep train --config FILE`."""
+    """The answer's full trainer config as YAML, ready for `dqn-sweep train --config FILE`, with how
+    it was chosen and its held-out figures."""
     from sweeps.reporting.best import best_config, best_config_yaml
     from sweeps.store.reader import trials_frame
 
     optuna_study, spec = open_run(run_dir, storage, study)
-    chosen = best_config(trials_frame(optuna_study), spec)
+    chosen = best_config(trials_frame(optuna_study), spec, heldout_of(run_dir)[0])
     if chosen is None:
         raise fail(f"{run_dir}: no COMPLETE trial yet")
     text = best_config_yaml(chosen)

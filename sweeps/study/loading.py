@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import importlib.util
 import inspect
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -27,11 +28,13 @@ from sweeps.study.components import (
     make_pruner,
     make_sampler,
 )
+from sweeps.study.heldout import DEFAULTS, baseline_config
 from sweeps.study.spec import CategoricalParam, FloatParam, IntParam, SpecError, StudySpec
 
 
 def load_spec(path: str | Path, overrides: dict[str, Any] | None = None) -> StudySpec:
-    """Read and validate a study file; `overrides` (dotted paths) win over the file."""
+    """Read and validate a study file; `overrides` (dotted paths) win over the file. A baseline
+    file (`heldout.baseline`) is named relative to the study file and must make a valid config."""
     path = Path(path)
     try:
         data = yaml.safe_load(path.read_text())
@@ -43,7 +46,16 @@ def load_spec(path: str | Path, overrides: dict[str, Any] | None = None) -> Stud
         raise SpecError(f"{path}: expected a mapping of study fields, got {type(data).__name__}")
     for dotted, value in (overrides or {}).items():
         set_dotted(data, dotted, value)
-    return parse_spec(data, source=str(path))
+    baseline = _lookup(data, ["heldout", "baseline"])
+    if isinstance(baseline, str) and baseline != DEFAULTS:  # a file, named relative to the study file
+        data["heldout"]["baseline"] = str((path.parent / baseline).resolve())
+    spec = parse_spec(data, source=str(path))
+    if spec.heldout is not None and spec.heldout.baseline is not None:
+        try:
+            baseline_config(spec, spec.heldout.baseline)
+        except ValueError as error:
+            raise SpecError(f"{path}: heldout.baseline = {baseline!r}: {error}") from None
+    return spec
 
 
 def set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
@@ -106,7 +118,9 @@ def _model_for(loc: list[Any], data: dict[str, Any]) -> type[BaseModel] | None:
         return {"float": FloatParam, "int": IntParam, "categorical": CategoricalParam}.get(kind)
     if len(loc) == 2:
         annotation = StudySpec.model_fields[str(loc[0])].annotation
-        return annotation if inspect.isclass(annotation) and issubclass(annotation, BaseModel) else None
+        for kind in typing.get_args(annotation) or (annotation,):  # `Heldout | None`: Heldout
+            if inspect.isclass(kind) and issubclass(kind, BaseModel):
+                return kind
     return None
 
 
