@@ -103,8 +103,8 @@ def check(spec: StudySpec, study: optuna.Study, settings: Heldout | None) -> Non
 
 
 def plan(spec: StudySpec, study: optuna.Study, settings: Heldout, table: Any) -> list[Run]:
-    """Record the phase's seeds, trials and baseline on the study; the runs its table lacks
-    (baseline first, then the trials in tuning order)."""
+    """Record the phase's seeds, trials and baseline on the study; the runs its table lacks,
+    longest first (the baseline, then by the trial's training seconds per seed)."""
     attrs = study.user_attrs
     frozen = {trial.number: trial for trial in study.get_trials(deepcopy=False)}
     tuned_on = set(spec.seed_list) | {seed for trial in frozen.values() for seed in trial.user_attrs.get("seeds") or ()}
@@ -123,7 +123,15 @@ def plan(spec: StudySpec, study: optuna.Study, settings: Heldout, table: Any) ->
         done.setdefault(str(config), set()).add(int(seed))
     runs = [Run(config, trial, fields, tuple(s for s in seeds if s not in done.get(config, set())))
             for config, trial, fields in configs]
-    return [run for run in runs if run.seeds]
+    runs = [run for run in runs if run.seeds]
+
+    def seconds(run: Run) -> float:  # a trial's training seconds per seed, times the seeds to train
+        if run.trial is None:
+            return math.inf  # the baseline's cost is unknown: start it first
+        attrs = frozen[run.trial].user_attrs
+        return (attrs.get("train_seconds") or 0.0) / max(1, len(attrs.get("seeds") or ())) * len(run.seeds)
+
+    return sorted(runs, key=seconds, reverse=True)  # longest first: the phase ends sooner
 
 
 def run_heldout(spec: StudySpec, study: optuna.Study, client: Client, run_dir: Path, *, settings: Heldout,

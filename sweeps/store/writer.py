@@ -181,6 +181,11 @@ def dead_sessions_rows(run_dir: Path) -> Iterator[list[tuple[int | None, SeedRow
             os.close(held)
 
 
+def heldout_rows(config: str, rows: dict[int, list[dict[str, Any]]]) -> SeedRows:
+    """A held-out config's evaluations ({seed: eval rows}) as the rows log takes them."""
+    return {seed: {"heldout": [{**row, "config": config} for row in evals]} for seed, evals in rows.items()}
+
+
 class ResultsWriter:
     """A session's writer of `study`'s results: `add_trial` per finished trial, `changed` when
     the study changed, `check` between events (raises what stopped the writer), `close` at the
@@ -213,8 +218,7 @@ class ResultsWriter:
     def add_heldout(self, config: str, trial: int | None, rows: dict[int, list[dict[str, Any]]]) -> None:
         """A held-out config's evaluations on some seeds ({seed: eval rows}; `trial` None for the
         baseline), written by the next flush."""
-        self.rows.add(trial, {seed: {"heldout": [{**row, "config": config} for row in evals]}
-                              for seed, evals in rows.items()})
+        self.rows.add(trial, heldout_rows(config, rows))
         self.changed()
 
     def changed(self) -> None:
