@@ -62,6 +62,7 @@ class Appender:
 
     def __init__(self, folder: Path, name: str, session: str):
         self.folder, self.name, self.session = folder, name, session
+        self.folder.mkdir(parents=True, exist_ok=True)
         self.own = [key for key in COLUMNS[name] if key not in ("trial", "seed")]  # given by the rows
         self.unmerged: list[tuple[Path, pa.Table]] = []  # this session's part files
         self.trials = 0  # in the unmerged part files
@@ -95,7 +96,6 @@ class Appender:
         self.trials = 0
 
     def write_file(self, prefix: str, table: pa.Table) -> Path:
-        self.folder.mkdir(parents=True, exist_ok=True)
         path = self.folder / f"{prefix}{self.session}-{self.files:05d}.parquet"
         write_atomic(table, path)
         self.files += 1
