@@ -5,7 +5,7 @@
     .venv/bin/python benchmarks/scale.py --trials 200 --parallel 16 --keep runs/scale-200
 
 Starts `dask scheduler` and `dask worker --nworkers W --nthreads P/W` (W = P by default) as
-separate processes, then runs `sweeps.driver.Driver` in this process on a study of N trials of
+separate processes, then runs `sweeps.driver.loop.Driver` in this process on a study of N trials of
 one seed each whose trainer is `benchmarks/scale_trainer.py`: it sleeps --trial-seconds and
 sends what a real trial sends (progress every 1%, --evals evaluations, --episodes episodes).
 Tasks run in the workers' trial processes as real ones do (warm: a worker's first task starts one).
@@ -23,8 +23,8 @@ Prints, for this process (the driver, its Dask client and Optuna):
   where nothing refills, are not counted);
 - driver RSS when the sweep ends and its peak (before this script loads the results).
 
-The sampler defaults to random: TPE's ask grows with the finished trials (about 200 ms per ask
-at 10,000 trials on a 2-core box, whatever `n_ei_candidates`), which `--sampler tpe` shows.
+The sampler defaults to random: TPE's ask grows with the finished trials whatever
+`n_ei_candidates` (docs/performance.md), which `--sampler tpe` shows.
 """
 
 from __future__ import annotations

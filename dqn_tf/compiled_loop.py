@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from dqn_tf.compiled_program import program_for
-from dqn_tf.graph_envs import graph_env
+from dqn_tf.env_source import graph_env_for
 from dqn_tf.population import Population
 
 
@@ -18,7 +18,7 @@ class CompiledPopulation(Population):
 
     def build(self, saved) -> None:
         started = time.perf_counter()
-        self.env = graph_env(self.shared.env_id)
+        self.env = graph_env_for(self.shared)  # with the max_episode_steps of env_kwargs, if any
         self.program = program_for([self.configs[m] for m in self.alive], self.env, self.plan.devices[0])
         self.eval_count = 0
         if saved:

@@ -77,7 +77,7 @@ def program_for(configs: list[TrainConfig], env: GraphEnv, device: str) -> Progr
     the same shape (a warm trial process pays XLA's compile once per shape), else a new one."""
     shared = configs[0]
     check_replay_fits(shared.buffer_size, ObsSpec.vector(env.obs_dim), len(configs), shared.n_envs)
-    key = (len(configs), device, *(getattr(shared, name) for name in POPULATION_SHARED_FIELDS))
+    key = (len(configs), device, *(repr(getattr(shared, name)) for name in POPULATION_SHARED_FIELDS))  # env_kwargs: a dict
     program = _programs.pop(key, None) or Program(configs, env, device)
     _programs[key] = program
     while len(_programs) > PROGRAMS_KEPT:

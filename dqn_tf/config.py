@@ -15,6 +15,7 @@ from typing import Any, Literal
 from pydantic import ConfigDict, Field, ValidationError, field_validator
 from pydantic.dataclasses import dataclass
 
+from dqn_tf import env_source
 from dqn_tf.envs import check_env
 from dqn_tf.errors import ConfigError
 from dqn_tf.net_arch import NET_ARCH_ALLOWED, NET_ARCH_NAMES, resolve_net_arch
@@ -37,7 +38,12 @@ class TrainConfig:
     `target_update_interval` counts transitions; the target net stays fixed during a train call.
     """
 
-    env_id: str = "CartPole-v1"
+    env_id: str = "CartPole-v1"  # a registered id, or gymnasium's 'module:EnvId' (module imported first)
+    # the user's env (`dqn_tf.env_source`): modules imported before the env is made (they register
+    # its id), keywords for its constructor, and `module:Callable` wrappers with their keywords
+    env_packages: tuple[str, ...] = ()
+    env_kwargs: dict[str, Any] = Field(default_factory=dict)
+    env_wrappers: tuple[dict[str, dict[str, Any]], ...] = ()
     total_timesteps: int = Field(50_000, gt=0)
     n_envs: int = Field(1, ge=1, le=4096)
     learning_rate: float = Field(2.3e-3, gt=0, le=1)
@@ -66,7 +72,8 @@ class TrainConfig:
     precision: Literal["float32", "mixed_bfloat16", "mixed_float16"] = "float32"
     # compiled: env, acting, replay and training in one XLA program per chunk (CartPole, Acrobot,
     # MountainCar on one device); python: gymnasium envs stepped from Python; auto: compiled
-    # wherever it exists. The two draw different random numbers, so each is reproducible alone.
+    # wherever it exists and the env is exactly gymnasium's (no env_wrappers, no env_kwargs but
+    # max_episode_steps). The two draw different random numbers, so each is reproducible alone.
     loop: Literal["auto", "compiled", "python"] = "auto"
 
     @field_validator("net_arch", mode="before")
@@ -93,16 +100,30 @@ class TrainConfig:
 
     @field_validator("env_id")
     @classmethod
-    def _registered_env(cls, value: str) -> str:
-        import gymnasium  # light, and only the registry is read
-
-        try:
-            gymnasium.spec(value)
-        except gymnasium.error.Error:
-            close = difflib.get_close_matches(value, gymnasium.registry.keys(), n=3)
-            hint = f"; did you mean {', '.join(close)}?" if close else ""
-            raise ValueError(f"not a registered gymnasium environment{hint}") from None
+    def _env_id_form(cls, value: str) -> str:
+        env_source.split_env_id(value)  # registered? checked where the env is made (`parse_config`)
         return value
+
+    @field_validator("env_packages")
+    @classmethod
+    def _module_names(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        bad = [name for name in value if not env_source.MODULE_PATTERN.match(name)]
+        if bad:
+            raise ValueError(f"{bad[0]!r} is not a module name; allowed: importable names such as 'my_envs'")
+        return value
+
+    @field_validator("env_kwargs")
+    @classmethod
+    def _keywords(cls, value: dict[str, Any]) -> dict[str, Any]:
+        bad = [key for key in value if not key.isidentifier()]
+        if bad:
+            raise ValueError(f"{bad[0]!r} is not a keyword name")
+        return value
+
+    @field_validator("env_wrappers", mode="before")
+    @classmethod
+    def _wrapper_entries(cls, value: Any) -> tuple[dict[str, dict[str, Any]], ...]:
+        return env_source.normalise_wrappers(value)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
@@ -139,18 +160,20 @@ class TrainConfig:
                 f"exploration_final_eps = {self.exploration_final_eps} must be <= "
                 f"exploration_initial_eps = {self.exploration_initial_eps}"
             )
-        if self.loop == "compiled" and self.env_id not in COMPILED_ENV_IDS:
+        if self.loop == "compiled" and env_source.registered_id(self.env_id) not in COMPILED_ENV_IDS:
             raise ConfigError(
                 f"loop = 'compiled': env_id = {self.env_id!r} has no in-graph version (those are "
                 f"{', '.join(COMPILED_ENV_IDS)}); use loop 'auto' or 'python'"
             )
+        if self.loop == "compiled" and (reasons := env_source.graph_differences(self)):
+            raise ConfigError(f"loop = 'compiled': {'; '.join(reasons)}; use loop 'auto' or 'python'")
 
 
 # Fields that change array shapes, the graph or the loop's schedule: one value per population.
 # The others (learning_rate, gamma, tau, exploration_*, max_grad_norm, huber_delta, seed) may
 # differ per member.
 POPULATION_SHARED_FIELDS = (
-    "env_id", "total_timesteps", "n_envs", "batch_size", "buffer_size", "learning_starts",
+    "env_id", "env_packages", "env_kwargs", "env_wrappers", "total_timesteps", "n_envs", "batch_size", "buffer_size", "learning_starts",
     "train_freq", "gradient_steps", "target_update_interval", "net_arch", "double_dqn", "dueling", "precision",
     "eval_freq", "n_eval_episodes", "devices", "loop",
 )
@@ -193,7 +216,7 @@ def parse_config(values: dict[str, Any] | TrainConfig) -> TrainConfig:
     """Accept a TrainConfig or a dict; always return a fully checked TrainConfig."""
     config = values if isinstance(values, TrainConfig) else TrainConfig.from_dict(values)
     config.check_consistency()
-    obs_shape, _ = check_env(config.env_id)
+    obs_shape, _ = check_env(config)
     resolve_net_arch(config.net_arch, obs_shape, f"env_id = {config.env_id!r}")  # a named CNN must fit
     return config
 

@@ -2,9 +2,11 @@
 
 A checkpoint must never execute code when read, so envs are not pickled: we save what decides
 their future (physical state, episode step counts, RNG state) as plain data and write it back
-into freshly made envs. That covers SameStepCartPole and SyncVectorEnvs whose envs keep their
-state in `unwrapped.state` (Acrobot, MountainCar, Pendulum-like classic control). For other envs
-`capture` returns None and a resumed run starts fresh episodes (`restore` is then not called).
+into freshly made envs. That covers SameStepCartPole and SyncVectorEnvs of gymnasium's own envs
+that keep their state in `unwrapped.state` (Acrobot, MountainCar, Pendulum-like classic control)
+behind wrappers that keep none (or only TimeLimit's step count). For other envs (the user's own,
+or any env behind a wrapper of the user's) `capture` returns None and a resumed run starts fresh
+episodes (`restore` is then not called); the run's result says so (`resumed_exactly: false`).
 """
 
 from __future__ import annotations
@@ -14,7 +16,12 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from dqn_tf.env_source import ObservationCheck
 from dqn_tf.envs import SameStepCartPole
+
+# Wrappers whose state is none, or TimeLimit's step count (captured below).
+KNOWN_WRAPPERS = (gym.wrappers.TimeLimit, gym.wrappers.OrderEnforcing, gym.wrappers.PassiveEnvChecker,
+                  gym.wrappers.FlattenObservation, ObservationCheck)
 
 
 def capture(env: gym.vector.VectorEnv) -> dict[str, Any] | None:
@@ -26,6 +33,8 @@ def capture(env: gym.vector.VectorEnv) -> dict[str, Any] | None:
     subs = []
     for sub in env.envs:
         raw = sub.unwrapped
+        if not type(raw).__module__.startswith("gymnasium.envs.") or not _known_wrappers(sub):
+            return None
         if getattr(raw, "state", None) is None or np.asarray(raw.state).dtype.kind != "f":
             return None
         subs.append({"state": np.asarray(raw.state, np.float64).tolist(),
@@ -46,6 +55,14 @@ def restore(env: gym.vector.VectorEnv, saved: dict[str, Any]) -> None:
         raw.np_random.bit_generator.state = state["rng"]
         if (limit := _time_limit(sub)) is not None:
             limit._elapsed_steps = state["elapsed"]
+
+
+def _known_wrappers(env: gym.Env) -> bool:
+    while isinstance(env, gym.Wrapper):
+        if type(env) not in KNOWN_WRAPPERS:  # a subclass may keep state of its own
+            return False
+        env = env.env
+    return True
 
 
 def _time_limit(env: gym.Env) -> gym.wrappers.TimeLimit | None:

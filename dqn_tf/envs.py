@@ -26,6 +26,7 @@ from gymnasium.envs.classic_control.cartpole import CartPoleVectorEnv
 from gymnasium.vector import AutoresetMode
 
 from dqn_tf import pixel_envs
+from dqn_tf.env_source import EnvSource
 from dqn_tf.errors import ConfigError
 
 pixel_envs.register()  # configs name MinAtar and Atari ids, so they are checked against the registry
@@ -50,17 +51,22 @@ class SameStepCartPole(CartPoleVectorEnv):
         return self.state.T.astype(np.float32), reward, terminated, truncated, info
 
 
-def make_vector_env(env_id: str, num_envs: int, training: bool = True) -> gym.vector.VectorEnv:
+def make_vector_env(env: str | EnvSource | Any, num_envs: int, training: bool = True) -> gym.vector.VectorEnv:
     """A vector env that autoresets in the same step: ale-py's C++ one for Atari (`training`
     selects training or evaluation preprocessing), CartPole's native one (10-100x faster than
-    Sync), else a SyncVectorEnv."""
-    spec = gym.spec(env_id)
+    Sync), else a SyncVectorEnv of made, wrapped and checked envs (`env_source`). `env`: an id,
+    an `EnvSource` or a config (its `env_*` fields)."""
+    source = EnvSource.of(env)
+    spec = source.spec()
     if pixel_envs.is_atari(spec):
+        source.refuse_customisation("Atari games run in ale-py's vector env with DQN's preprocessing")
         return pixel_envs.AtariVector(spec, num_envs, training)
-    if spec.vector_entry_point == "gymnasium.envs.classic_control.cartpole:CartPoleVectorEnv":
-        return SameStepCartPole(num_envs=num_envs, max_episode_steps=spec.max_episode_steps, **spec.kwargs)
-    return gym.make_vec(env_id, num_envs=num_envs, vectorization_mode="sync",
-                        vector_kwargs={"autoreset_mode": AutoresetMode.SAME_STEP})
+    if spec.vector_entry_point == "gymnasium.envs.classic_control.cartpole:CartPoleVectorEnv" and not source.wrappers:
+        source.check_kwargs(spec)
+        kwargs = {**spec.kwargs, **source.kwargs}
+        steps = kwargs.pop("max_episode_steps", spec.max_episode_steps)
+        return SameStepCartPole(num_envs=num_envs, max_episode_steps=steps, **kwargs)
+    return source.make_vector(spec, num_envs)
 
 
 def is_image(space: gym.Space) -> bool:
@@ -85,18 +91,26 @@ def check_spaces(env_id: str, env: gym.vector.VectorEnv) -> tuple[tuple[int, ...
     if not (flat or is_image(obs_space)):
         raise ConfigError(
             f"env_id = {env_id!r}: needs a flat Box observation space or uint8 images [height, "
-            f"width, channels], got {obs_space}"
+            f"width, channels], got {obs_space}; flatten other shapes with env_wrappers: "
+            "['gymnasium.wrappers:FlattenObservation']"
         )
     return tuple(int(n) for n in obs_space.shape), int(act_space.n)
 
 
-def check_env(env_id: str) -> tuple[tuple[int, ...], int]:
-    """Fail fast, before TensorFlow starts, on envs DQN cannot train on."""
-    env = make_vector_env(env_id, 1)
+def check_env(env: str | EnvSource | Any) -> tuple[tuple[int, ...], int]:
+    """Fail fast, before TensorFlow starts, on envs DQN cannot train on (and on env code that
+    cannot be imported or an env that cannot be made: a ConfigError naming the field)."""
+    source = EnvSource.of(env)
     try:
-        return check_spaces(env_id, env)
+        vector = make_vector_env(source, 1)
+    except ConfigError:
+        raise
+    except Exception as error:  # noqa: BLE001 - the user's env may raise anything when made
+        raise ConfigError(f"env_id = {source.env_id!r}: cannot make the env ({type(error).__name__}: {error})") from None
+    try:
+        return check_spaces(source.env_id, vector)
     finally:
-        env.close()
+        vector.close()
 
 
 class Collector:
@@ -106,9 +120,9 @@ class Collector:
     `keep` drops the rows of stopped members.
     """
 
-    def __init__(self, env_id: str, n_envs: int, seeds: list[int]):
+    def __init__(self, env: str | EnvSource | Any, n_envs: int, seeds: list[int]):
         self.members = list(range(len(seeds)))
-        self.envs = [make_vector_env(env_id, n_envs, training=True) for _ in seeds]
+        self.envs = [make_vector_env(env, n_envs, training=True) for _ in seeds]
         self.dtype = observation_dtype(self.envs[0].single_observation_space)
         self.obs = np.stack([env.reset(seed=seed)[0] for env, seed in zip(self.envs, seeds)]).astype(self.dtype, copy=False)
         self.returns = np.zeros((len(seeds), n_envs))

@@ -2,20 +2,25 @@
 
 Each population member has its own Evaluator (its own seed and count), as its solo run has.
 Evaluation envs are built with `training=False`: whole games and raw rewards (Atari: no life-loss
-ends, no clipping), so returns are true game scores.
+ends, no clipping), so returns are true game scores. They are made as the training envs are:
+same `env_kwargs`, same `env_wrappers` (as Stable-Baselines3 and rl-zoo do), so a reward-scaling
+wrapper scales evaluation returns too.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
+from dqn_tf.env_source import EnvSource
 from dqn_tf.envs import make_vector_env, observation_dtype
 from dqn_tf.policy import Layers, greedy
 
 
 class Evaluator:
-    def __init__(self, env_id: str, n_episodes: int, seed: int):
-        self.env = make_vector_env(env_id, n_episodes, training=False)
+    def __init__(self, env: str | EnvSource | Any, n_episodes: int, seed: int):
+        self.env = make_vector_env(env, n_episodes, training=False)
         self.dtype = observation_dtype(self.env.single_observation_space)
         self.seed = seed
         self.count = 0

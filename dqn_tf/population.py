@@ -50,6 +50,7 @@ class Population:
         self.evals: list[list[dict[str, Any]]] = [[] for _ in configs]
         self.episodes: list[list[dict[str, Any]]] = [[] for _ in configs]
         self.resumed_from_step: int | None = None
+        self.resumed_exactly: bool | None = None  # a loop sets False where an env's state was not restored
         self.timings: dict[str, float] = {"collect_seconds": 0.0, "train_seconds": 0.0,
                                         "eval_seconds": 0.0, "checkpoint_seconds": 0.0, "checkpoint_saves": 0,
                                         "checkpoint_bytes": 0}
@@ -186,6 +187,7 @@ class Population:
         self.alive = state["alive"]
         self.episodes = state["episodes"]
         self.steps = self.session_start = self.resumed_from_step = state["steps"]
+        self.resumed_exactly = True
         self.env_steps = state["env_steps"]
         self.gradient_steps, self.last_stats = state["gradient_steps"], [tuple(s) for s in state["last_stats"]]
         self.stop_reasons, self.diverged, self.evals = state["stop_reasons"], state["diverged"], state["evals"]
@@ -233,6 +235,7 @@ class Population:
             stopped_early=self.stop_reasons[member] is not None,
             stop_reason=self.stop_reasons[member],
             resumed_from_step=self.resumed_from_step,
+            resumed_exactly=self.resumed_exactly,
             timings=timings,
             member=member,
             diverged=self.diverged[member],

@@ -33,13 +33,13 @@ class PythonPopulation(Population):
 
     def build(self, saved) -> None:
         shared, configs = self.shared, self.configs
-        self.collector = Collector(shared.env_id, shared.n_envs, [c.seed for c in configs])
+        self.collector = Collector(shared, shared.n_envs, [c.seed for c in configs])
         self.collector.episodes = self.episodes
         self.obs_shape, self.n_actions = check_spaces(shared.env_id, self.collector.envs[0])
         self.obs_spec = ObsSpec.of(self.collector.envs[0])  # shape, dtype, pixel scale, frame stack
         self.replay = ReplayBuffer(shared.buffer_size, self.obs_spec, len(configs), shared.n_envs)  # refused if too big
         self.rngs = [np.random.default_rng(c.seed) for c in configs]
-        self.evaluators = [Evaluator(shared.env_id, shared.n_eval_episodes, c.seed) for c in configs]
+        self.evaluators = [Evaluator(shared, shared.n_eval_episodes, c.seed) for c in configs]
         self.trained_at = 0
         states = self._restore_loop(*saved) if saved else None
         self.learner = Learner([configs[m] for m in self.alive], self.obs_spec, self.n_actions, self.plan, states)
@@ -120,6 +120,7 @@ class PythonPopulation(Population):
         self.collector.keep(self.alive)  # fresh envs, reset with each member's seed ...
         for row, saved in enumerate(state["envs"]):
             if saved is None:  # ... an env we cannot snapshot starts a fresh episode (inexact)
+                self.resumed_exactly = False
                 continue
             env_state.restore(self.collector.envs[row], saved)
             for name in ("obs", "returns", "lengths"):

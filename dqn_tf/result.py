@@ -50,6 +50,8 @@ class TrainResult:
     stopped_early: bool = False
     stop_reason: str | None = None
     resumed_from_step: int | None = None
+    # False: resumed, but some env's state could not be captured, so its episodes started afresh
+    resumed_exactly: bool | None = None
     timings: dict[str, float] = dataclasses.field(default_factory=dict)
     member: int = 0
     diverged: bool = False

@@ -5,7 +5,8 @@ Two loops train the same way (Stable-Baselines3's DQN schedule, see `population`
 loop (`compiled_loop`: env, acting, replay and training in one XLA program per chunk) where the
 env has an in-graph version and the run uses one device, else the Python loop (`python_loop`:
 gymnasium envs stepped from Python). `loop` in the config picks one; "auto" takes the compiled
-one wherever it exists. They draw different random numbers, so each is reproducible on its own.
+one wherever it exists and is exactly the env gymnasium would make (`compiled_loop_applies`).
+They draw different random numbers, so each is reproducible on its own.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 
 from dqn_tf.compiled_loop import CompiledPopulation
 from dqn_tf.config import TrainConfig, check_population, parse_config
+from dqn_tf.env_source import graph_differences, registered_id
 from dqn_tf.errors import ConfigError
 from dqn_tf.graph_envs import graph_env
 from dqn_tf.python_loop import PythonPopulation
@@ -61,12 +63,15 @@ def train_population(
 
 
 def compiled_loop_applies(config: TrainConfig, plan: DevicePlan) -> bool:
-    """`loop: auto` takes the compiled loop where it exists: an in-graph env on one device."""
+    """`loop: auto` takes the compiled loop where it exists: an in-graph env on one device, and
+    exactly the env gymnasium would make (no wrappers, no kwargs it cannot honour, no user code
+    that registered another env under its id)."""
     if config.loop == "python":
         return False
     reasons = []
-    if graph_env(config.env_id) is None:
+    if graph_env(registered_id(config.env_id)) is None:
         reasons.append(f"env_id = {config.env_id!r} has no in-graph version")
+    reasons += graph_differences(config)
     if plan.replicas > 1:
         reasons.append(f"devices = {config.devices!r} spans {plan.replicas} devices")
     if config.precision != "float32":

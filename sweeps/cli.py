@@ -61,7 +61,11 @@ def read_config_file(path: Path) -> dict[str, Any]:
 
 @app.command()
 def train(
-    env: Annotated[str | None, typer.Option(help="Gymnasium environment id, e.g. CartPole-v1.")] = None,
+    env: Annotated[str | None, typer.Option(help="Gymnasium environment id, e.g. CartPole-v1, or module:EnvId.")] = None,
+    env_package: Annotated[
+        list[str],
+        typer.Option("--env-package", help="Module to import before the env is made (it registers the id). Repeatable."),
+    ] = [],  # noqa: B006 - typer reads the default, never mutates it
     set_: Annotated[
         list[str],
         typer.Option("--set", help="Override a trainer field: KEY=VALUE (YAML value). Repeatable."),
@@ -83,6 +87,9 @@ def train(
     if env:
         values["env_id"] = env
     values.update(parse_assignments(set_))
+    if env_package:
+        given = values.get("env_packages") or []
+        values["env_packages"] = [*given, *env_package] if isinstance(given, list) else given
     try:
         from dqn_tf.config import parse_config
 
@@ -138,11 +145,22 @@ def run(
         bool, typer.Option(help="Warn, instead of stopping, when workers run another dqn-sweep, "
                            "TensorFlow or gymnasium than this driver.")
     ] = False,
+    env_package: Annotated[
+        list[str],
+        typer.Option("--env-package", help="Module to import before the env is made (added to the study's "
+                     "env_packages). Repeatable."),
+    ] = [],  # noqa: B006 - typer reads the default, never mutates it
+    upload: Annotated[
+        list[Path],
+        typer.Option("--upload", help="Env code for workers that lack it: a module file (.py), a package "
+                     "folder or a .zip, sent with Dask's upload plugin to every worker. Repeatable."),
+    ] = [],  # noqa: B006 - typer reads the default, never mutates it
     entry: Annotated[str, typer.Option(hidden=True, help="module:function trainer (tests only).")] = "",
 ) -> None:
     """Run a sweep, or continue it: rerunning on the same study picks up where it stopped."""
     from sweeps.display import SweepMonitor
     from sweeps.driver.cluster import ClusterError, SecurityError, tls_security
+    from sweeps.driver.env_check import UploadError, prepare_uploads
     from sweeps.driver.session import run_sweep
     from sweeps.store.storage import StorageError
     from sweeps.study.loading import load_spec
@@ -155,8 +173,9 @@ def run(
     if parallel is not None:
         overrides["parallel"] = parallel
     try:
-        spec = load_spec(study_file, overrides)
-    except SpecError as error:
+        uploads = prepare_uploads(upload)  # importable here too: the study is checked with them
+        spec = load_spec(study_file, overrides, env_packages=env_package)
+    except (UploadError, SpecError) as error:
         raise fail(str(error)) from None
     run_dir = output or Path("runs") / spec.study
     try:
@@ -168,7 +187,7 @@ def run(
             _, tally = run_sweep(
                 spec, run_dir, storage_url=storage, scheduler=scheduler, monitor=monitor,
                 echo=monitor.log, entry=entry or ENTRY, security=security,
-                allow_version_mismatch=allow_version_mismatch,
+                allow_version_mismatch=allow_version_mismatch, uploads=uploads,
             )
     except (StorageError, ClusterError, SecurityError, SpecError) as error:
         raise fail(str(error)) from None

@@ -46,7 +46,7 @@ from sweeps.study.heldout import (
 )
 from sweeps.study.objective import curve_metric
 from sweeps.study.ranking import top_k
-from sweeps.study.space import params_to_config
+from sweeps.study.space import params_to_config, with_params
 from sweeps.study.spec import Heldout, StudySpec
 from sweeps.worker.outcome import Outcome
 from sweeps.worker.supervise import ENTRY
@@ -114,7 +114,8 @@ def plan(spec: StudySpec, study: optuna.Study, settings: Heldout, table: Any) ->
     baseline = resolve_baseline(spec, settings.baseline, attrs.get(BASELINE_ATTR))
     study.set_user_attr(SEEDS_ATTR, seeds)
     study.set_user_attr(TRIALS_ATTR, numbers)
-    configs = [(label(n), n, {**spec.base_config(), **params_to_config(frozen[n].params, spec)}) for n in numbers]
+    configs = [(label(n), n, with_params(spec.base_config(), params_to_config(frozen[n].params, spec)))
+               for n in numbers]
     if baseline is not None:
         study.set_user_attr(BASELINE_ATTR, baseline)
         configs.insert(0, (BASELINE, None, baseline["config"]))

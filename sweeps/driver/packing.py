@@ -37,7 +37,7 @@ class Mates:
 
     def __init__(self, study: optuna.Study, spec: StudySpec, run_dir: Path):
         self.study, self.run_dir = study, Path(run_dir)
-        self.fixed = [field for field in POPULATION_SHARED_FIELDS if field in spec.space]
+        self.fixed = [key for key in spec.space if key.partition(".")[0] in POPULATION_SHARED_FIELDS]  # env_kwargs.*
         # The grid sampler cannot complete partly fixed params (it needs them all or none).
         self.can_fix = spec.sampler.name != "grid" or not self.fixed
 

@@ -5,7 +5,7 @@ cluster, check its workers, drive the sweep (`sweeps.driver.loop`), then its hel
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import dask
@@ -15,6 +15,7 @@ from distributed.security import Security
 
 from sweeps.driver import heldout
 from sweeps.driver.cluster import connect
+from sweeps.driver.env_check import check_env_on_workers, upload
 from sweeps.driver.loop import Driver
 from sweeps.driver.tally import Monitor, Tally
 from sweeps.secrets import mask_url
@@ -84,12 +85,16 @@ def run_sweep(
     entry: str = ENTRY,
     security: Security | None = None,
     allow_version_mismatch: bool = False,
+    uploads: Sequence[Path] = (),
 ) -> tuple[optuna.Study, Tally]:
     """Run (or continue) the sweep until its budget is spent, then its held-out phase (unless
     `heldout: false`); returns the study and the tuning's tally.
 
     `storage_url` None: `$DQN_SWEEP_STORAGE`, else what the run folder recorded, else its journal. `security`: a
-    `distributed.security.Security` for a `tls://` scheduler (None: the Dask config's).
+    `distributed.security.Security` for a `tls://` scheduler (None: the Dask config's). `uploads`:
+    env code sent to every worker (`--upload`, checked by `env_check.prepare_uploads`). On a
+    scheduler of its own, or after uploads, every worker first makes the study's env once when
+    it needs the user's code (`env_check`).
     """
     storage_url = storage_for_run(storage_url)
     if storage_url is None and (Path(run_dir) / RUN_INFO).exists():  # continue where it was stored
@@ -103,6 +108,10 @@ def run_sweep(
         raise SpecError(f"{run_dir}: {error}") from None
     save_run_info(spec, run_dir, storage_url)
     with cluster(spec, scheduler, echo, security, allow_version_mismatch) as client:
+        if uploads:
+            upload(client, uploads, echo)
+        if scheduler or uploads:
+            check_env_on_workers(client, spec, echo)
         driver = Driver(spec, study, client, run_dir, monitor=monitor, entry=entry)
         tally = driver.drive()
         if spec.heldout is not None:

@@ -201,6 +201,9 @@ class LiveTrial:
         attrs["startup_seconds"] = float(sum(starts) / len(starts)) if starts else None
         resumed = [r["resumed_from_step"] for r in results if r.get("resumed_from_step") is not None]
         attrs["resumed_from_step"] = max(resumed) if resumed else None
+        exact = [r["resumed_exactly"] for r in results if r.get("resumed_exactly") is not None]
+        attrs["resumed_exactly"] = all(exact) if exact else None  # False: some env restarted its episodes
+        attrs["loop"] = ",".join(sorted({r["loop"] for r in results if r.get("loop")})) or None
         attrs.update(checkpoint_attrs(outcomes))
         attrs.update(process_attrs(outcomes.values()))
         for key, value in attrs.items():

@@ -12,7 +12,7 @@ import yaml
 
 from sweeps.reporting.answer import find_answer
 from sweeps.reporting.figures import PARAM_PREFIX, param_names
-from sweeps.study.space import params_to_config
+from sweeps.study.space import params_to_config, with_params
 from sweeps.study.spec import StudySpec
 
 
@@ -40,7 +40,7 @@ def best_config(trials: pd.DataFrame, spec: StudySpec | None = None,
             out["heldout"].update(vs_baseline=number(mine["vs_baseline"]),
                                   vs_baseline_ci95=[number(mine["vs_baseline_low"]), number(mine["vs_baseline_high"])])
     out["config"] = params if spec is None else \
-        {**spec.base_config(), **params_to_config(params, spec), "seed": spec.seed_list[0]}
+        {**with_params(spec.base_config(), params_to_config(params, spec)), "seed": spec.seed_list[0]}
     return out
 
 

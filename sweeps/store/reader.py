@@ -53,7 +53,7 @@ ATTR_COLUMNS = [
     "seeds", "env_steps", "wall_seconds", "train_seconds", "startup_seconds", "steps_per_second",
     "worker", "packed_with", "fail_reason", "retries", "resumed_from_step", "requeued_from",
     "finished_when_asked", "sampler_seed", "checkpoint_saves", "checkpoint_seconds_per_save", "checkpoint_bytes",
-    "process_reused", "process_tasks", "process_rss_mb",
+    "process_reused", "process_tasks", "process_rss_mb", "loop", "resumed_exactly",
 ]
 # The held-out phase's figures of the trials it retrained (`sweeps.study.scores.FIGURES`, and why
 # runs failed): study user attrs `heldout:figures:trial <n>` (Optuna keeps a finished trial's own

@@ -12,6 +12,7 @@ import difflib
 import importlib.util
 import inspect
 import typing
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,12 +30,15 @@ from sweeps.study.components import (
     make_sampler,
 )
 from sweeps.study.heldout import DEFAULTS, baseline_config
+from sweeps.study.space import with_params
 from sweeps.study.spec import CategoricalParam, FloatParam, IntParam, SpecError, StudySpec
 
 
-def load_spec(path: str | Path, overrides: dict[str, Any] | None = None) -> StudySpec:
-    """Read and validate a study file; `overrides` (dotted paths) win over the file. A baseline
-    file (`heldout.baseline`) is named relative to the study file and must make a valid config."""
+def load_spec(path: str | Path, overrides: dict[str, Any] | None = None,
+              env_packages: Sequence[str] = ()) -> StudySpec:
+    """Read and validate a study file; `overrides` (dotted paths) win over the file;
+    `env_packages` (`--env-package`) are added to the file's. A baseline file
+    (`heldout.baseline`) is named relative to the study file and must make a valid config."""
     path = Path(path)
     try:
         data = yaml.safe_load(path.read_text())
@@ -46,6 +50,9 @@ def load_spec(path: str | Path, overrides: dict[str, Any] | None = None) -> Stud
         raise SpecError(f"{path}: expected a mapping of study fields, got {type(data).__name__}")
     for dotted, value in (overrides or {}).items():
         set_dotted(data, dotted, value)
+    if env_packages:
+        given = data.get("env_packages") or []
+        data["env_packages"] = [*given, *env_packages] if isinstance(given, list) else given
     baseline = _lookup(data, ["heldout", "baseline"])
     if isinstance(baseline, str) and baseline != DEFAULTS:  # a file, named relative to the study file
         data["heldout"]["baseline"] = str((path.parent / baseline).resolve())
@@ -134,7 +141,11 @@ def check_trainer(spec: StudySpec, source: str) -> None:
     """Base config and every corner of the space must make a valid TrainConfig."""
     known = field_names()
     for key in spec.space:
-        if key not in known:
+        field, dot, keyword = key.partition(".")
+        if dot and (field != "env_kwargs" or not keyword.isidentifier()):
+            raise SpecError(f"{source}: space.{key}: only env_kwargs.KEYWORD may name a part of a field "
+                            "(e.g. env_kwargs.max_steps: one keyword of the env)")
+        if field not in known:
             close = difflib.get_close_matches(key, known, n=1)
             hint = f" (did you mean '{close[0]}'?)" if close else ""
             raise SpecError(
@@ -155,11 +166,11 @@ def check_trainer(spec: StudySpec, source: str) -> None:
     if config.eval_freq == 0 and "eval_freq" not in spec.space:
         raise SpecError(f"{source}: trainer.eval_freq = 0: the objective and pruning need evaluations; use > 0")
     for corner in corners(spec):
-        values = {**base, **corner}
+        values = with_params(base, corner)
         try:
             config = TrainConfig.from_dict(values)
-            if "env_id" in corner:
-                check_env(config.env_id)
+            if any(key.startswith("env_") for key in corner):  # env_id, env_kwargs(.KEY), env_wrappers, ...
+                check_env(config)
         except ConfigError as error:
             shown = ", ".join(f"{k}={v!r}" for k, v in corner.items())
             raise SpecError(f"{source}: space: with {shown}: {error}") from None

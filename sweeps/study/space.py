@@ -77,7 +77,20 @@ def params_to_config(params: dict[str, Any], spec: StudySpec) -> dict[str, Any]:
     return out
 
 
+def with_params(base: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+    """Trainer fields with a trial's params applied: `env_kwargs.KEY` sets one keyword of the
+    env's `env_kwargs` (the others stay), any other param its field."""
+    out = dict(base)
+    for key, value in params.items():
+        field, dot, keyword = key.partition(".")
+        if dot:
+            out[field] = {**(out.get(field) or {}), keyword: value}
+        else:
+            out[key] = value
+    return out
+
+
 def seed_configs(spec: StudySpec, params: dict[str, Any]) -> list[dict[str, Any]]:
     """One trainer config (plain dict) per seed of a trial."""
-    base = {**spec.base_config(), **params}
+    base = with_params(spec.base_config(), params)
     return [{**base, "seed": seed} for seed in spec.seed_list]

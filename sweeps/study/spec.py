@@ -136,6 +136,7 @@ class StudySpec(Strict):
 
     study: str = Field(pattern=NAME_PATTERN)
     env_id: str | None = None
+    env_packages: list[str] = Field([], description="modules imported before the env is made (they register its id)")
     trainer: dict[str, Any] = {}
     space: dict[str, Param] = Field(min_length=1)
     objective: Objective = Objective()
@@ -177,10 +178,12 @@ class StudySpec(Strict):
         return pack
 
     def base_config(self) -> dict[str, Any]:
-        """The trainer fields every trial starts from (`env_id` folded in)."""
+        """The trainer fields every trial starts from (`env_id` and `env_packages` folded in)."""
         base = dict(self.trainer)
         if self.env_id is not None:
             base["env_id"] = self.env_id
+        if self.env_packages:
+            base["env_packages"] = list(dict.fromkeys([*self.env_packages, *(base.get("env_packages") or [])]))
         if self.resources.gpus and base.get("devices", "auto") == "auto":
             base["devices"] = f"gpu:{self.resources.gpus}" if self.resources.gpus > 1 else "gpu"
         return base

@@ -9,7 +9,8 @@ defence, the worker's secret-looking values that still show up in a reason.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 
 from sweeps.secrets import SECRET_NAME, STORAGE_ENV
 
@@ -38,12 +39,25 @@ def _allowlisted(name: str) -> bool:
             and not SECRET_NAME.search(name))
 
 
+def uploaded_paths(local_directory: str | None) -> list[str]:
+    """Where code sent with Dask's upload plugins (`dqn-sweep run --upload`, `Client.upload_file`)
+    lands on a worker: `.py` modules in its local directory, `.zip`/`.egg` archives as files there.
+    The worker imports from these; a trial's child process gets them on its PYTHONPATH."""
+    if not local_directory or not Path(local_directory).is_dir():
+        return []
+    files = sorted(Path(local_directory).iterdir())
+    modules = [local_directory] if any(p.suffix == ".py" for p in files) else []
+    return modules + [str(p) for p in files if p.suffix in (".zip", ".egg")]
+
+
 def child_env(threads: int, gpu_ids: list[str], names: Iterable[str] = (),
-              environ: Mapping[str, str] | None = None) -> dict[str, str]:
+              environ: Mapping[str, str] | None = None, python_path: Sequence[str] = ()) -> dict[str, str]:
     """Environment of the child: the worker's allowlisted variables and those the study names
     (`names`), TF pools sized to our cores, only our GPUs visible (the variables of
-    `sweeps.study.resources.SET_BY_TASK`)."""
+    `sweeps.study.resources.SET_BY_TASK`), `python_path` ahead of the worker's PYTHONPATH."""
     env = child_environment(os.environ if environ is None else environ, names)
+    if python_path:
+        env["PYTHONPATH"] = os.pathsep.join([*python_path, *filter(None, [env.get("PYTHONPATH")])])
     env.update(
         TF_NUM_INTRAOP_THREADS=str(threads),
         TF_NUM_INTEROP_THREADS=str(threads),

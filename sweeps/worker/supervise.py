@@ -13,7 +13,7 @@ import queue
 import signal
 import threading
 import time
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any
 
 from sweeps.secrets import env_secrets, scrub
@@ -50,19 +50,21 @@ def train_in_child(
     checkpoint_dir: str | None = None,
     env: Iterable[str] = (),
     reuse: Reuse | None = None,
+    python_path: Sequence[str] = (),
 ) -> Outcome:
     """Train `configs` as one population in a `python -m sweeps.worker.child` process; relay its
     events and the stops of members (indices into `configs`) that `stopped_members` names;
     enforce the time limit. `env`: names of more worker variables the child gets
     (`resources.env`). `reuse`: take the process from a pool of warm ones and give it back
-    after a clean result (None: a fresh process, ended after this task).
+    after a clean result (None: a fresh process, ended after this task). `python_path`: folders
+    and archives put ahead of the child's PYTHONPATH (the worker's uploaded code).
 
     Returns an `Outcome` ("ok" with one result per config, or "failed" with the reason); never
     raises for a trainer failure. Whether a member diverged or stopped early is in its result.
     The reason never holds the worker's secret-looking values (it goes to tables and reports).
     """
     started = time.perf_counter()
-    key = process_key(child_env(threads, gpu_ids or [], env), configs)
+    key = process_key(child_env(threads, gpu_ids or [], env, python_path=python_path), configs)
     child, reused = reuse.pool.acquire(key) if reuse else (TrialProcess(key), False)
     request = {"configs": configs, "entry": entry, "checkpoint_dir": checkpoint_dir}
     if not child.request(request) and reused:  # it died while idle: not this task's fault

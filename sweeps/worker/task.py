@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from sweeps.worker.cores import auto_threads, available_cores, host_slots, scheduler_records
+from sweeps.worker.environment import uploaded_paths
 from sweeps.worker.gpus import worker_pool
 from sweeps.worker.outbox import Outbox
 from sweeps.worker.outcome import Outcome
@@ -80,6 +81,7 @@ def train_task(payload: dict[str, Any]) -> Outcome:
                 checkpoint_dir=checkpoint_dir,
                 env=payload.get("env") or (),
                 reuse=reuse,
+                python_path=uploaded_paths(worker.local_directory),
             )
     finally:  # every event goes before the outcome, unless the outcome carries them all
         outbox.close(carried=("eval",) if carries_evals(outcome, len(members)) else ())
