@@ -126,9 +126,9 @@ class Heldout(Strict):
     whether tuning beat it: `defaults` (the study's `trainer:` fields, the trainer's defaults for
     every searched one), a YAML file of trainer fields (as `dqn-sweep best` writes), or null."""
 
-    top_k: int = Field(3, ge=1)
+    top_k: int = Field(2, ge=1)
     seeds: int = Field(5, ge=2, description="held-out seeds per config (at least; never fewer than before)")
-    baseline: str | None = "defaults"
+    baseline: str | None = None
 
 
 class StudySpec(Strict):

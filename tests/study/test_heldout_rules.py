@@ -41,10 +41,10 @@ def test_a_study_never_tunes_on_a_held_out_seed():
 
 
 def test_the_heldout_section(tmp_path):
-    assert parse_spec(STUDY).heldout.model_dump() == {"top_k": 3, "seeds": 5, "baseline": "defaults"}
+    assert parse_spec(STUDY).heldout.model_dump() == {"top_k": 2, "seeds": 5, "baseline": None}
     assert parse_spec({**STUDY, "heldout": False}).heldout is None
-    assert parse_spec({**STUDY, "heldout": True}).heldout.top_k == 3
-    assert parse_spec({**STUDY, "heldout": {"top_k": 1, "baseline": None}}).heldout.baseline is None
+    assert parse_spec({**STUDY, "heldout": True}).heldout.top_k == 2
+    assert parse_spec({**STUDY, "heldout": {"top_k": 1, "baseline": "defaults"}}).heldout.baseline == "defaults"
     for bad, message in [({"seeds": 1}, "heldout.seeds = 1: Input should be greater than or equal to 2"),
                          ({"topk": 2}, "heldout.topk: unknown key (did you mean 'top_k'?)"),
                          ("yes", "heldout = 'yes': allowed: false (no held-out phase), true, or a mapping")]:
