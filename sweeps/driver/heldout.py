@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+import pandas as pd
 from distributed import Client, Event, as_completed
 
 from sweeps.driver import dispatch
@@ -102,7 +103,7 @@ def check(spec: StudySpec, study: optuna.Study, settings: Heldout | None) -> Non
         resolve_baseline(spec, settings.baseline, study.user_attrs.get(BASELINE_ATTR))
 
 
-def plan(spec: StudySpec, study: optuna.Study, settings: Heldout, table: Any) -> list[Run]:
+def plan(spec: StudySpec, study: optuna.Study, settings: Heldout, table: pd.DataFrame) -> list[Run]:
     """Record the phase's seeds, trials and baseline on the study; the runs its table lacks,
     longest first (the baseline, then by the trial's training seconds per seed)."""
     attrs = study.user_attrs

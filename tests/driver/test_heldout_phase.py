@@ -9,7 +9,9 @@ import logging
 import pytest
 import yaml
 from distributed import Client, LocalCluster
+from typer.testing import CliRunner
 
+from sweeps.cli import app
 from sweeps.driver.session import open_study, run_heldout, run_sweep
 from sweeps.results import load, trials_frame
 from sweeps.study.heldout import FIGURES_ATTR, SEEDS_ATTR, SESSION_ATTR
@@ -116,6 +118,15 @@ def test_held_out_seeds_stay_apart_across_sessions_and_reruns_and_a_failing_run_
     assert sorted(set(table["seed"])) == [1001, 1002, 1003] and len(set(table["config"])) == 2
     costs = sorted((v for k, v in study.user_attrs.items() if k.startswith(SESSION_ATTR)), key=lambda c: c["runs"])
     assert [(c["runs"], c["failed"]) for c in costs] == [(2, 2), (4, 3)]  # 1 new seed + 3 for the new config
+
+    # bad options: a one-line error, exit 2, before anything starts or is stored
+    runner, sessions = CliRunner(), len(study.user_attrs)
+    for args, message in [(["--seeds", "1"], "--seeds 1: Input should be greater than or equal to 2"),
+                          (["--baseline", "defaults"], ("heldout.baseline = 'defaults': trains another config than "
+                                                       "this study's held-out baseline"))]:
+        refused = runner.invoke(app, ["heldout", str(run_dir), "--entry", FAKE, *args])
+        assert refused.exit_code == 2 and message in refused.output, refused.output
+    assert len(study.user_attrs) == sessions and "--seeds" not in (run_dir / "study.yaml").read_text()
 
     again = len(study.trials)
     with pytest.raises(SpecError, match=r"\[1002\] are held-out seeds of this study"):
