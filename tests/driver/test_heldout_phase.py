@@ -2,9 +2,14 @@
 processes (whose returns depend on seed and config together, so tuning and held-out ranks
 differ): the answer is the top-k config with the best held-out score, held-out seeds never meet
 tuning seeds (across sessions and reruns), a failing held-out run fails alone with its reason,
-and a rerun trains only what is missing."""
+bad options are refused before anything starts, and after a Ctrl-C a rerun trains only what is
+missing, from the checkpoints the interrupted tasks kept."""
 
 import logging
+import os
+import signal
+import threading
+import time
 
 import pytest
 import yaml
@@ -132,3 +137,32 @@ def test_held_out_seeds_stay_apart_across_sessions_and_reruns_and_a_failing_run_
     with pytest.raises(SpecError, match=r"\[1002\] are held-out seeds of this study"):
         sweep(make_spec(seeds=[0, 1002], budget={"n_trials": 4}), run_dir, address)
     assert len(open_study(spec, run_dir, None).trials) == again  # refused before anything ran
+
+
+def test_ctrl_c_keeps_what_finished_and_the_checkpoints_a_rerun_resumes(address, tmp_path):
+    # one tuning trial, then its held-out task: three evaluations of 0.6 s on each of two seeds
+    spec = make_spec(trainer={"total_timesteps": 600, "eval_freq": 200, "train_freq": 600}, seeds=1,
+                     budget={"n_trials": 1}, heldout={"top_k": 1, "seeds": 2, "baseline": None})
+    study, _ = run_sweep(spec.model_copy(update={"heldout": None}), tmp_path, scheduler=address, entry=FAKE,
+                         echo=lambda line: None)
+
+    def interrupt_once_checkpointed():
+        deadline = time.monotonic() + 60
+        while not list(tmp_path.glob("checkpoints/heldout/*/*/state.json")) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    watcher = threading.Thread(target=interrupt_once_checkpointed)
+    watcher.start()
+    said = []
+    with pytest.raises(KeyboardInterrupt):
+        run_heldout(spec, study, tmp_path, scheduler=address, entry=FAKE, echo=said.append)
+    watcher.join()
+    assert any("held-out phase interrupted" in line for line in said)
+    assert load(tmp_path)["heldout"].empty and list(tmp_path.glob("checkpoints/heldout/trial-0/seeds-1000-1001"))
+
+    run_heldout(spec, study, tmp_path, scheduler=address, entry=FAKE, echo=said.append)
+    table = load(tmp_path)["heldout"]
+    assert table.groupby("seed").size().to_dict() == {1000: 3, 1001: 3}
+    assert study.user_attrs[FIGURES_ATTR + "trial 0"]["seeds"] == 2
+    assert not list(tmp_path.glob("checkpoints/heldout"))  # gone once its runs ended
