@@ -25,7 +25,7 @@ def cli(*args: str) -> subprocess.CompletedProcess:
 @pytest.mark.timeout(300)
 def test_a_held_out_run_is_what_train_gives_for_that_config_and_seed(tmp_path):
     study = yaml.safe_load((ROOT / "studies" / "smoke.yaml").read_text())
-    study.update(heldout={"top_k": 1, "seeds": 2, "baseline": None}, budget={"n_trials": 2})
+    study.update(heldout={"top_k": 1, "seeds": 2, "baseline": None}, budget={"n_trials": 1})
     path, run_dir = tmp_path / "study.yaml", tmp_path / "run"
     path.write_text(yaml.safe_dump(study))
     ran = cli("run", str(path), "--output", str(run_dir))
