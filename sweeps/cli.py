@@ -195,19 +195,10 @@ def run(
         typer.echo(f"interrupted; resume with: dqn-sweep run {study_file}", err=True)
         raise typer.Exit(code=130) from None
     typer.echo(f"{spec.study}: {tally.finished} trials finished, {tally.failed} failed this run; tables in {run_dir}")
-    show_answer(run_dir, spec)
+    from sweeps.reporting.status import answer_lines
 
-
-def show_answer(run_dir: Path, spec: Any) -> None:
-    """The answer of a run folder that a session just wrote: the best trial, how it was chosen
-    and its figures (`sweeps.reporting.answer`)."""
-    from sweeps.reporting.status import summary
-    from sweeps.store.reader import load
-
-    tables = load(run_dir, tables=["trials", "heldout"])
-    for line in summary(spec.study, tables["trials"], tables["heldout"], spec):
-        if not line.startswith(("study ", "failed: ")):
-            typer.echo(line)
+    for line in answer_lines(run_dir, spec):
+        typer.echo(line)
 
 
 @app.command()
@@ -233,7 +224,8 @@ def heldout(
 
     from sweeps.driver.cluster import ClusterError
     from sweeps.driver.session import run_heldout
-    from sweeps.store.run_folder import save_run_info
+    from sweeps.reporting.status import answer_lines
+    from sweeps.store.run_folder import save_run_info, storage_of_run
     from sweeps.study.heldout import DEFAULTS
     from sweeps.study.spec import Heldout, SpecError
     from sweeps.worker.supervise import ENTRY
@@ -249,21 +241,14 @@ def heldout(
     spec = spec.model_copy(update={"heldout": settings, **({"parallel": parallel} if parallel else {})})
     try:
         run_heldout(spec, optuna_study, run_dir, scheduler=scheduler, echo=typer.echo, entry=entry or ENTRY,
-                    before=lambda: save_run_info(spec, run_dir, read_storage(run_dir, storage)))
+                    before=lambda: save_run_info(spec, run_dir, storage_of_run(run_dir, storage)))
     except (ClusterError, SpecError) as error:
         raise fail(str(error)) from None
     except KeyboardInterrupt:
         typer.echo(f"interrupted; finish with: dqn-sweep heldout {run_dir}", err=True)
         raise typer.Exit(code=130) from None
-    show_answer(run_dir, spec)
-
-
-def read_storage(run_dir: Path, storage: str | None) -> str | None:
-    """The storage URL a run folder's commands use (as `run` recorded it, unless given)."""
-    from sweeps.store.run_folder import read_run_info
-    from sweeps.store.storage import storage_for_reading
-
-    return storage_for_reading(storage, read_run_info(run_dir)[1])
+    for line in answer_lines(run_dir, spec):
+        typer.echo(line)
 
 
 def open_run(run_dir: Path, storage: str | None, study: str | None):
@@ -280,7 +265,7 @@ def open_run(run_dir: Path, storage: str | None, study: str | None):
 @app.command()
 def status(run_dir: RunDir, storage: StorageOption = None, study: StudyOption = None) -> None:
     """Trials by state, the best so far, and why trials failed (grouped by reason)."""
-    from sweeps.reporting.status import fresh_table, summary
+    from sweeps.reporting.status import fresh_table, heldout_of, summary
     from sweeps.store.storage import StorageError
 
     try:
@@ -296,18 +281,6 @@ def status(run_dir: RunDir, storage: StorageOption = None, study: StudyOption = 
         typer.echo(line)
 
 
-def heldout_of(run_dir: Path) -> tuple[Any, Any]:
-    """(held-out table, the study as run) of a run folder, for its answer; (None, None) when
-    not a run folder."""
-    from sweeps.store.reader import load
-    from sweeps.store.run_folder import load_spec_copy
-
-    try:
-        return load(run_dir, tables=["heldout"])["heldout"], load_spec_copy(run_dir)
-    except (OSError, ValueError):
-        return None, None
-
-
 @app.command()
 def best(
     run_dir: RunDir,
@@ -318,6 +291,7 @@ def best(
     """The answer's full trainer config as YAML, ready for `dqn-sweep train --config FILE`, with how
     it was chosen and its held-out figures."""
     from sweeps.reporting.best import best_config, best_config_yaml
+    from sweeps.reporting.status import heldout_of
     from sweeps.store.reader import trials_frame
 
     optuna_study, spec = open_run(run_dir, storage, study)

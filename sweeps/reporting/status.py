@@ -18,7 +18,7 @@ from sweeps.reporting import answer
 from sweeps.reporting.best import missing, plain
 from sweeps.reporting.failures import failure_groups, listed
 from sweeps.store.reader import load
-from sweeps.store.run_folder import read_run_info
+from sweeps.store.run_folder import load_spec_copy, read_run_info
 from sweeps.store.storage import journal_path
 from sweeps.study.spec import StudySpec
 
@@ -58,3 +58,21 @@ def summary(study_name: str, trials: pd.DataFrame, heldout: pd.DataFrame | None 
             yield f"failed: trial {group.numbers[0]}: {group.reason}"
         else:
             yield f"failed: {len(group.numbers)} trials ({listed(group.numbers, FAILED_LISTED)}): {group.reason}"
+
+
+def heldout_of(run_dir: Path) -> tuple[pd.DataFrame | None, StudySpec | None]:
+    """(held-out table, the study as run) of a run folder, for its answer; (None, None) when
+    it has none."""
+    try:
+        return load(run_dir, tables=["heldout"])["heldout"], load_spec_copy(run_dir)
+    except (OSError, ValueError):
+        return None, None
+
+
+def answer_lines(run_dir: Path, spec: StudySpec) -> Iterator[str]:
+    """The answer of a run folder a session just wrote (its trials table is exact): the `best:`
+    line and how it was chosen, with its figures."""
+    tables = load(run_dir, tables=["trials", "heldout"])
+    for line in summary(spec.study, tables["trials"], tables["heldout"], spec):
+        if not line.startswith(("study ", "failed: ")):
+            yield line
