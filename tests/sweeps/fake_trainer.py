@@ -19,8 +19,9 @@ Where it behaves like the real trainer:
 Predictable: mean return = (1000 * learning_rate + luck) * step / total_timesteps + seed (step =
 the label), where `luck(seed, max_grad_norm)` in [-50, 50) is a config's luck on a seed, as a
 real trainer's returns depend on seed and config together (so a config's rank on its tuning
-seeds need not be its rank on held-out seeds); 0 at the default max_grad_norm (10). Hooks: `gamma == 0.5` diverges (alone) at its first evaluation; `exploration_fraction
-== 0.5` raises a plain error; `exploration_fraction == 0.25` crashes the process (exit 3).
+seeds need not be its rank on held-out seeds); 0 at the default max_grad_norm (10).
+Hooks: `gamma == 0.5` diverges (alone) at its first evaluation; `exploration_fraction == 0.5`
+raises a plain error; `exploration_fraction == 0.25` crashes the process (exit 3).
 Real time: member 0 takes `train_freq` ms per `eval_freq` env steps.
 """
 
