@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/scale.py --trials 1000 --parallel 16
     .venv/bin/python benchmarks/scale.py --trials 10000 --parallel 64 --trial-seconds 1
     .venv/bin/python benchmarks/scale.py --trials 200 --parallel 16 --keep runs/scale-200
+    PYTHONPATH=$PWD .venv/bin/python benchmarks/scale.py --trials 1000 --storage postgresql --drivers 2
 
 Starts `dask scheduler` and `dask worker --nworkers W --nthreads P/W` (W = P by default) as
 separate processes, then runs `sweeps.driver.loop.Driver` in this process on a study of N trials of
@@ -17,11 +18,18 @@ Prints, for this process (the driver, its Dask client and Optuna):
 - driver CPU per trial (all threads of this process), over the whole sweep and per tenth of it
   (flat means nothing per completion grows with the finished trials), and by thread (the
   driver's loop in MainThread, Dask's client in its IO loop thread, the results writer);
-- Optuna: ask and tell p50/p99, and storage wall seconds per trial (the run folder's journal);
+- Optuna: ask and tell p50/p99, and storage wall seconds per trial;
 - completion-to-refill latency p50/p99: from the moment the client learns a task finished to
   the submit of the task that takes its slot (the first P submits and the end of the sweep,
   where nothing refills, are not counted);
 - driver RSS when the sweep ends and its peak (before this script loads the results).
+
+`--storage` picks the study's storage: the run folder's journal (default), `postgresql` or
+`redis` (a throwaway server on this machine, started here as the tests start theirs:
+`tests/servers.py`, so run from the repository root with PYTHONPATH=$PWD), or a URL.
+`--drivers D` grows the study from D drivers at once (threads of this process sharing one
+client, P/D in flight each, their own run folders but on the journal, where they share one):
+the CPU figures are then the D drivers' together, per trial of the study.
 
 The sampler defaults to random: TPE's ask grows with the finished trials whatever
 `n_ei_candidates` (docs/performance.md), which `--sampler tpe` shows.
@@ -42,6 +50,7 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -149,15 +158,33 @@ class Stopwatch:
         return timed
 
 
-def instrument(study: Any, watch: Stopwatch) -> None:
+def instrument(studies: list[Any], watch: Stopwatch) -> None:
     """Time `study.ask`, the tell (`sweeps.store.optuna_private.tell` calls `Study.tell`'s body) and every
     storage call (instance attributes shadow methods)."""
-    study.ask = watch.wrap("ask", study.ask)
     optuna_private.tell_body = watch.wrap("tell", optuna_private.tell_body)
-    storage = optuna_private.storage_of(study)
-    for name in dir(type(storage)):
-        if not name.startswith("_") and callable(getattr(storage, name)):
-            setattr(storage, name, watch.wrap(f"storage.{name}", getattr(storage, name)))
+    for study in studies:
+        study.ask = watch.wrap("ask", study.ask)
+        storage = optuna_private.storage_of(study)
+        for name in dir(type(storage)):
+            if not name.startswith("_") and callable(getattr(storage, name)):
+                setattr(storage, name, watch.wrap(f"storage.{name}", getattr(storage, name)))
+
+
+@contextmanager
+def storage_url(name: str) -> Iterator[str | None]:
+    """The study's storage URL: None for the run folder's journal, a throwaway local server's for
+    `postgresql` and `redis`, else `name` itself."""
+    if name not in ("postgresql", "redis"):
+        yield None if name == "journal" else name
+        return
+    from tests.servers import Postgres, Redis, postgres_bin, redis_binary
+
+    server = Postgres(postgres_bin()) if name == "postgresql" else Redis(redis_binary())
+    server.start()
+    try:
+        yield server.new_database() if name == "postgresql" else server.url()
+    finally:
+        server.stop()
 
 
 def make_spec(args: argparse.Namespace) -> StudySpec:
@@ -171,9 +198,9 @@ def make_spec(args: argparse.Namespace) -> StudySpec:
                   "gamma": {"type": "float", "low": 0.9, "high": 0.999}},
         "objective": {"metric": "final"},
         "budget": {"n_trials": args.trials, "timeout": None},
-        "parallel": args.parallel,
         "sampler": {"name": args.sampler, "seed": 0},
         "pruner": {"name": args.pruner},
+        "parallel": args.parallel // args.drivers,
     })
 
 
@@ -212,7 +239,8 @@ def report(args: argparse.Namespace, spec: StudySpec, client: TimedClient, watch
     task_wall = float(trials["wall_seconds"].mean())
     process = task_wall - float(trials["train_seconds"].mean())
     with_process = n * task_wall / p
-    print(f"scale: {n} trials of {trial_s:g} s at {p} in flight ({args.workers} worker processes x "
+    print(f"scale: {n} trials of {trial_s:g} s at {p} in flight from {args.drivers} driver(s) on storage "
+          f"{args.storage} ({args.workers} worker processes x "
           f"{p // args.workers} threads), sampler {args.sampler}, pruner {args.pruner}, {args.evals} evals, "
           f"{args.episodes} episodes and 100 progress events per trial; cluster at nice {args.nice}; "
           f"{os.cpu_count()} cores, load average "
@@ -223,7 +251,7 @@ def report(args: argparse.Namespace, spec: StudySpec, client: TimedClient, watch
           f"{100 * (wall / with_process - 1):+.1f}%")
     done_cpu = np.array(client.done_cpu)
     tenths = [f"{1000 * (b[-1] - b[0]) / max(1, len(b) - 1):.1f}" for b in np.array_split(done_cpu, 10) if len(b) > 1]
-    print(f"driver CPU per trial: {1000 * cpu / n:.1f} ms (per tenth of the sweep: {' '.join(tenths)} ms)")
+    print(f"driver CPU per trial (all drivers): {1000 * cpu / n:.1f} ms (per tenth of the sweep: {' '.join(tenths)} ms)")
     busiest = sorted(threads.items(), key=lambda item: -item[1])[:3]
     ended = cpu - sum(threads.values())  # threads gone by the end: the results writer, the outcome readers
     print("  by thread: " + ", ".join(f"{name} {1000 * seconds / n:.1f}" for name, seconds in busiest)
@@ -266,26 +294,36 @@ def main() -> None:
     parser.add_argument("--nice", type=int, default=0,
                         help="run the scheduler, workers and trials at this nice level (10: the driver "
                              "gets a core first, as on a cluster where it has a node of its own)")
+    parser.add_argument("--storage", default="journal",
+                        help="journal (the run folder's), postgresql or redis (a throwaway server started here), or a URL")
+    parser.add_argument("--drivers", type=int, default=1, help="drivers growing the study at once (P must divide by it)")
     parser.add_argument("--keep", type=Path, default=None, help="run folder to keep (default: a temporary one)")
     args = parser.parse_args()
     args.workers = args.workers or args.parallel
-    if args.parallel % args.workers:
-        parser.error("--parallel must be a multiple of --workers")
+    if args.parallel % args.workers or args.parallel % args.drivers:
+        parser.error("--parallel must be a multiple of --workers and of --drivers")
     spec = make_spec(args)
     load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="scale-") as tmp:
         run_dir = args.keep or Path(tmp) / "run"
-        with dask_cluster(Path(tmp), args.workers, args.parallel // args.workers, args.nice) as address, \
+        with storage_url(args.storage) as url, \
+                dask_cluster(Path(tmp), args.workers, args.parallel // args.workers, args.nice) as address, \
                 TimedClient(address, timeout=60) as client:
             client.wait_for_workers(args.workers, timeout=120)
-            save_run_info(spec, run_dir, None)  # a run folder `dqn-sweep status/report` can read
-            study = open_study(spec, run_dir, None)
+            folders = [run_dir if k == 0 or url is None else run_dir / f"driver-{k}" for k in range(args.drivers)]
+            save_run_info(spec, run_dir, url)  # a run folder `dqn-sweep status/report` can read
+            studies = [open_study(spec, folder, url) for folder in folders]
             watch = Stopwatch()
-            instrument(study, watch)
+            instrument(studies, watch)
             monitor = Quiet()
-            driver = Driver(spec, study, client, run_dir, monitor=monitor, entry=ENTRY)
+            drivers = [Driver(spec, study, client, folder, monitor=monitor, entry=ENTRY)
+                       for study, folder in zip(studies, folders)]
             cpu, began, threads = time.process_time(), time.perf_counter(), thread_cpu()
-            driver.drive()
+            if len(drivers) == 1:
+                drivers[0].drive()
+            else:
+                with ThreadPoolExecutor(len(drivers)) as pool:
+                    list(pool.map(Driver.drive, drivers))
             wall, cpu = time.perf_counter() - began, time.process_time() - cpu
             rss = (rss_mb(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)  # before `report` loads results
             threads = {name: seconds - threads.get(name, 0.0) for name, seconds in thread_cpu().items()}

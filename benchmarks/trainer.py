@@ -3,12 +3,27 @@ process pinned to one core.
 
     python benchmarks/trainer.py                 # (a) rl-zoo CartPole, (b) train_freq 4: compiled and
                                                  # Python loops (10-seed solve rate), SBX and SB3
-    python benchmarks/trainer.py --seeds 3       # fewer seeds for the solve rate
+    python benchmarks/trainer.py --seeds 3       # fewer seeds for the solve rates
     python benchmarks/trainer.py --population    # 32 members (64x64, train_freq 4) vs one, compiled loop
+    python benchmarks/trainer.py --quick         # seed 0: compiled loop beside SBX, (b) then (a)
     python benchmarks/trainer.py --micro         # per-call costs: tf.function vs numpy acting, train calls
     python benchmarks/trainer.py --blog          # the blog-style loop (model.predict per step) for contrast
 
-Prints figures; asserts nothing. "Solves" means a greedy evaluation mean >= 475 at some
+It prints, measured in the same run: the compiled loop's gradient step in GFLOP/s beside the
+core's single-thread matmul rate on the MLP's own shape (64x256 @ 256x256; see
+benchmarks/profile_compiled.py), and the gradient arithmetic each compiled run did over its
+training wall. SBX and SB3 run from their own venvs (benchmarks/peers.py runs them):
+
+    python3 -m venv /work/peers/sbx
+    /work/peers/sbx/bin/pip install torch==2.13.0
+    /work/peers/sbx/bin/pip install "sbx-rl>=0.28" "jax[cpu]" "gymnasium[classic-control]"
+    python3 -m venv /work/peers/sb3
+    /work/peers/sb3/bin/pip install torch==2.13.0
+    /work/peers/sb3/bin/pip install "stable-baselines3>=2.9" "gymnasium[classic-control]" ale-py opencv-python-headless
+
+Both wall and CPU time of the pinned process are printed: on a quiet core they agree; on a busy
+machine CPU time leaves out what the core spent on others. Prints figures; asserts nothing.
+"Solves" means a greedy evaluation mean >= 475 at some
 evaluation within the budget; the final evaluation is reported too (DQN swings between evals).
 """
 
@@ -21,6 +36,7 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 RL_ZOO_CARTPOLE = {
     "env_id": "CartPole-v1", "total_timesteps": 50_000, "learning_rate": 2.3e-3, "batch_size": 64,
@@ -62,10 +78,13 @@ def worker(config: dict, core: int) -> None:
                           "best_evals": [max(e["mean_return"] for e in r.evals) for r in results],
                           "solved_members": sum(max(e["mean_return"] for e in r.evals) >= 475 for r in results)}))
         return
+    cpu_started = time.process_time()
     result = train(config)
+    cpu_seconds = time.process_time() - cpu_started
     curve = [e["mean_return"] for e in result.evals]
     print(json.dumps({
         "seed": config.get("seed", 0), "wall_seconds": result.wall_seconds, "import_seconds": imported,
+        "cpu_seconds": cpu_seconds,
         "steps_per_second": result.steps_per_second, "best_eval": max(curve), "final_eval": curve[-1],
         "solved": max(curve) >= 475, "timings": result.timings, "gradient_steps": result.gradient_steps,
         "loop": result.loop,
@@ -74,10 +93,12 @@ def worker(config: dict, core: int) -> None:
 
 def report(name: str, runs: list[dict]) -> None:
     walls = sorted(r["wall_seconds"] for r in runs)
+    cpus = sorted(r["cpu_seconds"] for r in runs)
     speeds = sorted(r["steps_per_second"] for r in runs)
     solved = sum(r["solved"] for r in runs)
     print(f"\n{name}")
-    print(f"  wall for 50k steps (train() call): median {walls[len(walls) // 2]:.1f} s  [min {walls[0]:.1f}, max {walls[-1]:.1f}]")
+    print(f"  wall for 50k steps (train() call): median {walls[len(walls) // 2]:.1f} s  [min {walls[0]:.1f}, max {walls[-1]:.1f}]; "
+          f"CPU time median {cpus[len(cpus) // 2]:.1f} s")
     print(f"  env steps/s: median {speeds[len(speeds) // 2]:,.0f}")
     t = runs[0]["timings"]
     print(f"  split (seed {runs[0]['seed']}): train {t['train_seconds']:.1f} s, collect {t['collect_seconds']:.1f} s, "
@@ -164,11 +185,12 @@ def blog_style(steps: int = 200) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seeds", type=int, default=10, help="seeds for the (a) solve rate")
+    parser.add_argument("--seeds", type=int, default=10, help="seeds for the (a) and (b) solve rates")
     parser.add_argument("--jobs", type=int, default=2, help="runs at once, each pinned to its own core")
     parser.add_argument("--micro", action="store_true")
     parser.add_argument("--blog", action="store_true")
     parser.add_argument("--population", action="store_true")
+    parser.add_argument("--quick", action="store_true", help="seed 0 of the compiled loop beside SBX, (b) and (a)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--core", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -180,13 +202,43 @@ def main() -> None:
         return blog_style()
     if args.population:
         return population()
-    print(f"{os.cpu_count()} cores; every run is a fresh process on one core with 1+1 TF threads")
+    if args.quick:
+        return quick()
+    print(f"{os.cpu_count()} cores; every run is a fresh process on one core with 1+1 TF threads; "
+          f"load average {Path('/proc/loadavg').read_text().split()[0]} at the start")
+    gradient_step_rate(RL_ZOO_CARTPOLE)
     for name, config in (("(a) rl-zoo tuned CartPole-v1 DQN (train_freq 256, gradient_steps 128)", RL_ZOO_CARTPOLE),
                          ("(b) same, train_freq 4 / gradient_steps 1", TRAIN_FREQ_4)):
-        seeds = range(args.seeds) if config is RL_ZOO_CARTPOLE else range(min(args.jobs, 2))
+        seeds = range(args.seeds)
         for loop in ("compiled", "python"):
-            report(f"{name}, {loop} loop", parallel_runs([{**config, "seed": s, "loop": loop} for s in seeds], args.jobs))
+            runs = parallel_runs([{**config, "seed": s, "loop": loop} for s in seeds], args.jobs)
+            report(f"{name}, {loop} loop", runs)
+            if loop == "compiled":
+                print(arithmetic_share(runs))
         peers_side_by_side(config)
+
+
+def gradient_step_rate(config: dict) -> None:
+    """The compiled loop's gradient step (256x256 MLP, batch 64) beside the core's matmul rate on
+    the MLP's own shape, both measured now in one fresh process on core 0."""
+    completed = subprocess.run([sys.executable, str(Path(__file__).with_name("profile_compiled.py")), "--core", "0",
+                                "--rate-of", json.dumps(config)], capture_output=True, text=True,
+                               env={**os.environ, **ONE_CORE_ENV}, check=False)
+    lines = [line for line in completed.stdout.splitlines() if line.startswith("RESULT ")]
+    if completed.returncode != 0 or not lines:
+        raise RuntimeError(completed.stderr[-2000:])
+    rate = json.loads(lines[-1].removeprefix("RESULT "))
+    print(f"gradient step (compiled loop, alone in an XLA loop): {rate['ms']:.3f} ms for {rate['mflop']:.1f} MFLOP = "
+          f"{rate['gflops']:.1f} GFLOP/s = {rate['gflops'] / rate['core_gflops']:.0%} of the core's "
+          f"{rate['core_gflops']:.1f} GFLOP/s (one thread, XLA, 64x256 @ 256x256)")
+
+
+def arithmetic_share(runs: list[dict], mflop: float = 34.2) -> str:
+    """Gradient arithmetic a run did, over its training wall: what the loop adds to the matmuls."""
+    r = runs[0]
+    gflop = r["gradient_steps"] * mflop / 1e3
+    return (f"  gradient arithmetic (seed {r['seed']}): {gflop:.0f} GFLOP = {gflop / r['timings']['train_seconds']:.1f} "
+            f"GFLOP/s over the training wall ({r['timings']['train_seconds']:.1f} s)")
 
 
 def peers_side_by_side(config: dict) -> None:
@@ -198,8 +250,24 @@ def peers_side_by_side(config: dict) -> None:
             print(f"  {peer}: not installed (see benchmarks/peers.py for its venv)")
             continue
         run = peers.run_peer(peer, {**config, "seed": 0}, core=0)
-        print(f"  {peer} {run['version']}: learn() wall {run['wall_seconds']:.1f} s "
+        print(f"  {peer} {run['version']}: learn() wall {run['wall_seconds']:.1f} s, CPU time {run['cpu_seconds']:.1f} s "
               f"({run['steps_per_second']:,.0f} steps/s), best eval {run['best_eval']:.0f}")
+
+
+def quick() -> None:
+    """Seed 0 only: the compiled loop and SBX, one after the other on core 0, for (b) then (a);
+    CPU times compare even on a busy machine."""
+    import peers
+
+    for name, config in (("(b)", TRAIN_FREQ_4), ("(a)", RL_ZOO_CARTPOLE)):
+        load = Path("/proc/loadavg").read_text().split()[0]
+        ours = run_isolated({**config, "seed": 0, "loop": "compiled"}, 0)
+        sbx = peers.run_peer("sbx", {**config, "seed": 0}, core=0)
+        print(f"{name} load {load}: ours compiled wall {ours['wall_seconds']:.1f} s CPU {ours['cpu_seconds']:.1f} s "
+              f"(build {ours['timings']['build_seconds']:.1f} s, best {ours['best_eval']:.0f}); SBX {sbx['version']} "
+              f"wall {sbx['wall_seconds']:.1f} s CPU {sbx['cpu_seconds']:.1f} s (best {sbx['best_eval']:.0f}); "
+              f"SBX / ours: CPU {sbx['cpu_seconds'] / ours['cpu_seconds']:.2f}x, wall "
+              f"{sbx['wall_seconds'] / ours['wall_seconds']:.2f}x", flush=True)
 
 
 def population(members: int = 32) -> None:

@@ -15,6 +15,7 @@ from dqn_tf.population import Population
 
 class CompiledPopulation(Population):
     loop_name = "compiled"
+    trains_inside_advance = True
 
     def build(self, saved) -> None:
         started = time.perf_counter()

@@ -2,14 +2,16 @@
 updates of every member, one XLA program per chunk (up to the next progress report, evaluation
 or checkpoint); greedy evaluation is a second program.
 
-Why: stepping gymnasium from Python costs ~90 us per env step and each train call ~1 ms of
-dispatch; inside one program both vanish (the PureJaxRL / gymnax idea, in TensorFlow). It needs
-an in-graph env (`dqn_tf.graph_envs`) and one device.
+Why: stepping gymnasium from Python and dispatching each train call cost far more than a small
+network's arithmetic (docs/performance.md); inside one program both vanish (the PureJaxRL / gymnax idea, in TensorFlow). It needs
+an in-graph env (`dqn_tf.graph_envs`, `dqn_tf.minatar_graph`) and one device. Observations are
+kept as the env gives them (MinAtar's uint8 images go to the replay and the CNN as uint8).
 
 Members are stacked on a leading axis ([K, ...] variables, batched matmuls); XLA's batched
 matmul gives member k the bits its solo program computes, so member k of a population is its
-solo run on this path too (tested). Randomness is a counter-based hash of (member seed, purpose,
-step, index): no RNG state to carry or checkpoint, and a member's draws never depend on others.
+solo run on this path too (tested). Randomness is a counter-based hash (`counter_rng`) of (member
+seed, purpose, step, index): no RNG state to carry or checkpoint, and a member's draws never
+depend on others.
 The schedule is the Python loop's (SB3's): uniform actions before `learning_starts`, training
 every `train_freq` vector steps once more than `learning_starts` transitions are in, lazy Polyak
 target updates, same-step autoreset with truncated episodes bootstrapping from their final obs.
@@ -23,6 +25,7 @@ import numpy as np
 import tensorflow as tf
 
 from dqn_tf.config import POPULATION_SHARED_FIELDS, TrainConfig
+from dqn_tf.counter_rng import ACT, EVAL, EVAL_STEP, RESET, SAMPLE, STEP, member_keys, uniform
 from dqn_tf.graph_envs import GraphEnv
 from dqn_tf.host_memory import check_replay_fits
 from dqn_tf.learner import td_loss
@@ -30,42 +33,10 @@ from dqn_tf.networks import Architecture, initial_weights, q_values
 from dqn_tf.observations import ObsSpec
 from dqn_tf.optimizer import adam_rate, adam_update
 
-ACT, RESET, SAMPLE, EVAL = 1, 2, 3, 4  # random streams
 
-
-def _mix(x: tf.Tensor) -> tf.Tensor:
-    """lowbias32, a strong 32-bit integer hash (Wellons)."""
-    x = tf.bitwise.bitwise_xor(x, tf.bitwise.right_shift(x, 16)) * tf.constant(0x7FEB352D, tf.uint32)
-    x = tf.bitwise.bitwise_xor(x, tf.bitwise.right_shift(x, 15)) * tf.constant(0x846CA68B, tf.uint32)
-    return tf.bitwise.bitwise_xor(x, tf.bitwise.right_shift(x, 16))
-
-
-def _u32(value) -> tf.Tensor:
-    return tf.cast(tf.bitwise.bitwise_and(tf.cast(value, tf.int64), 0xFFFFFFFF), tf.uint32)
-
-
-def random_bits(keys: tf.Tensor, stream: int, counters: list, shape: list[int]) -> tf.Tensor:
-    """uint32 [K, *shape]: a hash of member key, stream, counters and the element's index."""
-    h = _mix(keys ^ tf.constant(stream * 0x9E3779B9 & 0xFFFFFFFF, tf.uint32))
-    for counter in counters:
-        counter = tf.cast(counter, tf.int64)
-        h = _mix(h ^ _u32(counter))
-        h = _mix(h ^ _u32(tf.bitwise.right_shift(counter, 32)))
-    size = int(np.prod(shape))
-    index = tf.reshape(tf.cast(tf.range(size), tf.uint32), [1, *shape])
-    h = tf.reshape(h, [-1] + [1] * len(shape))
-    return _mix(_mix(h ^ index) + tf.constant(0x6A09E667, tf.uint32))
-
-
-def uniform(keys, stream, counters, shape, dtype=tf.float32) -> tf.Tensor:
-    bits = random_bits(keys, stream, counters, shape)
-    if dtype == tf.float64:
-        return tf.cast(bits, tf.float64) * 2.0**-32
-    return tf.cast(tf.bitwise.right_shift(bits, 8), tf.float32) * 2.0**-24
-
-
-def member_keys(configs: list[TrainConfig]) -> np.ndarray:
-    return np.array([np.random.SeedSequence([c.seed, 0xD9]).generate_state(1)[0] for c in configs], np.uint32)
+def _per_member(values: tf.Tensor, like: tf.Tensor) -> tf.Tensor:
+    """[K] -> [K, 1, ...] broadcasting against `like` [K, ...]."""
+    return tf.reshape(values, [-1] + [1] * (like.shape.rank - 1))
 
 
 PROGRAMS_KEPT = 2  # compiled programs a process keeps for its next runs (each holds its replay)
@@ -76,7 +47,8 @@ def program_for(configs: list[TrainConfig], env: GraphEnv, device: str) -> Progr
     """A program for these configs, set to their start: one this process already compiled for
     the same shape (a warm trial process pays XLA's compile once per shape), else a new one."""
     shared = configs[0]
-    check_replay_fits(shared.buffer_size, ObsSpec.vector(env.obs_dim), len(configs), shared.n_envs)
+    # obs and next obs stored whole, as a vector replay stores them
+    check_replay_fits(shared.buffer_size, ObsSpec((env.obs_dim,), env.obs_dtype), len(configs), shared.n_envs)
     key = (len(configs), device, *(repr(getattr(shared, name)) for name in POPULATION_SHARED_FIELDS))  # env_kwargs: a dict
     program = _programs.pop(key, None) or Program(configs, env, device)
     _programs[key] = program
@@ -94,21 +66,23 @@ class Program:
         shared = configs[0]
         self.configs, self.env, self.device = configs, env, device
         net_arch = shared.net_arch if isinstance(shared.net_arch, str) else tuple(shared.net_arch)
-        self.arch = Architecture(env.obs_dim, env.n_actions, net_arch, shared.dueling)
+        obs_shape = env.obs_shape if len(env.obs_shape) > 1 else env.obs_dim
+        self.arch = Architecture(obs_shape, env.n_actions, net_arch, shared.dueling, env.obs_dtype)
         k, n, cap = len(configs), shared.n_envs, shared.buffer_size
         self.members, self.n_envs = k, n
         # the longest chunk: progress reports come every total // 100 steps
         self.max_chunk = -(-max(shared.total_timesteps // 100, 1) // n) + 1
-        shapes = [w.shape if w.ndim == 2 else (1, w.shape[0]) for w in initial_weights(self.arch, 0)]
+        shapes = [w.shape if w.ndim >= 2 else (1, w.shape[0]) for w in initial_weights(self.arch, 0)]
         with tf.device(device):
             v = lambda shape, dtype=tf.float32: tf.Variable(tf.zeros([k, *shape], dtype), trainable=False)
             self.keys = v([], tf.uint32)
             self.learning_rate, self.tau, self.max_grad_norm = v([]), v([]), v([])
             self.gamma, self.huber_delta = v([1]), v([1])
             self.exploration = [v([], tf.float64) for _ in range(3)]
-            self.state, self.obs = v([n, env.state_dim], tf.float64), v([n, env.obs_dim])
+            self.state, self.obs = v([n, env.state_dim], env.state_dtype), v([n, *env.obs_shape], env.obs_dtype)
             self.returns, self.lengths = v([n]), v([n], tf.int32)
-            self.replay = {"obs": v([cap, env.obs_dim]), "next_obs": v([cap, env.obs_dim]),
+            self.replay = {"obs": v([cap, *env.obs_shape], env.obs_dtype),
+                           "next_obs": v([cap, *env.obs_shape], env.obs_dtype),
                            "actions": v([cap], tf.int32), "rewards": v([cap]), "dones": v([cap])}
             self.pos, self.size = tf.Variable(0, trainable=False), tf.Variable(0, trainable=False)
             self.steps = tf.Variable(0, dtype=tf.int64, trainable=False)
@@ -159,8 +133,10 @@ class Program:
         """Step every member from `steps` to `until`; per vector step, which envs ended an
         episode and its return and length ([max_chunk, K, n]); the iteration count.
 
-        Segments of collection end at train boundaries, where one `cond` decides on a training
-        phase: a `cond` inside the per-step loop costs ~60 us a step on CPU even when not taken.
+        Segments of collection end at train boundaries, where a training phase runs as while
+        loops whose trip counts are 0 when no training is due. Not `tf.cond`: XLA copies every
+        weight, moment and target that a conditional passes through, and a `cond` inside the
+        per-step loop is dear on CPU (docs/performance.md).
         """
         shared, n = self.configs[0], self.n_envs
         every = shared.train_freq * n
@@ -179,7 +155,7 @@ class Program:
             t, *log = tf.while_loop(lambda t, *_: self.steps < boundary, collect, [t, *log],
                                     maximum_iterations=self.max_chunk)
             steps = self.steps.read_value()
-            tf.cond((steps % every < n) & (steps > shared.learning_starts), self._train_phase, lambda: None)
+            self._train_phase((steps % every < n) & (steps > shared.learning_starts))
             return t, *log
 
         t, *log = tf.while_loop(lambda t, *_: self.steps < until, segment, [tf.constant(0), *log])
@@ -191,14 +167,13 @@ class Program:
         draws = uniform(self.keys, ACT, [steps], [n, 2])
         random_actions = tf.minimum(tf.cast(draws[..., 1] * env.n_actions, tf.int32), env.n_actions - 1)
         explore = tf.logical_or(steps < shared.learning_starts, draws[..., 0] < self._epsilon(steps)[:, None])
-        actions = tf.cond(tf.reduce_all(explore), lambda: random_actions,
-                          lambda: tf.where(explore, random_actions, self._greedy(self.obs)))
-        next_state, rewards, terminated = env.step(self.state, actions)
+        actions = tf.where(explore, random_actions, self._greedy(self.obs))
+        next_state, rewards, terminated = env.step(self.state, actions, self._step_draws(STEP, [steps], n))
         lengths = self.lengths + 1
         returns = self.returns + rewards
         done = terminated | (lengths >= env.max_episode_steps)
         final_obs = env.observe(next_state)
-        fresh = env.initial_state(uniform(self.keys, RESET, [steps], [n, env.reset_draws], tf.float64))
+        fresh = env.restart(next_state, uniform(self.keys, RESET, [steps], [n, env.reset_draws], tf.float64))
         self.state.assign(tf.where(done[..., None], fresh, next_state))
         obs = self.obs.read_value()
         self.obs.assign(env.observe(self.state))
@@ -208,6 +183,11 @@ class Program:
         self.steps.assign_add(n)
         return done, returns, lengths
 
+    def _step_draws(self, stream: int, counters: list, n: int) -> tf.Tensor | None:
+        """The env's uniforms for one step of n envs per member, or None if it draws none."""
+        draws = self.env.step_draws
+        return uniform(self.keys, stream, counters, [n, draws]) if draws else None
+
     def _epsilon(self, steps):
         """`schedules.linear_epsilon`, in the graph: one epsilon per member, as float32."""
         fraction, initial, final = self.exploration
@@ -216,7 +196,13 @@ class Program:
         return tf.cast(tf.where(progress >= 1, final, initial + progress * (final - initial)), tf.float32)
 
     def _greedy(self, obs):
-        return tf.argmax(q_values(self.arch, self.online, obs), axis=-1, output_type=tf.int32)
+        """Greedy actions [K, rows] for observations [K, rows, ...]. A single row is doubled:
+        XLA's CPU matrix-vector path is much slower than its matrix-matrix one on two rows."""
+        rows = obs.shape[1]
+        if rows == 1:
+            obs = tf.concat([obs, obs], axis=1)
+        actions = tf.argmax(q_values(self.arch, self.online, obs), axis=-1, output_type=tf.int32)
+        return actions[:, :rows]
 
     def _store(self, obs, actions, rewards, next_obs, dones):
         cap, n = self.configs[0].buffer_size, self.n_envs
@@ -233,27 +219,36 @@ class Program:
         self.pos.assign((self.pos + n) % cap)
         self.size.assign(tf.minimum(self.size + n, cap))
 
-    def _train_phase(self):
+    def _train_phase(self, due):
+        """Where `due`: move the targets (lazy Polyak: every update since the last phase at
+        once), then `gradient_steps` steps; else nothing. Both are while loops with a trip count
+        of 0 or more, so nothing is copied when no training is due (see `_advance_graph`)."""
         shared = self.configs[0]
         steps, interval = self.steps.read_value(), shared.target_update_interval
         updates = tf.cast(steps // interval - self.trained_at // interval, tf.float32)
         blend = tf.where(updates > 0, 1.0 - tf.pow(1.0 - self.tau, updates), 0.0)
-        for target, online in zip(self.target, self.online):
-            w = tf.reshape(blend, [-1, 1, 1])
-            target.assign(w * online + (1.0 - w) * target)
-        self.trained_at.assign(steps)
+
+        def move_targets(i):
+            for target, online in zip(self.target, self.online):
+                w = _per_member(blend, online)
+                target.assign(w * online + (1.0 - w) * target)
+            return (i + 1,)
+
+        tf.while_loop(lambda i: i < tf.cast(due & tf.reduce_any(updates > 0), tf.int32), move_targets,
+                      [tf.constant(0)])
+        self.trained_at.assign(tf.where(due, steps, self.trained_at))
 
         def one_step(g, sums):
             return g + 1, sums + self._gradient_step(steps, g)
 
-        _, sums = tf.while_loop(lambda g, _: g < shared.gradient_steps, one_step,
-                                [tf.constant(0), tf.zeros([2, self.members])])
+        count = tf.where(due, shared.gradient_steps, 0)
+        _, sums = tf.while_loop(lambda g, _: g < count, one_step, [tf.constant(0), tf.zeros([2, self.members])])
         loss, q_mean = sums[0] / shared.gradient_steps, sums[1] / shared.gradient_steps
         finite = tf.math.is_finite(loss) & tf.math.is_finite(q_mean)
-        self.loss.assign(loss)
-        self.q_mean.assign(q_mean)
-        self.gradient_steps.assign_add(tf.where(finite, tf.constant(shared.gradient_steps, tf.int64), 0))
-        self.diverged_at.assign(tf.where(~finite & (self.diverged_at < 0), steps, self.diverged_at))
+        self.loss.assign(tf.where(due, loss, self.loss))
+        self.q_mean.assign(tf.where(due, q_mean, self.q_mean))
+        self.gradient_steps.assign_add(tf.where(due & finite, tf.constant(shared.gradient_steps, tf.int64), 0))
+        self.diverged_at.assign(tf.where(due & ~finite & (self.diverged_at < 0), steps, self.diverged_at))
 
     def _gradient_step(self, steps, g):
         batch_size = self.configs[0].batch_size
@@ -274,11 +269,11 @@ class Program:
 
     def _adam(self, grads):
         """`optimizer.clip_by_norm` + Adam's update, each member with its own norm and rate."""
-        per_member = lambda x: tf.reshape(x, [-1, 1, 1])
-        norm = tf.sqrt(tf.add_n([tf.reduce_sum(tf.square(g), axis=[1, 2]) for g in grads]))
-        scale = per_member(self.max_grad_norm / tf.maximum(norm, self.max_grad_norm))
-        rate = per_member(adam_rate(self.learning_rate, self.adam_steps.assign_add(tf.ones([self.members]))))
-        adam_update([grad * scale for grad in grads], self.online, self.adam_m, self.adam_v, rate)
+        norm = tf.sqrt(tf.add_n([tf.reduce_sum(tf.square(g), axis=list(range(1, g.shape.rank))) for g in grads]))
+        scale = self.max_grad_norm / tf.maximum(norm, self.max_grad_norm)
+        rate = adam_rate(self.learning_rate, self.adam_steps.assign_add(tf.ones([self.members])))
+        for grad, variable, m, v in zip(grads, self.online, self.adam_m, self.adam_v):
+            adam_update([grad * _per_member(scale, grad)], [variable], [m], [v], _per_member(rate, grad))
 
     def _evaluate_graph(self, count):
         """Greedy returns [K, n_eval_episodes]: one episode per env, fresh starts per count."""
@@ -287,7 +282,8 @@ class Program:
         running = tf.ones([self.members, episodes], tf.bool)
 
         def body(t, state, running, returns):
-            state, rewards, terminated = env.step(state, self._greedy(env.observe(state)))
+            draws = self._step_draws(EVAL_STEP, [count, t], episodes)
+            state, rewards, terminated = env.step(state, self._greedy(env.observe(state)), draws)
             returns += tf.where(running, rewards, 0.0)
             return t + 1, state, running & ~terminated & (t + 1 < env.max_episode_steps), returns
 

@@ -20,7 +20,9 @@ from dqn_tf.envs import check_env
 from dqn_tf.errors import ConfigError
 from dqn_tf.net_arch import NET_ARCH_ALLOWED, NET_ARCH_NAMES, resolve_net_arch
 
-COMPILED_ENV_IDS = ("CartPole-v1", "Acrobot-v1", "MountainCar-v0")  # graph_envs has them in TensorFlow
+# graph_envs and minatar_graph have them in TensorFlow
+COMPILED_ENV_IDS = ("CartPole-v1", "Acrobot-v1", "MountainCar-v0", "MinAtar/Breakout-v1", "MinAtar/Freeway-v1",
+                    "MinAtar/Asterix-v1", "MinAtar/SpaceInvaders-v1", "MinAtar/Seaquest-v1")
 DEVICES_PATTERN = re.compile(r"^(auto|cpu|cpu:[1-9][0-9]*|gpu|gpu:[1-9][0-9]*)$")
 DEVICE_NAME_PATTERN = re.compile(r"^/?(job:[^/]+/)?(device:)?(cpu|gpu|CPU|GPU):[0-9]+$")
 DEVICES_ALLOWED = (
@@ -70,9 +72,9 @@ class TrainConfig:
     devices: str | tuple[str, ...] = "auto"
     # mixed_*: compute in bfloat16 / float16, weights and loss in float32 (float16: loss scaling)
     precision: Literal["float32", "mixed_bfloat16", "mixed_float16"] = "float32"
-    # compiled: env, acting, replay and training in one XLA program per chunk (CartPole, Acrobot,
-    # MountainCar on one device); python: gymnasium envs stepped from Python; auto: compiled
-    # wherever it exists and the env is exactly gymnasium's (no env_wrappers, no env_kwargs but
+    # compiled: env, acting, replay and training in one XLA program per chunk (COMPILED_ENV_IDS,
+    # on one device); python: gymnasium envs stepped from Python; auto: compiled wherever it
+    # exists and the env is exactly gymnasium's (no env_wrappers, no env_kwargs but
     # max_episode_steps). The two draw different random numbers, so each is reproducible alone.
     loop: Literal["auto", "compiled", "python"] = "auto"
 

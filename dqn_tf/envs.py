@@ -53,7 +53,7 @@ class SameStepCartPole(CartPoleVectorEnv):
 
 def make_vector_env(env: str | EnvSource | Any, num_envs: int, training: bool = True) -> gym.vector.VectorEnv:
     """A vector env that autoresets in the same step: ale-py's C++ one for Atari (`training`
-    selects training or evaluation preprocessing), CartPole's native one (10-100x faster than
+    selects training or evaluation preprocessing), CartPole's native one (much faster than
     Sync), else a SyncVectorEnv of made, wrapped and checked envs (`env_source`). `env`: an id,
     an `EnvSource` or a config (its `env_*` fields)."""
     source = EnvSource.of(env)

@@ -1,4 +1,5 @@
-"""CartPole-v1, Acrobot-v1 and MountainCar-v0 as pure TensorFlow functions, for the compiled loop.
+"""In-graph envs for the compiled loop: the interface, and CartPole-v1, Acrobot-v1 and
+MountainCar-v0 as pure TensorFlow functions (the MinAtar games are in `minatar_graph`).
 
 The compiled training loop steps its envs inside one XLA program, so an env here is three pure
 functions of a float64 state tensor: no Python-side state, no tf.Variable and no random ops (the
@@ -14,33 +15,51 @@ from __future__ import annotations
 import abc
 import dataclasses
 import math
+from typing import ClassVar
 
 import tensorflow as tf
 
 
 @dataclasses.dataclass(frozen=True)
 class GraphEnv(abc.ABC):
-    """One classic-control env as pure in-graph functions; one subclass per env."""
+    """One env as pure in-graph functions; one subclass per env. Vector envs keep the class
+    defaults below (float64 states, float32 observations, no random draws in a step)."""
 
     env_id: str
-    obs_dim: int
+    obs_dim: int  # elements of one observation
     n_actions: int
     state_dim: int
     max_episode_steps: int  # gymnasium's TimeLimit; the loop truncates with its own step counter
     reset_draws: int  # uniform [0, 1) numbers one reset consumes
 
+    step_draws: ClassVar[int] = 0  # uniform [0, 1) numbers one step consumes
+    state_dtype: ClassVar[tf.DType] = tf.float64
+    obs_dtype: ClassVar[str] = "float32"
+
+    @property
+    def obs_shape(self) -> tuple[int, ...]:
+        return (self.obs_dim,)
+
     @abc.abstractmethod
     def initial_state(self, uniform: tf.Tensor) -> tf.Tensor:
-        """uniform [..., reset_draws] float64 in [0, 1) -> state [..., state_dim] float64, drawn
-        as gymnasium's reset draws it."""
+        """uniform [..., reset_draws] float64 in [0, 1) -> state [..., state_dim], drawn as the
+        reference env's reset draws it."""
+
+    def restart(self, previous: tf.Tensor, uniform: tf.Tensor) -> tf.Tensor:
+        """The state an autoreset starts from after `previous` ended: a fresh start, unless the
+        reference env carries something across episodes (MinAtar: the sticky action)."""
+        del previous
+        return self.initial_state(uniform)
 
     @abc.abstractmethod
     def observe(self, state: tf.Tensor) -> tf.Tensor:
-        """state [..., state_dim] -> the float32 observation gymnasium returns for it."""
+        """state [..., state_dim] -> the observation [..., *obs_shape] the reference env returns."""
 
     @abc.abstractmethod
-    def step(self, state: tf.Tensor, action: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-        """state, action [...] int32 -> (next state float64, reward float32, terminated bool)."""
+    def step(self, state: tf.Tensor, action: tf.Tensor,
+             uniform: tf.Tensor | None = None) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        """state, action [...] int32, uniform [..., step_draws] float32 in [0, 1) (None when
+        step_draws is 0) -> (next state, reward float32, terminated bool)."""
 
 
 def _uniform(u: tf.Tensor, low: float, high: float) -> tf.Tensor:
@@ -73,7 +92,8 @@ class _CartPole(GraphEnv):
     def observe(self, state: tf.Tensor) -> tf.Tensor:
         return tf.cast(state, tf.float32)
 
-    def step(self, state: tf.Tensor, action: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    def step(self, state: tf.Tensor, action: tf.Tensor,
+             uniform: tf.Tensor | None = None) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
         x, x_dot, theta, theta_dot = tf.unstack(state, axis=-1)
         force = tf.where(action == 1, _f64(self.force_mag), _f64(-self.force_mag))
         costheta = tf.cos(theta)
@@ -135,7 +155,8 @@ class _Acrobot(GraphEnv):
         obs = [tf.cos(theta1), tf.sin(theta1), tf.cos(theta2), tf.sin(theta2), dtheta1, dtheta2]
         return tf.cast(tf.stack(obs, axis=-1), tf.float32)
 
-    def step(self, state: tf.Tensor, action: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    def step(self, state: tf.Tensor, action: tf.Tensor,
+             uniform: tf.Tensor | None = None) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
         torque = tf.cast(action - 1, tf.float64)  # AVAIL_TORQUE = [-1.0, 0.0, +1]
         # gymnasium's rk4 over t = [0, dt]; the torque's derivative is 0, so it is kept aside.
         dt = self.dt
@@ -201,7 +222,8 @@ class _MountainCar(GraphEnv):
     def observe(self, state: tf.Tensor) -> tf.Tensor:
         return tf.cast(state, tf.float32)
 
-    def step(self, state: tf.Tensor, action: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    def step(self, state: tf.Tensor, action: tf.Tensor,
+             uniform: tf.Tensor | None = None) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
         position, velocity = tf.unstack(state, axis=-1)
         velocity = velocity + (
             tf.cast(action - 1, tf.float64) * self.force + tf.cos(3 * position) * (-self.gravity)
@@ -231,4 +253,8 @@ _GRAPH_ENVS: dict[str, GraphEnv] = {
 
 def graph_env(env_id: str) -> GraphEnv | None:
     """The in-graph version of env_id, or None (then the gymnasium path is used)."""
+    if env_id.startswith("MinAtar/"):
+        from dqn_tf.minatar_graph import minatar_graph_env
+
+        return minatar_graph_env(env_id)
     return _GRAPH_ENVS.get(env_id)

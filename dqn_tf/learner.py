@@ -15,7 +15,7 @@ ring on CPUs), so every replica holds the one-device gradient; each then clips i
 Adam to its own copy of the variables. Nothing is gathered on one device. XLA compiles the whole
 call on one device; with several, XLA cannot span them, so each replica's forward and backward
 pass is compiled on its own device and the all-reduce and updates run between. CNNs on CPUs skip
-XLA: its CPU convolutions are ~10x slower than TensorFlow's own.
+XLA: its CPU convolutions are slower than TensorFlow's own (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -75,11 +75,11 @@ class Learner:
             tf.TensorSpec([members, None, None], tf.float32),
             tf.TensorSpec([members], tf.float32),
         ]
-        # XLA fuses an MLP's small ops (~10% faster on CPU) and suits GPUs, but its CPU
-        # convolutions are ~10x slower than TensorFlow's own (oneDNN): CNNs on CPUs go without.
+        # XLA fuses an MLP's small ops and suits GPUs, but its CPU convolutions are slower than
+        # TensorFlow's own (oneDNN): CNNs on CPUs go without.
         xla = not self.arch.convs or all("gpu" in device.lower() for device in plan.devices)
         if self.replicas == 1:
-            # Calling the concrete function skips argument matching: ~0.3-0.9 ms less per call.
+            # Calling the concrete function skips argument matching, a cost paid on every call.
             self._train = tf.function(self._train_steps, input_signature=signature, jit_compile=xla
                                       ).get_concrete_function()
         else:  # inputs are per-replica values; XLA cannot span devices, so it compiles each replica's part
@@ -93,7 +93,7 @@ class Learner:
 
         Returns per-member mean loss and mean Q-value over the steps, and whether both are finite.
         """
-        # Converting up front is ~0.4 ms/call cheaper than letting tf.function convert numpy.
+        # Converting up front is cheaper than letting tf.function convert numpy.
         args = [tf.constant(batch[name]) for name in FIELDS] if self.replicas == 1 else self._distribute(batch)
         loss, q_mean = self._train(*args, tf.constant(target_tau, tf.float32)).numpy()
         return {"loss": loss, "q_mean": q_mean, "finite": np.isfinite(loss) & np.isfinite(q_mean)}

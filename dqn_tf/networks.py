@@ -109,7 +109,11 @@ def q_values(arch: Architecture, weights: list[tf.Tensor], obs: tf.Tensor) -> tf
     if arch.obs_scale != 1.0:
         hidden = hidden * tf.constant(arch.obs_scale, dtype)
     for i, (_, _, stride) in enumerate(arch.convs):
-        hidden = tf.nn.relu(tf.nn.conv2d(hidden, weights[2 * i], stride, "VALID") + weights[2 * i + 1])
+        kernel, bias = weights[2 * i], weights[2 * i + 1]
+        if kernel.shape.rank == 5:  # members stacked
+            hidden = tf.nn.relu(stacked_conv(hidden, kernel, bias, stride))
+        else:
+            hidden = tf.nn.relu(tf.nn.conv2d(hidden, kernel, stride, "VALID") + bias)
     rank = len(arch.obs_shape)
     if rank > 1:  # flatten an image (the CNN's last feature map, or pixels into an MLP)
         flat = math.prod(hidden.shape[-rank:])
@@ -123,6 +127,21 @@ def q_values(arch: Architecture, weights: list[tf.Tensor], obs: tf.Tensor) -> tf
         advantage = tf.matmul(hidden, weights[2 * count + 2]) + weights[2 * count + 3]
         head = head + advantage - tf.reduce_mean(advantage, axis=-1, keepdims=True)
     return head if head.dtype == tf.float32 else tf.cast(head, tf.float32)
+
+
+def stacked_conv(images: tf.Tensor, kernels: tf.Tensor, biases: tf.Tensor, stride: int) -> tf.Tensor:
+    """A VALID convolution per member: images [K, B, H, W, C], kernels [K, kh, kw, C, F],
+    biases [K, 1, F] -> [K, B, H', W', F]. As patches times the kernel, one batched matmul: conv2d
+    takes one kernel for the whole batch, and XLA's CPU convolutions are slow; a matmul per
+    member is the same arithmetic (summed in another order than conv2d's, so not its bits)."""
+    members, kh, kw, channels, filters = kernels.shape
+    height, width = images.shape[2], images.shape[3]
+    out_h, out_w = (height - kh) // stride + 1, (width - kw) // stride + 1
+    patches = tf.concat([images[:, :, i:i + (out_h - 1) * stride + 1:stride, j:j + (out_w - 1) * stride + 1:stride]
+                         for i in range(kh) for j in range(kw)], axis=-1)  # [K, B, H', W', kh * kw * C]
+    rows = tf.reshape(patches, [members, -1, kh * kw * channels])
+    out = tf.matmul(rows, tf.reshape(kernels, [members, kh * kw * channels, filters])) + biases
+    return tf.reshape(out, tf.concat([tf.shape(images)[:2], [out_h, out_w, filters]], axis=0))
 
 
 class CompiledGreedy:

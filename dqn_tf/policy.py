@@ -1,8 +1,8 @@
 """Acting: epsilon-greedy over a numpy mirror of each member's online network.
 
 Why numpy and not a `tf.function`: with one or a few envs, acting is one tiny forward pass per
-env step, and calling any `tf.function` costs ~200-400 us here while this mirror costs ~15 us
-for a 4-256-256-2 MLP (measured: benchmarks/trainer.py --micro). Weights change only in train
+env step, and calling any `tf.function` costs an order of magnitude more than this mirror for a
+small MLP (`benchmarks/trainer.py --micro`; docs/performance.md). Weights change only in train
 calls, so the mirror is refreshed after each one. Each member gets its own plain matmuls (not a
 batched one), so its actions are exactly its solo run's.
 """

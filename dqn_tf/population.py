@@ -33,6 +33,9 @@ class Population:
     """Per-member records are indexed by member; a loop's arrays by row, `alive[row]` = member."""
 
     loop_name = ""
+    # The Python loop trains between `advance` calls, so each call ends at a train boundary; a
+    # loop that trains inside `advance` (the compiled one) runs on to the next event instead.
+    trains_inside_advance = False
 
     def __init__(self, configs: list[TrainConfig], on_event: EventCallback | None, folder: Path | None,
                  plan: DevicePlan):
@@ -89,10 +92,11 @@ class Population:
     def loop(self) -> None:
         shared = self.shared
         n_envs, total, eval_freq = shared.n_envs, shared.total_timesteps, shared.eval_freq
-        train_every, progress_every = shared.train_freq * n_envs, max(total // 100, 1)
+        progress_every = max(total // 100, 1)
+        stops = (progress_every,) if self.trains_inside_advance else (shared.train_freq * n_envs, progress_every)
         self.loop_started = time.perf_counter()
         while self.alive:
-            due = min(total, *((self.steps // every + 1) * every for every in (train_every, progress_every)),
+            due = min(total, *((self.steps // every + 1) * every for every in stops),
                       (self.steps // eval_freq + 1) * eval_freq if eval_freq else total)
             self.advance(due)
             before = self.steps - n_envs  # only the last step can have crossed a boundary

@@ -162,6 +162,7 @@ def run(
     from sweeps.driver.cluster import ClusterError, SecurityError, tls_security
     from sweeps.driver.env_check import UploadError, prepare_uploads
     from sweeps.driver.session import run_sweep
+    from sweeps.store.outages import StorageUnreachable
     from sweeps.store.storage import StorageError
     from sweeps.study.loading import load_spec
     from sweeps.study.spec import SpecError
@@ -191,6 +192,11 @@ def run(
             )
     except (StorageError, ClusterError, SecurityError, SpecError) as error:
         raise fail(str(error)) from None
+    except StorageUnreachable as error:
+        typer.echo(f"error: {error}; stopped. The trials in flight stay RUNNING until their leases expire "
+                   f"(storage.grace = {spec.storage.grace} s) and a driver takes them over: once the storage "
+                   f"is back, resume with: dqn-sweep run {study_file}", err=True)
+        raise typer.Exit(code=1) from None
     except KeyboardInterrupt:
         typer.echo(f"interrupted; resume with: dqn-sweep run {study_file}", err=True)
         raise typer.Exit(code=130) from None

@@ -5,3 +5,6 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
 os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
+
+# Real PostgreSQL, Redis and the per-backend `storage_url` fixture (tests/servers.py).
+pytest_plugins = ["tests.servers"]

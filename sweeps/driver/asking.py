@@ -1,9 +1,11 @@
 """Asking Optuna for trials within the budget, each made into a `LiveTrial` ready to submit.
 
 The driver asks what a free slot starts now (a blind sampler's next trial ahead, `sweeps.driver.loop`);
-this unit decides whether the budget allows another trial (finished + in flight < n_trials,
-timeout, max_failed), asks, samples the params, and times the ask (`sweeps.driver.pace`), warning when
-asks slow the sweep.
+this unit decides whether the budget allows another trial (timeout, max_failed, and n_trials
+over the whole study: its finished trials, whichever driver ran them, plus the trials running,
+this session's and other drivers', stay below it), asks, leases the trial to this session
+(`sweeps.store.leases`), samples the params, and times the ask (`sweeps.driver.pace`), warning
+when asks slow the sweep.
 """
 
 from __future__ import annotations
@@ -12,23 +14,29 @@ import contextlib
 import signal
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import optuna
 from distributed import Client, Event
+from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import TrialState
 
 from sweeps.driver import dispatch
+from sweeps.driver.heartbeat import Heartbeat
 from sweeps.driver.pace import Pace
 from sweeps.driver.tally import Tally
 from sweeps.driver.trial import LiveTrial
+from sweeps.store import leases
 from sweeps.store.checkpoints import checkpoint_key
-from sweeps.store.journal import writes_together
+from sweeps.store.journal import state_counts, writes_together
 from sweeps.store.optuna_private import tell, trial_id
 from sweeps.study.components import SAMPLERS, make_sampler, session_seed
 from sweeps.study.space import grid_size, seed_configs, suggest
 from sweeps.study.spec import StudySpec
+
+COUNT_EVERY_S = 1.0
 
 
 def budget_trials(spec: StudySpec) -> int | None:
@@ -39,12 +47,16 @@ def budget_trials(spec: StudySpec) -> int | None:
 
 
 class Asker:
-    """Asks for one sweep session. `asked` holds its trials not yet told (re-queued on Ctrl-C)."""
+    """Asks for one sweep session. `asked` holds its trials not yet told (re-queued on Ctrl-C);
+    each is leased to `session` and its lease renewed by `heartbeat`."""
 
     def __init__(self, spec: StudySpec, study: optuna.Study, client: Client, topic: str, tally: Tally,
-                 pace: Pace, say: Callable[[str], None]):
+                 pace: Pace, say: Callable[[str], None], session: str, heartbeat: Heartbeat):
         self.spec, self.study, self.client, self.topic = spec, study, client, topic
         self.tally, self.pace, self.say = tally, pace, say
+        self.session, self.heartbeat = session, heartbeat
+        self.others_running = 0  # other drivers' RUNNING trials, at the last count
+        self.counted = float("-inf")  # when (monotonic)
         self.n_trials = budget_trials(spec)
         self.max_failed = spec.budget.max_failed if spec.budget.max_failed is not None else (self.n_trials or 100)
         self.asked: set[int] = set()
@@ -58,8 +70,24 @@ class Asker:
         self.sampler_seed = session_seed(self.study, self.spec.sampler.seed)
         self.study.sampler = make_sampler(self.spec, self.sampler_seed)
 
+    def count(self) -> None:
+        """Count the study's finished trials (whichever driver ran them) into the tally, and the
+        other drivers' RUNNING trials (all RUNNING trials but this session's)."""
+        self.counted = time.monotonic()
+        counts = state_counts(self.study)
+        self.tally.finished_before = counts[TrialState.COMPLETE] + counts[TrialState.PRUNED] \
+            - self.tally.completed - self.tally.pruned
+        self.others_running = max(0, counts[TrialState.RUNNING] - len(self.asked))
+
+    def waits_for_others(self) -> bool:
+        """With nothing of its own in flight: whether the budget may still need this session,
+        once the other drivers' running trials end or their leases expire."""
+        return not self.stopping and self.n_trials is not None and self.others_running > 0 \
+            and self.tally.finished < self.n_trials
+
     def can_ask(self, active: int) -> bool:
-        """Whether the budget allows another trial with `active` of this session's in flight."""
+        """Whether the budget allows another trial with `active` of this session's in flight
+        (asked, not failed), counting what every driver has finished and has running."""
         if self.stopping:
             return False
         timeout = self.spec.budget.timeout
@@ -67,8 +95,15 @@ class Asker:
             self.stopping = f"timeout of {timeout:g} s reached"
         elif self.tally.failed > self.max_failed:
             self.stopping = f"{self.tally.failed} trials failed (budget.max_failed = {self.max_failed})"
-        elif self.n_trials is not None and self.tally.finished + active >= self.n_trials:
-            return False
+        elif self.n_trials is not None:
+            # The study is counted afresh (a read of every trial on an RDB or Redis) at most every
+            # COUNT_EVERY_S, and before each ask once the budget is within `parallel` trials;
+            # between counts, this session's own trials are counted as they go.
+            left = self.n_trials - self.tally.finished - self.others_running - active
+            if left <= self.spec.parallel or time.monotonic() >= self.counted + COUNT_EVERY_S:
+                self.count()
+            if self.tally.finished + self.others_running + active >= self.n_trials:
+                return False
         if self.stopping:
             self.say(f"no new trials: {self.stopping}")
             return False
@@ -86,7 +121,9 @@ class Asker:
         """Ask Optuna for a trial and prepare its tasks' parts; None when its params cannot be used (the
         trial is FAIL with the reason)."""
         began = time.perf_counter()
-        with sigint_deferred():  # a Ctrl-C must find every trial this session asked in `asked`
+        with sigint_deferred(), warnings.catch_warnings():  # a Ctrl-C must find every trial asked in `asked`
+            # Optuna warns that an RDB's heartbeats are meant for `Study.optimize`: here the driver renews them.
+            warnings.filterwarnings("ignore", message="Heartbeat of storage")
             trial = self.study.ask()
             self.asked.add(trial.number)
         try:
@@ -95,10 +132,16 @@ class Asker:
                 configs = seed_configs(self.spec, params)
                 seeds = [config["seed"] for config in configs]
                 with writes_together(trial.storage):
+                    leases.take(trial.storage, trial_id(trial), self.session)
                     trial.set_user_attr("finished_when_asked", self.tally.finished)
                     trial.set_user_attr("sampler_seed", self.sampler_seed)
                     trial.set_user_attr("seeds", seeds)
-            trial.storage.get_trial(trial_id(trial))  # held params are checked as they are read back: here
+            self.heartbeat.hold(trial_id(trial))
+        except UpdateFinishedTrialError:  # this driver stalled past storage.grace: another took the trial over
+            self.asked.discard(trial.number)
+            self.heartbeat.drop(trial_id(trial))
+            self.say(f"trial {trial.number} was taken over by another driver while this one asked it")
+            return None
         except (ValueError, TypeError) as error:
             trial.set_user_attr("fail_reason", f"suggest: {error}")
             tell(self.study, trial, state=TrialState.FAIL)

@@ -44,7 +44,19 @@ class Done:
     outcome: Outcome
 
 
-Message = Events | Freed | Done
+@dataclasses.dataclass(frozen=True)
+class Tick:
+    """The session's leases were renewed (`sweeps.driver.heartbeat`): time to look at the others'."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Broken:
+    """The heartbeat thread stopped on an error (the storage stayed unreachable): the driver raises it."""
+
+    error: BaseException
+
+
+Message = Events | Freed | Done | Tick | Broken
 
 
 def payload(task: Task, trials: dict[int, LiveTrial], spec: StudySpec, *, topic: str, entry: str,

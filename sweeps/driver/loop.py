@@ -14,6 +14,15 @@ stop). A task whose worker died is submitted again, up to `budget.max_retries` t
 resumes from its checkpoint in the run folder when the workers see it. Ctrl-C and dead
 drivers re-queue trials (`sweeps.driver.recovery`).
 
+Several drivers may grow one study (a shared storage, even a shared run folder): each leases
+the trials it runs and renews the leases from a thread (`sweeps.driver.heartbeat`), which wakes
+the loop after each round (`Tick`): then trials of this session that another driver took over
+(this one stalled past `storage.grace`) stop here, and other drivers' expired trials are taken
+over. The budget counts the whole study's trials; a session with nothing in flight waits while
+other drivers' running trials may still leave the budget short. A storage unreachable for
+longer than `storage.outage` stops the session: its runs stop, keeping their checkpoints, and
+its trials stay RUNNING until their leases expire and a driver takes them over.
+
 Work per event is constant in the number of finished trials: a finished trial's rows go to the
 writer (`sweeps.store.writer`: a log line now, Parquet from its thread), it is told to Optuna, and its
 stop event and checkpoint folders are dealt with once the slot is refilled. Without a pruner,
@@ -33,26 +42,28 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-from distributed import Client, Event
-from optuna.trial import TrialState
+from distributed import Client
+from optuna.exceptions import UpdateFinishedTrialError
 
 from sweeps.driver import dispatch, recovery
 from sweeps.driver.asking import Asker, budget_trials, format_params
+from sweeps.driver.endings import TrialEndings
 from sweeps.driver.forming import TaskForming
+from sweeps.driver.heartbeat import Heartbeat
 from sweeps.driver.pace import Pace
 from sweeps.driver.tally import Monitor, Tally
 from sweeps.driver.trial import LiveTrial, Task
-from sweeps.store.checkpoints import remove_folders_of
 from sweeps.store.journal import writes_together
-from sweeps.store.optuna_private import storage_of
-from sweeps.store.writer import ResultsWriter
+from sweeps.store.optuna_private import storage_of, study_id
+from sweeps.store.outages import StorageUnreachable
+from sweeps.store.writer import ResultsWriter, session_ended
 from sweeps.study.spec import StudySpec
 from sweeps.worker.outcome import Outcome
 from sweeps.worker.supervise import ENTRY
 from sweeps.worker.task import train_task
 
 
-class Driver:
+class Driver(TrialEndings):
     """One sweep session over `study`; `drive()` returns the tally when the budget is spent."""
 
     def __init__(
@@ -70,21 +81,25 @@ class Driver:
         self.monitor = monitor
         self.entry = entry
         self.run_dir = Path(run_dir).resolve()
-        self.writer = ResultsWriter(run_dir, study)
-        self.topic = f"dqn-sweep-{uuid.uuid4().hex[:12]}"
+        self.session = uuid.uuid4().hex[:12]  # whose leases (`sweeps.store.leases`), whose rows log
+        self.writer = ResultsWriter(run_dir, study, session=self.session)
+        self.topic = f"dqn-sweep-{self.session}"
         self.inbox: queue.Queue[dispatch.Message] = queue.Queue()
+        self.storage = storage_of(study)
+        self.heartbeat = Heartbeat(self.storage, study_id(study), self.session, spec.storage.heartbeat,
+                                   self.inbox.put)
         self.trials: dict[int, LiveTrial] = {}  # this session's trials not yet told
         self.futures: dict[Any, Task] = {}
         self.returned: set[Any] = set()  # futures whose task returned, outcome not yet handled
         self.outcome_readers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="outcome-reader")
         self.tally = Tally(budget_trials(spec), spec.budget.timeout)
         self.pace = Pace(spec.sampler.name)
-        self.asker = Asker(spec, study, client, self.topic, self.tally, self.pace, self.say)
+        self.asker = Asker(spec, study, client, self.topic, self.tally, self.pace, self.say, self.session,
+                           self.heartbeat)
         self.forming = TaskForming(spec, study, self.run_dir, self.asker, self.trials)
         self.ended: list[LiveTrial] = []  # told to Optuna; stop event and folders still to go
         self.stops_set: set[int] = set()  # trials whose stop event was set (the scheduler holds it)
         self.prunes = not isinstance(study.pruner, optuna.pruners.NopPruner)
-        self.storage = storage_of(study)
 
     # -- the loop -----------------------------------------------------------------------
     def drive(self) -> Tally:
@@ -94,14 +109,18 @@ class Driver:
             while True:
                 self.fill()
                 self.tidy()
-                if not self.futures:
+                if not self.futures and not self.asker.waits_for_others():
                     break
                 self.ask_ahead()
                 self.wait_and_handle()
         except KeyboardInterrupt:
             self.interrupt()
             raise
+        except StorageUnreachable:  # its trials stay RUNNING, for a driver to take over once their leases expire
+            self.stop_runs()
+            raise
         finally:
+            self.heartbeat.stop()
             self.client.unsubscribe_topic(self.topic)
             self.outcome_readers.shutdown(wait=False)
             self.tidy()
@@ -110,11 +129,17 @@ class Driver:
         return self.tally
 
     def start(self) -> None:
-        """Recover what earlier sessions left (`sweeps.driver.recovery`), seed this session's
-        sampler, count earlier sessions' results."""
-        recovery.recover(self.study, self.run_dir, self.say)
+        """Take over what dead drivers left (`sweeps.driver.recovery`), seed this session's
+        sampler, count earlier sessions' results, start renewing leases."""
+        recovery.recover(self.study, self.run_dir, self.spec.storage.grace, self.dead, self.say)
         self.asker.seed_sampler()
         recovery.count_earlier(self.study, self.tally)
+        self.asker.count()
+        self.heartbeat.start()
+
+    def dead(self, session: str) -> bool:
+        """Whether driver `session` is known dead: it shared this run folder and its lock is free."""
+        return session in self.writer.ended_sessions or session_ended(self.run_dir, session)
 
     def fill(self, freed: int = 0) -> None:
         """Submit tasks until `parallel` are in flight (not counting `freed` finished ones still
@@ -158,10 +183,14 @@ class Driver:
         `budget.max_failed`); a model-based sampler asks once the trials are told.
         """
         messages = dispatch.take_messages(self.inbox, 0.0 if self.prunes else dispatch.EVENTS_LINGER_S)
+        for broken in (m for m in messages if isinstance(m, dispatch.Broken)):
+            raise broken.error
+        if any(isinstance(m, dispatch.Tick) for m in messages):
+            self.on_tick()
         self.returned.update(m.future for m in messages if isinstance(m, dispatch.Freed) and m.future in self.futures)
         done = [(m.future, m.outcome) for m in messages if isinstance(m, dispatch.Done) and m.future in self.futures]
         # A lost task's slot is its rerun's. (A returned task whose worker dies before its outcome
-        # is read is trial again by the scheduler: one task more than `parallel`, for a while.)
+        # is read is run again by the scheduler: one task more than `parallel`, for a while.)
         self.returned.update(future for future, outcome in done if outcome["status"] != "lost")
         if self.returned and self.asker.blind_sampler and self.tally.failed + len(self.returned) <= self.asker.max_failed:
             self.fill(len(self.returned))
@@ -186,8 +215,17 @@ class Driver:
         if not evals:
             return
         held = contextlib.nullcontext() if self.prunes else writes_together(self.storage)
-        with self.pace.timed("report"), held:
-            pruned = [trial for trial, event in evals if trial.on_eval(event, self.spec.objective, self.prunes)]
+        pruned = []
+        try:
+            with self.pace.timed("report"), held:
+                for trial, event in evals:
+                    try:
+                        if trial.on_eval(event, self.spec.objective, self.prunes):
+                            pruned.append(trial)
+                    except UpdateFinishedTrialError:  # another driver took it over
+                        self.lose(trial)
+        except UpdateFinishedTrialError:  # refused as the block was read back: whose, the storage says
+            self.find_lost()
         for trial in pruned:
             self.stop_trial(trial)
             self.say(f"trial {trial.number} pruned at step {max(trial.reported)}")
@@ -229,67 +267,6 @@ class Driver:
         attempt = max(trial.retries[unit] for trial, unit in going)
         self.say(f"{dispatch.task_label(task)}: {dispatch.first_line(reason)}; retry {attempt} of {max_retries}")
         return True
-
-    def finish(self, trial: LiveTrial) -> None:
-        """Hand the trial's rows to the writer (its log has them at once: a kill from here on
-        loses none), then tell Optuna how the trial ended; its stop event and checkpoint folders
-        go in `tidy`."""
-        self.writer.add_trial(trial.number, trial.rows())
-        stopped = trial.pruned
-        with self.pace.timed("tell"):
-            state, value = trial.conclude(self.study, self.spec.objective)
-        self.tally.count(state, value, trial.number, time.monotonic() - trial.started)
-        if state == TrialState.FAIL:
-            self.say(f"trial {trial.number} FAILED: {dispatch.first_line(trial.fail_reason or '')}")
-        elif state == TrialState.COMPLETE:
-            late = " (its members trained to the end before the stop reached them)" if stopped else ""
-            self.say(f"trial {trial.number} finished: {value:.2f}{late}")
-        self.asker.asked.discard(trial.number)
-        del self.trials[trial.number]
-        self.ended.append(trial)
-        self.writer.changed()
-        self.show()
-
-    def tidy(self) -> None:
-        """Between events: the ended trials' stop events and checkpoint folders; raise what
-        stopped the writer, if anything did."""
-        for trial in self.ended:
-            self.release(trial)
-        self.ended.clear()
-        self.writer.check()
-
-    def release(self, trial: LiveTrial) -> None:
-        """Free what the ended trial held outside this process: its stop event on the scheduler,
-        if it was set (`clear` deletes an event nobody waits on; one never set is not there) and
-        its checkpoint folders (nothing resumes them: it was not re-queued)."""
-        if trial.number in self.stops_set:
-            self.stops_set.discard(trial.number)
-            with contextlib.suppress(OSError, TimeoutError):  # best effort: the event is tiny
-                trial.stop.clear()
-        remove_folders_of(self.run_dir, [trial.checkpoint_key])
-
-    # -- lifecycle --------------------------------------------------------------------------
-    def interrupt(self) -> None:
-        """Ctrl-C: tell the trials whose tasks have finished, stop the tasks, mark every trial
-        this session asked that is still RUNNING FAIL ("interrupted") and re-queue it (also one
-        re-queued before: interrupts are not the trial's fault). Stop events stay set: they are
-        how the workers' children learn to stop."""
-        for future in [future for future in self.futures if future.status == "finished"]:
-            with contextlib.suppress(Exception):  # best effort: what is not told is re-queued
-                self.on_done(self.futures.pop(future), dispatch.task_outcome(future))
-        # First: a worker that outlives this driver (an external cluster) keeps the checkpoints
-        # of the tasks it stops, for the re-queued trials to resume.
-        with contextlib.suppress(OSError, TimeoutError):
-            Event(dispatch.interrupt_event_name(self.topic), client=self.client).set()
-        for future in list(self.futures):
-            future.cancel()
-        for trial in self.trials.values():
-            trial.stop.set()
-        self.trials.clear()
-        for trial in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            if trial.number in self.asker.asked:
-                recovery.requeue(self.study, trial, recovery.INTERRUPTED)
-        self.say("interrupted: running trials marked FAIL and re-queued; run the same command to resume")
 
     def show(self) -> None:
         self.tally.running = len(self.trials)

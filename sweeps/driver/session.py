@@ -36,7 +36,7 @@ def open_study(spec: StudySpec, run_dir: Path, storage_url: str | None) -> optun
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     return optuna.create_study(
         study_name=spec.study,
-        storage=open_storage(storage_url, run_dir),
+        storage=open_storage(storage_url, run_dir, spec.storage),
         sampler=make_sampler(spec),
         pruner=make_pruner(spec),
         direction="maximize",

@@ -54,6 +54,7 @@ class LiveTrial:
     packed_with: set[int] = dataclasses.field(default_factory=set)
     pruned: bool = False
     fail_reason: str | None = None
+    taken_over: bool = False  # another driver took it over (this session's lease expired)
 
     @property
     def number(self) -> int:
@@ -61,8 +62,8 @@ class LiveTrial:
 
     @property
     def live(self) -> bool:
-        """Still training towards a value (neither pruned nor failed)."""
-        return not self.pruned and self.fail_reason is None
+        """Still training towards a value here (neither pruned, failed nor taken over)."""
+        return not self.pruned and self.fail_reason is None and not self.taken_over
 
     @property
     def settled(self) -> bool:

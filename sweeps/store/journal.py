@@ -29,9 +29,12 @@ import json
 import os
 import threading
 import time
+from collections import Counter
 from collections.abc import Container, Iterator
 from typing import Any
 
+import optuna
+from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import BaseStorage, JournalStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import FrozenTrial, TrialState
@@ -42,6 +45,9 @@ from sweeps.store.optuna_private import (
     journal_offset,
     replayed_trials,
     storage_lock,
+    storage_of,
+    study_id,
+    sync_journal,
 )
 
 SYNC_EVERY_S = 1.0
@@ -49,7 +55,7 @@ SYNC_EVERY_S = 1.0
 
 class RunJournal(JournalFileBackend):
     """`JournalFileBackend` whose writes are fsynced at most every SYNC_EVERY_S seconds, and held
-    for one append inside `one_append`."""
+    for one append while `holder` is the writing thread (`RunStorage.together`)."""
 
     def __init__(self, file_path: str):
         super().__init__(file_path)
@@ -57,27 +63,10 @@ class RunJournal(JournalFileBackend):
         self.held: list[dict[str, Any]] = []
         self.holder: int | None = None  # the thread whose writes are held
 
-    @contextlib.contextmanager
-    def one_append(self) -> Iterator[None]:
-        """This thread's writes inside the block go to the file as one append at its end (other
-        threads' go at once; a block inside another joins it). Until then the storage does not
-        show them, even to this thread. One thread at a time: the driver's."""
-        if self.holder == threading.get_ident():
-            yield
-            return
-        try:
-            self.holder = threading.get_ident()
-            yield
-        finally:
-            self.holder = None
-            held, self.held = self.held, []
-            if held:
-                self.append_logs(held)
-
     def read_logs(self, log_number_from: int) -> Iterator[dict[str, Any]]:
         """As Optuna's, without opening the file when nothing was appended since `log_number_from`:
         Optuna reads back after every write and before every read, and a read between writes
-        mostly finds nothing new. Inside `one_append` the holder reads nothing (its writes are not
+        mostly finds nothing new. Inside `RunStorage.together` the holder reads nothing (its writes are not
         in the file yet; the block's end reads them back with what others appended)."""
         if self.holder == threading.get_ident():
             return iter(())
@@ -107,6 +96,7 @@ class RunStorage(JournalStorage):
         self.journal = RunJournal(file_path)
         super().__init__(self.journal)
         self.settled: dict[int, int] = {}  # study id -> how many of its first trials are finished
+        self.settled_states: dict[int, Counter[TrialState]] = {}  # study id -> the states of those
 
     def get_all_trials(self, study_id: int, deepcopy: bool = True,
                        states: Container[TrialState] | None = None) -> list[FrozenTrial]:
@@ -116,13 +106,74 @@ class RunStorage(JournalStorage):
         if states is None or set(states) != {TrialState.WAITING}:
             return super().get_all_trials(study_id, deepcopy, states)
         with storage_lock(self):
-            ids, trials = replayed_trials(self, study_id)
-            start = self.settled.get(study_id, 0)
-            while start < len(ids) and trials[ids[start]].state.is_finished():
-                start += 1
-            self.settled[study_id] = start
-            waiting = [trials[i] for i in ids[start:] if trials[i].state == TrialState.WAITING]
+            waiting = [t for t in self.unsettled(study_id) if t.state == TrialState.WAITING]
             return copy.deepcopy(waiting) if deepcopy else waiting
+
+    def count_states(self, study_id: int) -> Counter[TrialState]:
+        """How many of the study's trials are in each state, counting only the trials after its
+        first unfinished one (the finished ones before it were counted as they settled)."""
+        with storage_lock(self):
+            unsettled = self.unsettled(study_id)
+            return self.settled_states[study_id] + Counter(t.state for t in unsettled)
+
+    def unsettled(self, study_id: int) -> list[FrozenTrial]:
+        """The study's trials from its first one that is not finished (a finished trial never
+        changes again; Optuna's replay keeps the trials in creation order). Call with the lock."""
+        ids, trials = replayed_trials(self, study_id)
+        start = self.settled.get(study_id, 0)
+        counts = self.settled_states.setdefault(study_id, Counter())
+        while start < len(ids) and trials[ids[start]].state.is_finished():
+            counts[trials[ids[start]].state] += 1
+            start += 1
+        self.settled[study_id] = start
+        return [trials[i] for i in ids[start:]]
+
+    @contextlib.contextmanager
+    def together(self) -> Iterator[None]:
+        """This thread's writes inside the block go to the file as one append at its end (other
+        threads' go at once; a block inside another joins it), and are read back there, in this
+        thread, before any other thread reads: what the storage refuses of them (a param outside
+        the study's space) is raised at the block's end, here. Until then the storage does not
+        show them, even to this thread. One thread at a time: the driver's."""
+        journal = self.journal
+        if journal.holder == threading.get_ident():
+            yield
+            return
+        try:
+            journal.holder = threading.get_ident()
+            yield
+        finally:
+            journal.holder = None
+            held, journal.held = journal.held, []
+            if held:
+                with storage_lock(self):
+                    journal.append_logs(held)
+                    self.read_back(len(held))
+
+    def read_back(self, writes: int) -> None:
+        """Replay what the journal has that this storage has not read, all of it, after this
+        thread appended `writes` logs: the first of them the storage refuses (a trial another
+        driver finished, a param outside the space) is raised once the rest is read (Optuna's
+        replay stops at a refused write; only this thread's writes are refused here). Call with
+        the lock."""
+        refused = None
+        for _ in range(writes + 1):
+            try:
+                sync_journal(self)
+                break
+            except (UpdateFinishedTrialError, ValueError, KeyError) as error:
+                refused = refused or error
+        if refused is not None:
+            raise refused
+
+
+def state_counts(study: optuna.Study) -> Counter[TrialState]:
+    """How many of `study`'s trials are in each state (whichever driver ran them); on the run
+    folder's journal without a pass over the finished trials (`RunStorage.count_states`)."""
+    storage = storage_of(study)
+    if isinstance(storage, RunStorage):
+        return storage.count_states(study_id(study))
+    return Counter(trial.state for trial in study.get_trials(deepcopy=False))
 
 
 def writes_together(storage: BaseStorage) -> contextlib.AbstractContextManager[None]:
@@ -131,4 +182,4 @@ def writes_together(storage: BaseStorage) -> contextlib.AbstractContextManager[N
     back from the storage inside the block: attributes, and reports no pruner judges. Params
     only once the space is known to pass the check the storage makes when it reads a param back
     (`sweeps.driver.asking`)."""
-    return storage.journal.one_append() if isinstance(storage, RunStorage) else contextlib.nullcontext()
+    return storage.together() if isinstance(storage, RunStorage) else contextlib.nullcontext()

@@ -3,10 +3,15 @@ clear message when a new Optuna changes what it relies on (`tests/store/test_opt
 exercises each one). Public API is used wherever Optuna has one; these are what it lacks:
 
 - telling a trial without the deep copy `Study.tell` makes for its caller (`tell`);
-- a study's storage, and a trial's storage id (`storage_of`, `trial_id`);
+- a study's storage and its id there, and a trial's storage id (`storage_of`, `study_id`, `trial_id`);
 - the params `enqueue_trial` fixed for a trial still WAITING (`fixed_params`);
-- the journal file backend's file, lock and read offsets, and the journal storage's replayed
-  trials (`sweeps.store.journal` appends groups of writes and finds WAITING trials quickly).
+- the journal file backend's file, lock and read offsets, and the journal storage's replay
+  (`sweeps.store.journal` appends groups of writes, reads them back in the writing thread and
+  finds WAITING trials quickly);
+- the cache Optuna puts in front of an RDB storage when given one (`cached_rdb`: our RDB storage
+  sits inside another, `sweeps.store.outages`, which Optuna would not cache);
+- the RDB's stale trials by Optuna's heartbeat rule (`stale_trial_ids`: the trials whose last
+  heartbeat, by the database's clock, is older than the grace period; `sweeps.store.leases`).
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import optuna
-from optuna.storages import BaseStorage, JournalStorage
+from optuna.storages import BaseStorage, JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import FrozenTrial, TrialState
 
@@ -70,6 +75,11 @@ def storage_of(study: optuna.Study) -> BaseStorage:
     return _private("Study._storage", lambda: study._storage)
 
 
+def study_id(study: optuna.Study) -> int:
+    """A study's id in its storage, which storage calls take."""
+    return _private("Study._study_id", lambda: study._study_id)
+
+
 def trial_id(trial: FrozenTrial | optuna.Trial) -> int:
     """A trial's id in its storage (not its number), which storage calls take."""
     return _private(f"{type(trial).__name__}._trial_id", lambda: trial._trial_id)
@@ -100,6 +110,32 @@ def journal_offset(backend: JournalFileBackend, log_number: int) -> int | None:
     """Where log `log_number` starts in the file, when the backend has read that far."""
     offsets = _private("JournalFileBackend._log_number_offset", lambda: backend._log_number_offset)
     return offsets.get(log_number)
+
+
+def cached_rdb(storage: RDBStorage) -> BaseStorage:
+    """`storage` behind Optuna's cache of finished trials, as `optuna.create_study` would put it
+    (`optuna.storages.get_storage`, "only for internal usage")."""
+    from optuna.storages import get_storage
+
+    cached = get_storage(storage)
+    if _private("_CachedStorage._backend", lambda: cached._backend) is not storage:
+        raise OptunaInternalsChanged(f"optuna {optuna.__version__}: get_storage(RDBStorage) no longer puts its "
+                                     f"cache in front of it; dqn-sweep supports {SUPPORTED}")
+    return cached
+
+
+def stale_trial_ids(storage: BaseStorage, study: int) -> list[int]:
+    """Ids of the RUNNING trials of study id `study` whose Optuna heartbeat is older than the
+    storage's grace period (an RDB storage opened with `heartbeat_interval`; trials that never
+    recorded one are not among them). `optuna.storages.fail_stale_trials` fails these trials
+    itself; the driver fails and re-queues them its own way (`sweeps.driver.recovery`)."""
+    return _private("BaseHeartbeat._get_stale_trial_ids", lambda: storage._get_stale_trial_ids)(study)
+
+
+def sync_journal(storage: JournalStorage) -> None:
+    """Replay what was appended to the journal since the storage last read it, in this thread
+    (what the storage refuses of this thread's writes is raised here). Call with `storage_lock` held."""
+    _private("JournalStorage._sync_with_backend", lambda: storage._sync_with_backend)()
 
 
 def storage_lock(storage: JournalStorage) -> threading.Lock | threading.RLock:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import warnings
 from pathlib import Path
 
 import optuna
@@ -19,6 +20,9 @@ from optuna.storages.journal import JournalRedisBackend
 
 from sweeps.secrets import ENV_REFERENCE, MASK, STORAGE_ENV, mask_url, scrub, secrets_of
 from sweeps.store.journal import RunStorage
+from sweeps.store.optuna_private import cached_rdb
+from sweeps.store.outages import Outage, PatientJournalStorage, PatientStorage
+from sweeps.study.spec import Storage as StorageTerms
 
 JOURNAL_NAME = "journal.log"
 RDB_SCHEMES = ("sqlite", "postgresql", "mysql")
@@ -64,9 +68,12 @@ def storage_for_reading(given: str | None, recorded: str | None) -> str | None:
     )
 
 
-def open_storage(url: str | None, run_dir: Path) -> BaseStorage:
+def open_storage(url: str | None, run_dir: Path, terms: StorageTerms | None = None) -> BaseStorage:
     """`url` None: the journal file in `run_dir`; else an RDB URL, `redis://...`, or a file path.
 
+    A driver passes its study's `storage` `terms`: an RDB then records Optuna's heartbeats
+    (`sweeps.store.leases`), and a server's storage (RDB, Redis) waits out outages of up to
+    `terms.outage` seconds (`sweeps.store.outages`). Readers pass none: they fail at once.
     `${VAR}` references in `url` are expanded here; errors show the URL with its password masked.
     """
     if url is None:
@@ -77,10 +84,17 @@ def open_storage(url: str | None, run_dir: Path) -> BaseStorage:
     hidden = secrets_of(real) + secrets_of(url)
     scheme = real.split("://", 1)[0].split("+", 1)[0] if "://" in real else ""
     try:
-        if scheme in RDB_SCHEMES:
+        if scheme in RDB_SCHEMES and terms is None:
             return RDBStorage(real)
-        if scheme in ("redis", "rediss"):
+        if scheme in RDB_SCHEMES:
+            with warnings.catch_warnings():  # Optuna marks heartbeat_interval experimental
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                rdb = RDBStorage(real, heartbeat_interval=terms.heartbeat, grace_period=terms.grace)
+            return PatientStorage(cached_rdb(rdb), Outage(shown, terms.outage))
+        if scheme in ("redis", "rediss") and terms is None:
             return JournalStorage(JournalRedisBackend(real))
+        if scheme in ("redis", "rediss"):
+            return PatientJournalStorage(JournalRedisBackend(real), Outage(shown, terms.outage))
         if scheme == "":
             return RunStorage(real)
     except ImportError as error:

@@ -108,7 +108,8 @@ class RowsLog:
     A session killed outright leaves its log; the next session writes it as part files.
 
     `.rows-<session>.lock` is held (flock) while the session lives, so that a session started
-    beside a live one takes only logs whose session is dead."""
+    beside a live one takes only logs whose session is dead, and so that a driver sharing the
+    run folder knows at once that a session died (`session_ended`, `sweeps.store.leases`)."""
 
     def __init__(self, run_dir: Path, session: str):
         self.path = run_dir / f".rows-{session}.jsonl"
@@ -143,6 +144,11 @@ class RowsLog:
             self.file.close()
             self.file = self.path.open("a", encoding="utf-8")
 
+    def release(self) -> None:
+        """This session ends without writing its rows: the log stays for the next session."""
+        self.file.close()
+        self.held.close()
+
     def close(self) -> None:
         """All written: remove the log, then release the session's lock."""
         self.file.close()
@@ -151,9 +157,26 @@ class RowsLog:
         self.held.close()
 
 
-def dead_sessions_rows(run_dir: Path) -> Iterator[list[tuple[int | None, SeedRows]]]:
-    """The rows logs that killed sessions left (their lock is free), each removed once the
-    caller has taken its trials (`RowsLog`). A torn last line is skipped."""
+def session_ended(run_dir: Path, session: str) -> bool:
+    """Whether `session` held a rows log in `run_dir` and is dead now (its lock is free). False
+    when it is alive, or when nothing here tells (its lock file is gone: it ended well, another
+    session took its log, or it ran in another run folder)."""
+    try:
+        held = os.open(Path(run_dir) / f".rows-{session}.lock", os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:  # alive, or no locks on this file system
+        return False
+    finally:
+        os.close(held)
+    return True
+
+
+def dead_sessions_rows(run_dir: Path) -> Iterator[tuple[str, list[tuple[int | None, SeedRows]]]]:
+    """(session, its trials) of the rows logs that killed sessions left (their lock is free),
+    each removed once the caller has taken its trials (`RowsLog`). A torn last line is skipped."""
     for path in sorted(run_dir.glob(".rows-*.jsonl")):
         try:
             held = os.open(path.with_suffix(".lock"), os.O_RDONLY)
@@ -174,7 +197,7 @@ def dead_sessions_rows(run_dir: Path) -> Iterator[list[tuple[int | None, SeedRow
                     number, rows = json.loads(line)
                     number = None if number is None else int(number)  # None: the held-out baseline
                     trials.append((number, {int(seed): tables for seed, tables in rows.items()}))
-            yield trials
+            yield path.stem.removeprefix(".rows-"), trials
             for leftover in (path, path.with_name(f"{path.name}.tmp"), path.with_suffix(".lock")):
                 leftover.unlink(missing_ok=True)
         finally:
@@ -189,17 +212,21 @@ def heldout_rows(config: str, rows: dict[int, list[dict[str, Any]]]) -> SeedRows
 class ResultsWriter:
     """A session's writer of `study`'s results: `add_trial` per finished trial, `changed` when
     the study changed, `check` between events (raises what stopped the writer), `close` at the
-    end. `flush` writes what has come in now (the thread's own step)."""
+    end. `flush` writes what has come in now (the thread's own step). `session`: the driver
+    session's id (default: a new one); `ended_sessions`: the dead sessions whose logs it took."""
 
-    def __init__(self, run_dir: Path, study: optuna.Study, *, flush_every: float = FLUSH_EVERY_S,
-                 merge_every: int = MERGE_EVERY, trials_every: float = TRIALS_EVERY_S):
+    def __init__(self, run_dir: Path, study: optuna.Study, *, session: str | None = None,
+                 flush_every: float = FLUSH_EVERY_S, merge_every: int = MERGE_EVERY,
+                 trials_every: float = TRIALS_EVERY_S):
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.study, self.flush_every, self.merge_every, self.trials_every = study, flush_every, merge_every, trials_every
-        session = uuid.uuid4().hex[:8]
+        session = session or uuid.uuid4().hex[:8]
         self.datasets = [Appender(self.run_dir / name, name, session) for name in DATASETS]
         self.rows = RowsLog(self.run_dir, session)
-        for trials in dead_sessions_rows(self.run_dir):
+        self.ended_sessions: set[str] = set()
+        for ended, trials in dead_sessions_rows(self.run_dir):
+            self.ended_sessions.add(ended)
             for number, rows in trials:
                 self.rows.add(number, rows)
         self.study_changed = True  # a session starts by writing the table as it finds the study
@@ -270,6 +297,10 @@ class ResultsWriter:
         self.stop.set()
         self.wake.set()
         self.thread.join()
-        self.check()
-        self.flush(final=True)
+        try:
+            self.check()
+            self.flush(final=True)
+        except BaseException:
+            self.rows.release()  # its log stays for the next session, which sees this one ended
+            raise
         self.rows.close()

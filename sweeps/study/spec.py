@@ -104,6 +104,28 @@ class Budget(Strict):
         return self
 
 
+class Storage(Strict):
+    """How a driver shares the study's storage with other drivers (the URL itself is
+    `--storage` or `$DQN_SWEEP_STORAGE`, never the study file: it may hold a password).
+
+    A driver renews a lease on each trial it runs every `heartbeat` seconds; another driver
+    takes a RUNNING trial over (FAIL "driver lost", re-queued once) only when its lease has not
+    been renewed for `grace` seconds. A storage server that cannot be reached is retried with
+    backoff for up to `outage` seconds, then the driver stops with an error (docs/storages.md).
+    """
+
+    heartbeat: int = Field(10, ge=1, description="seconds between lease renewals")
+    grace: int = Field(60, ge=2, description="seconds without renewal before a trial is taken over")
+    outage: float = Field(300.0, gt=0, description="seconds to wait for an unreachable storage server")
+
+    @model_validator(mode="after")
+    def _grace_outlasts_heartbeats(self) -> Storage:
+        if self.grace < 2 * self.heartbeat:
+            raise ValueError(f"grace = {self.grace} s must be at least twice heartbeat = {self.heartbeat} s "
+                             "(a lease renewed a little late would be taken over)")
+        return self
+
+
 class Sampler(Strict):
     """An Optuna sampler; `options` go to its constructor (checked against its signature)."""
 
@@ -148,6 +170,7 @@ class StudySpec(Strict):
     sampler: Sampler = Sampler()
     pruner: Pruner = Pruner()
     resources: Resources = Resources()
+    storage: Storage = Storage()
     heldout: Heldout | None = Field(Heldout(), description="false: no held-out phase")
 
     @field_validator("heldout", mode="before")

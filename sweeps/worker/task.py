@@ -5,7 +5,9 @@ trials' seeds (all seeds of a trial, one seed, or several same-shaped trials pac
 through the worker's structured-event channel (`Worker.log_event`, read by
 `Client.subscribe_topic`), in batches (`sweeps.worker.outbox`): each message is a list of
 events. A stop request comes in per trial through a named `distributed.Event` and stops only
-that trial's members. The trial process itself is `sweeps.worker.supervise`'s, usable without
+that trial's members. A task nobody waits for any more (its driver died or cancelled it: the
+scheduler released it) stops all its members and keeps its checkpoint, for the driver that takes
+its trials over (`sweeps.driver.recovery`). The trial process itself is `sweeps.worker.supervise`'s, usable without
 Dask; its environment is an allowlist (`sweeps.worker.environment`) with TensorFlow thread pools
 sized to the cores this worker may use (CPU affinity and cgroup quota, shared among the task
 slots of its host).
@@ -44,8 +46,16 @@ def train_task(payload: dict[str, Any]) -> Outcome:
     members = [(trial, seed) for trial, seeds in payload["parts"] for seed in seeds]
     # Bind the worker's client here, in the task thread: the relay thread could not find it.
     stops = {int(trial): Event(name, client=client) for trial, name in payload["stop_events"].items()}
+    key = worker.get_current_task()
+
+    def abandoned() -> bool:
+        """The scheduler released this task while it runs (Dask's "cancelled"): no driver wants it."""
+        state = worker.state.tasks.get(key)
+        return state is None or state.state == "cancelled"
 
     def stopped_members() -> list[int]:
+        if abandoned():
+            return list(range(len(members)))
         stopped = {trial for trial, event in stops.items() if event.is_set()}
         return [k for k, (trial, _) in enumerate(members) if trial in stopped]
 
@@ -85,7 +95,8 @@ def train_task(payload: dict[str, Any]) -> Outcome:
             )
     finally:  # every event goes before the outcome, unless the outcome carries them all
         outbox.close(carried=("eval",) if carries_evals(outcome, len(members)) else ())
-    interrupted = payload.get("interrupt_event") and Event(payload["interrupt_event"], client=client).is_set()
+    interrupted = abandoned() or (payload.get("interrupt_event")
+                                  and Event(payload["interrupt_event"], client=client).is_set())
     if checkpoint_dir is not None and not interrupted:  # the run ended here: nothing left to resume
         shutil.rmtree(checkpoint_dir, ignore_errors=True)
         with contextlib.suppress(OSError):  # the trial's folder, once its last run is done

@@ -7,9 +7,11 @@ import pytest
 import tensorflow as tf
 
 from dqn_tf import ConfigError, train
-from dqn_tf.compiled_program import ACT, RESET, uniform
-from dqn_tf.config import COMPILED_ENV_IDS, TrainConfig
+from dqn_tf.config import COMPILED_ENV_IDS, TrainConfig, parse_config
+from dqn_tf.counter_rng import ACT, RESET, uniform
 from dqn_tf.graph_envs import graph_env
+from dqn_tf.strategy import plan_devices
+from dqn_tf.training import compiled_loop_applies
 from tests import nan_env
 
 TINY = {
@@ -24,6 +26,12 @@ def test_auto_takes_the_compiled_loop_where_an_in_graph_env_exists():
     assert train({**TINY, "precision": "mixed_bfloat16"}).loop == "python"  # the compiled loop is float32
     assert train({**TINY, "env_id": nan_env.register(), "total_timesteps": 300,
                   "learning_starts": 400}).loop == "python"  # never trains on NaN rewards
+
+
+def test_auto_takes_the_compiled_loop_for_minatar_games_with_an_in_graph_version():
+    plan = plan_devices("cpu")
+    assert compiled_loop_applies(parse_config({"env_id": "MinAtar/Breakout-v1"}), plan)
+    assert not compiled_loop_applies(parse_config({"env_id": "MinAtar/Breakout-v1", "loop": "python"}), plan)
 
 
 def test_compiled_on_an_env_without_an_in_graph_version_is_refused_naming_the_field():

@@ -74,6 +74,18 @@ def test_packed_trials_are_their_solo_runs(loop):
     assert packed[0][4] != packed[2][4]  # same seed, other hyperparameters: other losses
 
 
+def test_member_k_is_its_solo_run_on_minatar_in_the_compiled_loop():
+    """Stacked CNNs (convolutions as batched matmuls) and in-graph Breakout: member k's bits are
+    its solo run's."""
+    base = {**CARTPOLE, "env_id": "MinAtar/Breakout-v1", "total_timesteps": 600, "learning_starts": 200,
+            "eval_freq": 300, "buffer_size": 600}
+    configs = [{**base, "seed": 1}, {**base, "seed": 2, "learning_rate": 1e-3, "gamma": 0.9}]
+    packed = outcomes(configs)
+    for k, config in enumerate(configs):
+        assert_same_run(packed[k], outcomes([config])[0])
+    assert packed[0][0] != packed[1][0] and len(packed[0][0]) > 5  # other episodes, several of them
+
+
 def test_members_with_different_learning_rates_learn_differently():
     # Same seed, so the same initial weights: only the rate differs.
     configs = [TrainConfig(net_arch=(16,), seed=7, learning_rate=lr) for lr in (1e-4, 1e-3, 1e-4)]

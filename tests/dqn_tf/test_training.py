@@ -72,7 +72,8 @@ def crash_after(step: int):
     {**TINY, "seed": 3, "loop": "compiled"},
     {**TINY, "seed": 4, "env_id": "Acrobot-v1", "n_envs": 2, "dueling": True, "double_dqn": True, "tau": 0.5,
      "total_timesteps": 1200, "eval_freq": 400, "n_eval_episodes": 1, "loop": "compiled"},
-], ids=["cartpole", "acrobot", "cartpole-compiled", "acrobot-compiled"])
+    {**TINY, "seed": 5, "env_id": "MinAtar/Breakout-v1", "buffer_size": 400, "loop": "compiled"},
+], ids=["cartpole", "acrobot", "cartpole-compiled", "acrobot-compiled", "minatar-compiled"])
 def test_resume_after_a_crash_continues_exactly(tmp_path, config):
     uninterrupted = train(config)
     with pytest.raises(Crash):

@@ -85,3 +85,57 @@ def test_a_changed_internal_fails_with_a_clear_message():
         optuna_private.journal_file(unopened)
     with pytest.raises(optuna_private.OptunaInternalsChanged, match=r"optuna \d+\.\d+.*Study\._storage"):
         optuna_private.storage_of(object())
+
+
+def test_study_id_is_what_storage_calls_take(tmp_path):
+    storage = RunStorage(str(tmp_path / "journal.log"))
+    optuna.create_study(storage=storage, study_name="first")
+    study = optuna.create_study(storage=storage, study_name="second")
+    assert storage.get_study_name_from_id(optuna_private.study_id(study)) == "second"
+
+
+def test_cached_rdb_is_optunas_cache_in_front_of_the_rdb(tmp_path):
+    rdb = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'c.db'}")
+    cached = optuna_private.cached_rdb(rdb)
+    assert cached is not rdb and cached._backend is rdb
+    study = optuna.create_study(storage=cached, study_name="c")
+    study.ask()
+    assert optuna_private.storage_of(study) is cached  # create_study takes it as it is
+
+
+def test_stale_trial_ids_are_the_running_trials_whose_heartbeat_is_older_than_the_grace_period(tmp_path):
+    import time
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        rdb = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 's.db'}", heartbeat_interval=1, grace_period=1)
+        study = optuna.create_study(storage=optuna_private.cached_rdb(rdb), study_name="s")
+        beating, _silent, done = study.ask(), study.ask(), study.ask()  # the second never beats
+    storage, study_id = optuna_private.storage_of(study), optuna_private.study_id(study)
+    for trial in (beating, done):
+        storage.record_heartbeat(optuna_private.trial_id(trial))
+    optuna_private.tell(study, done, 1.0)
+    assert optuna_private.stale_trial_ids(storage, study_id) == []
+    deadline = time.monotonic() + 30
+    while not (stale := optuna_private.stale_trial_ids(storage, study_id)):
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+    # never a trial that recorded no heartbeat, nor a finished one
+    assert stale == [optuna_private.trial_id(beating)]
+
+
+def test_sync_journal_reads_what_was_appended_and_raises_a_refused_write_of_this_thread(tmp_path):
+    storage = RunStorage(str(tmp_path / "journal.log"))
+    study = optuna.create_study(storage=storage, study_name="sync")
+    trial = study.ask()
+    other = RunStorage(str(tmp_path / "journal.log"))  # another driver finishes the trial
+    other.set_trial_state_values(optuna_private.trial_id(trial), TrialState.FAIL)
+    with optuna_private.storage_lock(storage):
+        optuna_private.sync_journal(storage)
+        assert storage._replay_result._trials[optuna_private.trial_id(trial)].state == TrialState.FAIL
+    late = {"op_code": 7, "worker_id": storage._replay_result.worker_id,  # a user attr, from this thread
+            "trial_id": optuna_private.trial_id(trial), "user_attr": {"late": 1}}
+    with pytest.raises(optuna.exceptions.UpdateFinishedTrialError), optuna_private.storage_lock(storage):
+        storage.journal.append_logs([late])
+        optuna_private.sync_journal(storage)

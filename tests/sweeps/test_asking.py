@@ -6,6 +6,7 @@ import threading
 import pytest
 
 from sweeps.driver.asking import Asker
+from sweeps.driver.heartbeat import Heartbeat
 from sweeps.driver.pace import Pace
 from sweeps.driver.session import open_study
 from sweeps.driver.tally import Tally
@@ -24,7 +25,8 @@ GRID = {"learning_rate": {"type": "float", "low": 0.001, "high": 0.003, "step": 
 def test_params_and_attributes_go_as_one_append_after_the_first_ask(client, tmp_path, sampler, space, together):
     spec = make_spec(space=space, budget={"n_trials": 10}, sampler={"name": sampler, "seed": 0})
     study = open_study(spec, tmp_path, None)
-    asker = Asker(spec, study, client, "topic", Tally(10, None), Pace(sampler), lambda line: None)
+    asker = Asker(spec, study, client, "topic", Tally(10, None), Pace(sampler), lambda line: None, "session",
+                  Heartbeat(study._storage, study._study_id, "session", 10, lambda message: None))
     asker.seed_sampler()
     journal, appends = study._storage.journal, []
     append_logs = journal.append_logs

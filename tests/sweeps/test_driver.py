@@ -112,7 +112,8 @@ def test_rerun_continues_the_study_and_recovers_trials_left_running(client, tmp_
     study, _ = sweep(spec, client, tmp_path)
     assert len(study.trials) == 2
     lost = study.ask({"learning_rate": optuna.distributions.FloatDistribution(1e-3, 1e-1, log=True)})
-    spec = make_spec(budget={"n_trials": 4})
+    # Without a lease of its own, the trial is taken over `grace` seconds after it started.
+    spec = make_spec(budget={"n_trials": 4}, storage={"heartbeat": 1, "grace": 2})
     study, tally = sweep(spec, client, tmp_path)
     states = [t.state for t in study.trials]
     assert states.count(TrialState.COMPLETE) == 4 and TrialState.RUNNING not in states

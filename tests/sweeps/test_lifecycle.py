@@ -118,7 +118,9 @@ def test_checkpoint_folders_go_with_their_trials(client, tmp_path):
     (root / "trial-1+trial-9" / "seed-0").mkdir(parents=True)
 
     study = open_study(spec, tmp_path, None)
-    Driver(make_spec(budget={"n_trials": 3}), study, client, tmp_path, entry=FAKE).drive()
+    # Without a lease of its own, the lost trial is taken over `grace` seconds after it started.
+    again_spec = make_spec(budget={"n_trials": 3}, storage={"heartbeat": 1, "grace": 2})
+    Driver(again_spec, study, client, tmp_path, entry=FAKE).drive()
     (again,) = [t for t in study.trials if t.user_attrs.get("requeued_from") == lost.number]
     assert again.state == TrialState.COMPLETE and again.value == pytest.approx(1000 * lr)
     assert again.user_attrs["resumed_from_step"] == 300  # its folder was kept at start-up ...
