@@ -22,8 +22,8 @@ app = typer.Typer(
 
 @app.callback()
 def cli() -> None:
-    """Train DQN agents (`train`), sweep their hyperparameters (`run`, `status`, `best`, `export`)
-    and look at the results (`report`)."""
+    """Train DQN agents (`train`), sweep their hyperparameters (`run`, `heldout`, `status`, `best`,
+    `export`) and look at the results (`report`)."""
 
 
 def fail(message: str) -> typer.Exit:
@@ -168,7 +168,7 @@ def run(
     from sweeps.study.spec import SpecError
     from sweeps.worker.supervise import ENTRY
 
-    overrides = {}
+    overrides: dict[str, Any] = {}
     if n_trials is not None:
         overrides["budget.n_trials"] = n_trials
     if parallel is not None:
@@ -190,7 +190,7 @@ def run(
                 echo=monitor.log, entry=entry or ENTRY, security=security,
                 allow_version_mismatch=allow_version_mismatch, uploads=uploads,
             )
-    except (StorageError, ClusterError, SecurityError) as error:
+    except (StorageError, ClusterError, SecurityError, SpecError) as error:
         raise fail(str(error)) from None
     except StorageUnreachable as error:
         typer.echo(f"error: {error}; stopped. The trials in flight stay RUNNING until their leases expire "
@@ -200,8 +200,61 @@ def run(
     except KeyboardInterrupt:
         typer.echo(f"interrupted; resume with: dqn-sweep run {study_file}", err=True)
         raise typer.Exit(code=130) from None
-    best = f"best {tally.best_value:.2f} (trial {tally.best_trial})" if tally.best_value is not None else "no complete trial"
-    typer.echo(f"{spec.study}: {tally.finished} trials finished, {tally.failed} failed this run; {best}; tables in {run_dir}")
+    typer.echo(f"{spec.study}: {tally.finished} trials finished, {tally.failed} failed this run; tables in {run_dir}")
+    from sweeps.reporting.status import answer_lines
+
+    for line in answer_lines(run_dir, spec):
+        typer.echo(line)
+
+
+@app.command()
+def heldout(
+    run_dir: RunDir,
+    top_k: Annotated[int | None, typer.Option(help="Configs to retrain: the best K by tuning objective "
+                                              "(default: the study's heldout.top_k).")] = None,
+    seeds: Annotated[int | None, typer.Option(help="Held-out seeds per config, at least (new ones are "
+                                              "appended, none reused; default: the study's heldout.seeds).")] = None,
+    baseline: Annotated[str | None, typer.Option(help="Also train this config on the same seeds: 'defaults' "
+                                                 "or a YAML file of trainer fields (default: the study's).")] = None,
+    scheduler: Annotated[
+        str | None, typer.Option(help="Dask scheduler address (tcp://HOST:8786); default: a local cluster.")
+    ] = None,
+    parallel: Annotated[int | None, typer.Option(min=1, help="Tasks in flight (overrides parallel).")] = None,
+    storage: StorageOption = None,
+    study: StudyOption = None,
+    entry: Annotated[str, typer.Option(hidden=True, help="module:function trainer (tests only).")] = "",
+) -> None:
+    """Retrain the best trials of a finished sweep on held-out seeds (docs/heldout.md), or finish or
+    extend that: a rerun trains only the runs the run folder lacks."""
+    from pydantic import ValidationError
+
+    from sweeps.driver.cluster import ClusterError
+    from sweeps.driver.session import run_heldout
+    from sweeps.reporting.status import answer_lines
+    from sweeps.store.run_folder import save_run_info, storage_of_run
+    from sweeps.study.heldout import DEFAULTS
+    from sweeps.study.spec import Heldout, SpecError
+    from sweeps.worker.supervise import ENTRY
+
+    optuna_study, spec = open_run(run_dir, storage, study)
+    given = {"top_k": top_k, "seeds": seeds,
+             "baseline": baseline if baseline in (None, DEFAULTS) else str(Path(baseline).resolve())}
+    try:
+        settings = Heldout(**{**(spec.heldout or Heldout()).model_dump(), **{k: v for k, v in given.items() if v is not None}})
+    except ValidationError as error:
+        raise fail("; ".join(f"--{str(e['loc'][0]).replace('_', '-')} {e['input']!r}: {e['msg']}"
+                             for e in error.errors())) from None
+    spec = spec.model_copy(update={"heldout": settings, **({"parallel": parallel} if parallel else {})})
+    try:
+        run_heldout(spec, optuna_study, run_dir, scheduler=scheduler, echo=typer.echo, entry=entry or ENTRY,
+                    before=lambda: save_run_info(spec, run_dir, storage_of_run(run_dir, storage)))
+    except (ClusterError, SpecError) as error:
+        raise fail(str(error)) from None
+    except KeyboardInterrupt:
+        typer.echo(f"interrupted; finish with: dqn-sweep heldout {run_dir}", err=True)
+        raise typer.Exit(code=130) from None
+    for line in answer_lines(run_dir, spec):
+        typer.echo(line)
 
 
 def open_run(run_dir: Path, storage: str | None, study: str | None):
@@ -218,7 +271,7 @@ def open_run(run_dir: Path, storage: str | None, study: str | None):
 @app.command()
 def status(run_dir: RunDir, storage: StorageOption = None, study: StudyOption = None) -> None:
     """Trials by state, the best so far, and why trials failed (grouped by reason)."""
-    from sweeps.reporting.status import fresh_table, summary
+    from sweeps.reporting.status import fresh_table, heldout_of, summary
     from sweeps.store.storage import StorageError
 
     try:
@@ -230,7 +283,7 @@ def status(run_dir: RunDir, storage: StorageOption = None, study: StudyOption = 
 
         optuna_study, _ = open_run(run_dir, storage, study)
         found = optuna_study.study_name, trials_frame(optuna_study)
-    for line in summary(*found):
+    for line in summary(*found, *heldout_of(run_dir)):
         typer.echo(line)
 
 
@@ -241,12 +294,14 @@ def best(
     storage: StorageOption = None,
     study: StudyOption = None,
 ) -> None:
-    """The best trial's full trainer config as YAML, ready for `dqn-sweep train --config FILE`."""
+    """The answer's full trainer config as YAML, ready for `dqn-sweep train --config FILE`, with how
+    it was chosen and its held-out figures."""
     from sweeps.reporting.best import best_config, best_config_yaml
+    from sweeps.reporting.status import heldout_of
     from sweeps.store.reader import trials_frame
 
     optuna_study, spec = open_run(run_dir, storage, study)
-    chosen = best_config(trials_frame(optuna_study), spec)
+    chosen = best_config(trials_frame(optuna_study), spec, heldout_of(run_dir)[0])
     if chosen is None:
         raise fail(f"{run_dir}: no COMPLETE trial yet")
     text = best_config_yaml(chosen)

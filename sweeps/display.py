@@ -29,7 +29,7 @@ def status_line(tally: Tally, parallel: int) -> str:
     best = f"{tally.best_value:.2f} (trial {tally.best_trial})" if tally.best_value is not None else "-"
     return (
         f"trials {tally.finished}{budget} done ({tally.completed} complete, {tally.pruned} pruned "
-        f"this run) | running {tally.running} | failed {tally.failed} | best {best} | "
+        f"this run) | running {tally.running} | failed {tally.failed} | tuning best {best} | "
         f"elapsed {format_seconds(tally.elapsed)} | left ~{format_seconds(tally.remaining_seconds(parallel))}"
     )
 

@@ -62,22 +62,31 @@ Message = Events | Freed | Done | Tick | Broken
 def payload(task: Task, trials: dict[int, LiveTrial], spec: StudySpec, *, topic: str, entry: str,
             run_dir: Path) -> dict[str, Any]:
     """The plain-data argument of `sweeps.worker.task.train_task` for one task."""
-    resources = spec.resources
     keys = [trials[number].checkpoint_key for number, _ in task]
+    configs = [trials[number].configs[seed] for number, unit in task for seed in unit]
+    return task_payload(configs, task, spec, topic=topic, entry=entry, run_dir=run_dir,
+                        checkpoint=checkpoint_path(keys, task[0][1]))
+
+
+def task_payload(configs: list[dict[str, Any]], task: Task, spec: StudySpec, *, topic: str, entry: str,
+                 run_dir: Path, checkpoint: str, time_limit: float | None = None) -> dict[str, Any]:
+    """`train_task`'s argument: `configs` (one per member, in the order of the task's parts)
+    trained as one population under the study's resources (`time_limit`: instead of theirs)."""
+    resources = spec.resources
     return {
-        "configs": [trials[number].configs[seed] for number, unit in task for seed in unit],
+        "configs": configs,
         "parts": [[number, list(unit)] for number, unit in task],
         "topic": topic,
         "stop_events": {str(number): stop_event_name(topic, number) for number, _ in task},
         "interrupt_event": interrupt_event_name(topic),
         "gpus": resources.gpus,
         "cpu_threads": resources.cpu_threads,
-        "time_limit": resources.time_limit,
+        "time_limit": resources.time_limit if time_limit is None else time_limit,
         "env": list(resources.env),
         "processes": resources.process_limits(),
         "entry": entry,
         "run_dir": str(run_dir),
-        "checkpoint": checkpoint_path(keys, task[0][1]),
+        "checkpoint": checkpoint,
     }
 
 

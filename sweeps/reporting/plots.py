@@ -17,7 +17,7 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
 from sweeps.reporting.figures import STATE_COLORS, colors, new_figure, note, seconds_since
-from sweeps.study.ranking import complete, ranked
+from sweeps.study.ranking import best_trial, complete, ranked
 
 
 def learning_curves(evals: pd.DataFrame, trials: pd.DataFrame, top: int = 5) -> Figure:
@@ -70,7 +70,8 @@ def learning_curves(evals: pd.DataFrame, trials: pd.DataFrame, top: int = 5) -> 
 
 
 def objective_history(trials: pd.DataFrame) -> Figure:
-    """Objective per trial number with the running best; pruned/failed trials as ticks."""
+    """Objective per trial number with the running best and the answer (a star: the best trial,
+    `sweeps.study.ranking`); pruned/failed trials as ticks."""
     fig = new_figure()
     title = "Objective by trial (running best)"
     if trials.empty:
@@ -84,6 +85,9 @@ def objective_history(trials: pd.DataFrame) -> Figure:
         best = done.set_index("number")["value"].reindex(numbers).cummax()
         ax.step(numbers, best.to_numpy(dtype=float), where="post", color="#264653", lw=2,
                 label="running best")
+        answer = best_trial(trials)  # the held-out phase may choose another than the running best
+        ax.scatter([answer["number"]], [answer["value"]], marker="*", s=220, color="#e76f51", zorder=4,
+                   label=f"the answer (trial {int(answer['number'])})")
     else:
         ax.text(0.5, 0.6, "no COMPLETE trial", ha="center", transform=ax.transAxes, color="#555555")
     transform = ax.get_xaxis_transform()

@@ -1,8 +1,9 @@
 """A self-contained HTML report of a run folder: one file to scp off a headless box.
 
 `write_report(run_dir, path)` draws the figures of `sweeps.reporting.plots` and `param_plots` as
-inline base64 PNGs and the tables as HTML, with the best trial's config as YAML ready for
-`dqn-sweep train --config` (`sweeps.reporting.best`). The
+inline base64 PNGs and the tables as HTML, with the answer's config as YAML ready for
+`dqn-sweep train --config` (`sweeps.reporting.best`) and, after a held-out phase, each retrained
+config's tuning and held-out scores with the held-out figures (`heldout_plots`). The
 page loads nothing from the network (no scripts, no fonts, no stylesheets outside the file).
 
 A 10,000-trial run folder reports in seconds (docs/performance.md): it reads the trials table and
@@ -25,12 +26,14 @@ from typing import Any
 import optuna
 import pandas as pd
 
-from sweeps.reporting import param_plots, plots
+from sweeps.reporting import answer, heldout_plots, param_plots, plots
 from sweeps.reporting.best import best_config, best_config_yaml, missing
 from sweeps.reporting.failures import failure_groups, listed
 from sweeps.reporting.figures import PARAM_PREFIX, png_bytes
 from sweeps.store.reader import load
 from sweeps.store.run_folder import load_run, load_spec_copy
+from sweeps.study import scores
+from sweeps.study.heldout import BASELINE
 from sweeps.study.ranking import complete, ranked
 from sweeps.study.spec import StudySpec
 
@@ -77,7 +80,7 @@ def trials_table(trials: pd.DataFrame, limit: int | None = None) -> pd.DataFrame
     return table.head(limit) if limit else table
 
 
-def figures(tables: dict[str, pd.DataFrame], study: Any = None, top: int = 5) -> list[tuple[str, Callable[[], Any]]]:
+def report_figures(tables: dict[str, pd.DataFrame], study: Any = None, top: int = 5) -> list[tuple[str, Callable[[], Any]]]:
     """(title, draw) for every figure of one study, in report order; figures that draw a mark
     per trial get the best (or the latest) MAX_DRAWN, and say so in their title."""
     trials, evals = tables["trials"], tables["evals"]
@@ -123,13 +126,16 @@ def write_report(run_dir: str | Path, path: str | Path | None = None, *, top: in
     """Write the HTML report of `run_dir` to `path` (default RUN_DIR/report.html); returns it."""
     run_dir = Path(run_dir)
     path = Path(path) if path is not None else run_dir / REPORT_NAME
-    trials = load(run_dir, tables=["trials"])["trials"]
-    tables = {"trials": trials, "evals": curves_of(run_dir, trials, top)}
+    loaded = load(run_dir, tables=["trials", "heldout"])
+    trials, heldout = loaded["trials"], loaded["heldout"]
     small = len(complete(trials)) <= IMPORTANCE_STUDY_MAX
     study, spec = open_study(run_dir) if small else (None, None)
     spec = spec or spec_of(run_dir)
+    figures = scores.figures(heldout, spec.objective) if spec is not None else pd.DataFrame(columns=scores.FIGURES)
+    trials = answer.with_figures(trials, figures)  # the figures below and the ranking: the same rows
+    tables = {"trials": trials, "evals": curves_of(run_dir, trials, top)}
     name = spec.study if spec is not None else run_dir.name
-    best = best_config(trials, spec)
+    best = best_config(trials, spec, heldout)
 
     generated = f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M:%S}"
     parts = [f"<h1>Sweep report: {_e(name)}</h1>",
@@ -142,14 +148,17 @@ def write_report(run_dir: str | Path, path: str | Path | None = None, *, top: in
         parts.append(
             "<section id='best'><h2>Best trial</h2>"
             f"<p class='best'>Best trial: <strong id='best-trial'>{best['trial']}</strong>, objective "
-            f"<strong id='best-value'>{best['value']:.4f}</strong></p>"
+            f"<strong id='best-value'>{best['value']:.4f}</strong> (on its tuning seeds)</p>"
+            f"<p id='chosen-by'>Chosen by {_e(best['chosen_by'])}.</p>"
             "<p>Save this as <code>best.yaml</code> (or run <code>dqn-sweep best "
             f"{_e(run_dir)} --output best.yaml</code>), then "
             "<code>dqn-sweep train --config best.yaml</code>:</p>"
             f"<pre id='best-config'>{_e(text)}</pre></section>"
         )
+    if not figures.empty:
+        parts.append(_heldout(trials, heldout, figures))
     parts.append("<section id='figures'><h2>Figures</h2>")
-    for title, draw in figures(tables, study, top=top):
+    for title, draw in report_figures(tables, study, top=top):
         fig = draw()
         data = base64.b64encode(png_bytes(fig)).decode("ascii")
         parts.append(f"<figure><img alt='{_e(title)}' src='data:image/png;base64,{data}'>"
@@ -172,6 +181,46 @@ def write_report(run_dir: str | Path, path: str | Path | None = None, *, top: in
     tmp.write_text(document, encoding="utf-8")
     tmp.replace(path)
     return path
+
+
+def heldout_table(trials: pd.DataFrame, figures: pd.DataFrame) -> pd.DataFrame:
+    """Each config the held-out phase retrained (best held-out score first, then the baseline):
+    its tuning objective, held-out score (the objective's aggregate over held-out seeds), mean
+    and IQM with their 95% intervals, the optimism gap (tuning minus held-out) and the
+    difference to the baseline with its interval."""
+    if figures.empty:
+        return pd.DataFrame()
+    rows = figures.set_index("config").loc[heldout_plots.configs_in_order(trials, figures)].reset_index()
+    tuning = trials.set_index("number")["value"]
+    tuned = rows["trial"].map(lambda t: None if pd.isna(t) else tuning.get(int(t)))
+    interval = lambda low, high: [f"[{lo:.1f}, {hi:.1f}]" if pd.notna(lo) and pd.notna(hi) else ""
+                                  for lo, hi in zip(rows[low], rows[high])]
+    return pd.DataFrame({
+        "config": rows["config"], "held-out seeds": rows["seeds"],
+        "tuning objective": pd.to_numeric(tuned, errors="coerce"), "held-out score": rows["value"],
+        "optimism gap": pd.to_numeric(tuned, errors="coerce") - rows["value"],
+        "mean": rows["mean"], "mean 95% CI": interval("mean_low", "mean_high"),
+        "IQM": rows["iqm"], "IQM 95% CI": interval("iqm_low", "iqm_high"),
+        "vs baseline": pd.to_numeric(rows["vs_baseline"], errors="coerce"),
+        "vs baseline 95% CI": interval("vs_baseline_low", "vs_baseline_high"),
+    })
+
+
+def _heldout(trials: pd.DataFrame, heldout: pd.DataFrame, figures: pd.DataFrame) -> str:
+    """The held-out section: the table of retrained configs and the two held-out figures."""
+    table = heldout_table(trials, figures)
+    seeds = sorted(int(s) for s in heldout["seed"].unique())
+    baseline = " and the baseline" if (figures["config"] == BASELINE).any() else ""
+    parts = ["<section id='heldout'><h2>Held-out seeds: tuning score vs what a user will see</h2>",
+             (f"<p>The top trials by tuning objective{baseline}, retrained on held-out seeds no trial tuned on "
+             f"({_e(', '.join(map(str, seeds)))}): the answer is the best held-out score "
+             "(docs/heldout.md). Intervals: 95% percentile bootstrap over seeds.</p>"), _table(table)]
+    for title, fig in (("Tuning objective vs held-out score", heldout_plots.optimism_gap(trials, figures)),
+                       ("Learning curves on held-out seeds", heldout_plots.heldout_curves(heldout, trials, figures))):
+        data = base64.b64encode(png_bytes(fig)).decode("ascii")
+        parts.append(f"<figure><img alt='{_e(title)}' src='data:image/png;base64,{data}'>"
+                     f"<figcaption>{_e(title)}</figcaption></figure>")
+    return "".join(parts) + "</section>"
 
 
 def _failures(trials: pd.DataFrame) -> str:

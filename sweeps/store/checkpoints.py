@@ -3,11 +3,13 @@
 
 A folder is needed only while a trial can still resume from it: it goes when its trials end,
 and at start-up when no trial left to run refers to it. A re-queued trial resumes the folder of
-the trial it copies (`requeued_from`, `sweeps.driver.recovery`).
+the trial it copies (`requeued_from`, `sweeps.driver.recovery`). The held-out phase keeps its
+own under `checkpoints/heldout/` (`heldout_checkpoint_path`) and removes them itself.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shutil
 from collections.abc import Iterable
@@ -19,13 +21,35 @@ from optuna.trial import FrozenTrial, TrialState
 CHECKPOINTS = "checkpoints"
 TO_RUN = (TrialState.WAITING, TrialState.RUNNING)
 FOLDER = re.compile(r"trial-(\d+)")
+HELDOUT = "heldout"
+
+
+def seeds_folder(seeds: tuple[int, ...]) -> str:
+    return f"seed-{seeds[0]}" if len(seeds) == 1 else "seeds-" + "-".join(map(str, seeds))
 
 
 def checkpoint_path(keys: list[int], seeds: tuple[int, ...]) -> str:
     """Where a task checkpoints, relative to the run folder (kept only while it can resume)."""
     trials = "+".join(f"trial-{key}" for key in keys)
-    label = f"seed-{seeds[0]}" if len(seeds) == 1 else "seeds-" + "-".join(map(str, seeds))
-    return f"{CHECKPOINTS}/{trials}/{label}"
+    return f"{CHECKPOINTS}/{trials}/{seeds_folder(seeds)}"
+
+
+def heldout_checkpoint_path(config: str, seeds: tuple[int, ...]) -> str:
+    """Where a held-out task of `config` ("trial 7", "baseline") checkpoints, relative to the run
+    folder."""
+    return f"{CHECKPOINTS}/{HELDOUT}/{config.replace(' ', '-')}/{seeds_folder(seeds)}"
+
+
+def remove_heldout_folders(run_dir: Path, keep: Iterable[str] = ()) -> None:
+    """Remove the held-out phase's checkpoint folders but those in `keep` (relative paths)."""
+    root = Path(run_dir) / CHECKPOINTS / HELDOUT
+    kept = {Path(run_dir) / path for path in keep}
+    for folder in (root.glob("*/*") if root.is_dir() else ()):
+        if folder not in kept:
+            shutil.rmtree(folder, ignore_errors=True)
+    for folder in sorted(root.glob("*"), reverse=True) + [root]:
+        with contextlib.suppress(OSError):  # only empty ones go
+            folder.rmdir()
 
 
 def checkpoint_key(trial: FrozenTrial | optuna.Trial) -> int:
@@ -38,7 +62,8 @@ def checkpoint_folders(run_dir: Path) -> dict[Path, set[int]]:
     root = Path(run_dir) / CHECKPOINTS
     if not root.is_dir():
         return {}
-    return {path: {int(key) for key in FOLDER.findall(path.name)} for path in root.iterdir() if path.is_dir()}
+    return {path: {int(key) for key in FOLDER.findall(path.name)} for path in root.iterdir()
+            if path.is_dir() and path.name != HELDOUT}
 
 
 def remove_folders_of(run_dir: Path, keys: Iterable[int]) -> None:

@@ -36,6 +36,11 @@ def read_run_info(run_dir: Path) -> tuple[str, str | None]:
     return info["study_name"], info.get("storage")
 
 
+def storage_of_run(run_dir: Path, given: str | None = None) -> str | None:
+    """The storage URL a run folder's commands use: `given`, else what `run` recorded."""
+    return storage_for_reading(given, read_run_info(run_dir)[1])
+
+
 def load_spec_copy(run_dir: Path) -> StudySpec:
     """The study as it was run (`RUN_DIR/study.yaml`)."""
     path = Path(run_dir) / STUDY_COPY

@@ -42,7 +42,7 @@ TRIALS_EVERY_S = 1.0
 TRIALS_SHARE = 50
 
 Rows = list[dict[str, Any]] | dict[str, list[Any]]  # a list of rows, or {column: values}
-SeedRows = dict[int, dict[str, Rows]]  # one trial's rows: seed -> {"evals": rows, "episodes": rows}
+SeedRows = dict[int, dict[str, Rows]]  # one trial's rows: seed -> {"evals": rows, "episodes": rows} (or "heldout")
 
 
 def write_atomic(frame: pd.DataFrame | pa.Table, path: Path) -> None:
@@ -57,28 +57,28 @@ def write_atomic(frame: pd.DataFrame | pa.Table, path: Path) -> None:
 
 
 class Appender:
-    """One dataset folder (`evals/` or `episodes/`): part files of this session, merged into
-    batch files."""
+    """One dataset folder (`evals/`, `episodes/` or `heldout/`): part files of this session,
+    merged into batch files."""
 
     def __init__(self, folder: Path, name: str, session: str):
         self.folder, self.name, self.session = folder, name, session
         self.folder.mkdir(parents=True, exist_ok=True)
+        self.own = [key for key in COLUMNS[name] if key not in ("trial", "seed")]  # given by the rows
         self.unmerged: list[tuple[Path, pa.Table]] = []  # this session's part files
         self.trials = 0  # in the unmerged part files
         self.files = 0
 
-    def write(self, finished: list[tuple[int, SeedRows]]) -> None:
+    def write(self, finished: list[tuple[int | None, SeedRows]]) -> None:
         """The rows of `finished` trials as one part file."""
         columns: dict[str, list[Any]] = {key: [] for key in COLUMNS[self.name]}  # built by column: faster than by row
         for number, seed_rows in finished:
             for seed, tables in seed_rows.items():
                 rows = tables.get(self.name) or []
-                given = rows if isinstance(rows, dict) else {key: [row.get(key) for row in rows]
-                                                             for key in COLUMNS[self.name][2:]}
+                given = rows if isinstance(rows, dict) else {key: [row.get(key) for row in rows] for key in self.own}
                 count = len(next(iter(given.values()), ()))
                 columns["trial"] += [number] * count
                 columns["seed"] += [seed] * count
-                for key in COLUMNS[self.name][2:]:
+                for key in self.own:
                     columns[key] += given.get(key) or [None] * count
         if not columns["trial"]:
             return
@@ -119,16 +119,16 @@ class RowsLog:
             fcntl.flock(self.held, fcntl.LOCK_EX)
         self.file = self.path.open("a", encoding="utf-8")
         self.lock = threading.Lock()  # the driver's appends against the writer's `drop`
-        self.entries: list[tuple[int, SeedRows, str]] = []
+        self.entries: list[tuple[int | None, SeedRows, str]] = []
 
-    def add(self, number: int, rows: SeedRows) -> None:
+    def add(self, number: int | None, rows: SeedRows) -> None:
         line = json.dumps([number, rows], separators=(",", ":")) + "\n"
         with self.lock:
             self.file.write(line)
             self.file.flush()
             self.entries.append((number, rows, line))
 
-    def taken(self) -> list[tuple[int, SeedRows]]:
+    def taken(self) -> list[tuple[int | None, SeedRows]]:
         """The trials to write now (the first ones of the log)."""
         with self.lock:
             return [(number, rows) for number, rows, _ in self.entries]
@@ -174,7 +174,7 @@ def session_ended(run_dir: Path, session: str) -> bool:
     return True
 
 
-def dead_sessions_rows(run_dir: Path) -> Iterator[tuple[str, list[tuple[int, SeedRows]]]]:
+def dead_sessions_rows(run_dir: Path) -> Iterator[tuple[str, list[tuple[int | None, SeedRows]]]]:
     """(session, its trials) of the rows logs that killed sessions left (their lock is free),
     each removed once the caller has taken its trials (`RowsLog`). A torn last line is skipped."""
     for path in sorted(run_dir.glob(".rows-*.jsonl")):
@@ -195,12 +195,18 @@ def dead_sessions_rows(run_dir: Path) -> Iterator[tuple[str, list[tuple[int, See
             for line in path.read_text(encoding="utf-8").splitlines():
                 with contextlib.suppress(json.JSONDecodeError, ValueError, TypeError):
                     number, rows = json.loads(line)
-                    trials.append((int(number), {int(seed): tables for seed, tables in rows.items()}))
+                    number = None if number is None else int(number)  # None: the held-out baseline
+                    trials.append((number, {int(seed): tables for seed, tables in rows.items()}))
             yield path.stem.removeprefix(".rows-"), trials
             for leftover in (path, path.with_name(f"{path.name}.tmp"), path.with_suffix(".lock")):
                 leftover.unlink(missing_ok=True)
         finally:
             os.close(held)
+
+
+def heldout_rows(config: str, rows: dict[int, list[dict[str, Any]]]) -> SeedRows:
+    """A held-out config's evaluations ({seed: eval rows}) as the rows log takes them."""
+    return {seed: {"heldout": [{**row, "config": config} for row in evals]} for seed, evals in rows.items()}
 
 
 class ResultsWriter:
@@ -234,6 +240,12 @@ class ResultsWriter:
     def add_trial(self, number: int, rows: SeedRows) -> None:
         """Trial `number`'s rows, written by the next flush."""
         self.rows.add(number, rows)
+        self.changed()
+
+    def add_heldout(self, config: str, trial: int | None, rows: dict[int, list[dict[str, Any]]]) -> None:
+        """A held-out config's evaluations on some seeds ({seed: eval rows}; `trial` None for the
+        baseline), written by the next flush."""
+        self.rows.add(trial, heldout_rows(config, rows))
         self.changed()
 
     def changed(self) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import importlib.util
 import inspect
+import typing
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from sweeps.study.components import (
     make_pruner,
     make_sampler,
 )
+from sweeps.study.heldout import DEFAULTS, baseline_config
 from sweeps.study.space import with_params
 from sweeps.study.spec import CategoricalParam, FloatParam, IntParam, SpecError, StudySpec
 
@@ -35,7 +37,8 @@ from sweeps.study.spec import CategoricalParam, FloatParam, IntParam, SpecError,
 def load_spec(path: str | Path, overrides: dict[str, Any] | None = None,
               env_packages: Sequence[str] = ()) -> StudySpec:
     """Read and validate a study file; `overrides` (dotted paths) win over the file;
-    `env_packages` (`--env-package`) are added to the file's."""
+    `env_packages` (`--env-package`) are added to the file's. A baseline file
+    (`heldout.baseline`) is named relative to the study file and must make a valid config."""
     path = Path(path)
     try:
         data = yaml.safe_load(path.read_text())
@@ -50,7 +53,16 @@ def load_spec(path: str | Path, overrides: dict[str, Any] | None = None,
     if env_packages:
         given = data.get("env_packages") or []
         data["env_packages"] = [*given, *env_packages] if isinstance(given, list) else given
-    return parse_spec(data, source=str(path))
+    baseline = _lookup(data, ["heldout", "baseline"])
+    if isinstance(baseline, str) and baseline != DEFAULTS:  # a file, named relative to the study file
+        data["heldout"]["baseline"] = str((path.parent / baseline).resolve())
+    spec = parse_spec(data, source=str(path))
+    if spec.heldout is not None and spec.heldout.baseline is not None:
+        try:
+            baseline_config(spec, spec.heldout.baseline)
+        except ValueError as error:
+            raise SpecError(f"{path}: heldout.baseline = {baseline!r}: {error}") from None
+    return spec
 
 
 def set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
@@ -113,7 +125,9 @@ def _model_for(loc: list[Any], data: dict[str, Any]) -> type[BaseModel] | None:
         return {"float": FloatParam, "int": IntParam, "categorical": CategoricalParam}.get(kind)
     if len(loc) == 2:
         annotation = StudySpec.model_fields[str(loc[0])].annotation
-        return annotation if inspect.isclass(annotation) and issubclass(annotation, BaseModel) else None
+        for kind in typing.get_args(annotation) or (annotation,):  # `Heldout | None`: Heldout
+            if inspect.isclass(kind) and issubclass(kind, BaseModel):
+                return kind
     return None
 
 

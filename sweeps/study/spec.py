@@ -141,6 +141,18 @@ class Pruner(Strict):
     options: dict[str, Any] = {}
 
 
+class Heldout(Strict):
+    """The held-out phase (docs/heldout.md): once the tuning budget is spent, the `top_k` trials
+    by tuning objective train again on `seeds` seeds no trial tuned on, and the answer is the one
+    with the best held-out score. `baseline`: train this config on the same seeds too, to say
+    whether tuning beat it: `defaults` (the study's `trainer:` fields, the trainer's defaults for
+    every searched one), a YAML file of trainer fields (as `dqn-sweep best` writes), or null."""
+
+    top_k: int = Field(2, ge=1)
+    seeds: int = Field(5, ge=2, description="held-out seeds per config (at least; never fewer than before)")
+    baseline: str | None = None
+
+
 class StudySpec(Strict):
     """A whole study: what to train, what to search, how to judge and how much to spend."""
 
@@ -159,6 +171,19 @@ class StudySpec(Strict):
     pruner: Pruner = Pruner()
     resources: Resources = Resources()
     storage: Storage = Storage()
+    heldout: Heldout | None = Field(Heldout(), description="false: no held-out phase")
+
+    @field_validator("heldout", mode="before")
+    @classmethod
+    def _heldout_switch(cls, value: Any) -> Any:
+        """`heldout: false` turns the phase off, `true` takes the defaults."""
+        if value is False:
+            return None
+        if value is True:
+            return {}
+        if value is not None and not isinstance(value, (dict, Heldout)):
+            raise ValueError("allowed: false (no held-out phase), true, or a mapping of top_k, seeds, baseline")
+        return value
 
     @property
     def seed_list(self) -> list[int]:

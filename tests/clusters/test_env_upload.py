@@ -38,7 +38,7 @@ def test_upload_reaches_workers_without_the_package_and_without_it_the_sweep_sto
                     "eval_freq": 200, "n_eval_episodes": 2, "net_arch": [16], "buffer_size": 400,
                     "env_kwargs": {"max_steps": 12}},
         "space": {"learning_rate": {"type": "float", "low": 1e-4, "high": 1e-3, "log": True}},
-        "budget": {"n_trials": 1}, "parallel": 1, "pruner": {"name": "none"},
+        "budget": {"n_trials": 1}, "parallel": 1, "pruner": {"name": "none"}, "heldout": False,
     }
     path = tmp_path / "corridor.yaml"
     path.write_text(yaml.safe_dump(study))

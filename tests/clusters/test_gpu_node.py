@@ -28,7 +28,7 @@ def test_concurrent_trials_get_distinct_gpu_ids(tmp_path):
         "trainer": {"total_timesteps": 1000, "eval_freq": 100, "train_freq": 150},
         "space": {"learning_rate": {"type": "float", "low": 1e-3, "high": 1e-1, "log": True}},
         "budget": {"n_trials": 6}, "parallel": 4, "pruner": {"name": "none"},
-        "resources": {"gpus": 2, "cpu_threads": 1},
+        "resources": {"gpus": 2, "cpu_threads": 1}, "heldout": False,  # the six trials' runs only
     }
     path = tmp_path / "gpu.yaml"
     path.write_text(yaml.safe_dump(study))

@@ -36,7 +36,7 @@ def cli(cwd: Path, *args: str, code: int = 0, timeout: float = 200) -> subproces
 def study(tmp_path: Path, name: str = "study.yaml", **changes) -> Path:
     data = yaml.safe_load((EXAMPLE / "study.yaml").read_text())
     data["trainer"].update({"total_timesteps": 1200, "eval_freq": 400, "buffer_size": 1200, "n_eval_episodes": 2})
-    data.update({"seeds": 1, "parallel": 1, "budget": {"n_trials": 2}})
+    data.update({"seeds": 1, "parallel": 1, "budget": {"n_trials": 2}, "heldout": False})
     data.update(changes)
     path = tmp_path / name
     path.write_text(yaml.safe_dump(data))

@@ -16,9 +16,12 @@ Where it behaves like the real trainer:
   `checkpoint_saves`, `checkpoint_seconds` and `checkpoint_bytes` (the last save) for the task.
 - It refuses populations whose members differ in a shape-changing field (`check_population`).
 
-Predictable: mean return = 1000 * learning_rate * step / total_timesteps + seed (step = the
-label). Hooks: `gamma == 0.5` diverges (alone) at its first evaluation; `exploration_fraction
-== 0.5` raises a plain error; `exploration_fraction == 0.25` crashes the process (exit 3).
+Predictable: mean return = (1000 * learning_rate + luck) * step / total_timesteps + seed (step =
+the label), where `luck(seed, max_grad_norm)` in [-50, 50) is a config's luck on a seed, as a
+real trainer's returns depend on seed and config together (so a config's rank on its tuning
+seeds need not be its rank on held-out seeds); 0 at the default max_grad_norm (10).
+Hooks: `gamma == 0.5` diverges (alone) at its first evaluation; `exploration_fraction == 0.5`
+raises a plain error; `exploration_fraction == 0.25` crashes the process (exit 3).
 Real time: member 0 takes `train_freq` ms per `eval_freq` env steps.
 """
 
@@ -28,6 +31,7 @@ import json
 import math
 import os
 import time
+import zlib
 from pathlib import Path
 
 from dqn_tf.config import check_population
@@ -60,6 +64,13 @@ def timeline(config, member: int) -> list[dict]:
     for event in evals:
         event["at"] = event["env_steps"] * speed + delay
     return evals
+
+
+def luck(seed: int, max_grad_norm: float) -> float:
+    """A config's luck on a seed: a hash of both, in [-50, 50); none at max_grad_norm 10."""
+    if max_grad_norm == 10:
+        return 0.0
+    return 100 * (zlib.crc32(f"{seed}/{float(max_grad_norm)!r}".encode()) % 1000 / 1000 - 0.5)
 
 
 def episodes_until(counter: int, seed: int) -> list[dict]:
@@ -99,7 +110,8 @@ def train_population(configs, on_event=None, checkpoint_dir=None):
         if config.gamma == 0.5:
             member["diverged"], member["stop"] = True, f"diverged: loss became nan at step {item['step']}"
             continue
-        mean = 1000 * config.learning_rate * item["step"] / config.total_timesteps + config.seed
+        mean = (1000 * config.learning_rate + luck(config.seed, config.max_grad_norm)) * item["step"] \
+            / config.total_timesteps + config.seed
         event = {"event": "eval", "member": k, "step": item["step"], "env_steps": item["env_steps"],
                  "final": item["final"], "mean_return": mean, "std_return": 1.0, "min_return": mean - 1,
                  "max_return": mean + 1, "episodes": len(episodes_until(item["env_steps"], config.seed))}
