@@ -34,6 +34,17 @@ from dqn_tf.observations import ObsSpec
 from dqn_tf.optimizer import adam_rate, adam_update
 
 
+def two_wide(values, n: int):
+    """Env inputs [K, n, ...] made two envs wide when n is 1, the second a ghost of the first.
+
+    XLA folds and reorders constants differently in arrays of one element (CartPole's
+    `0.1 * cos**2 / 1.1` becomes `cos**2 * 0.0909...`) and fuses a one-env loop differently, so
+    a solo run of one env would part in the last bit from the same seed as a population member,
+    and RL amplifies that into another run. At two or more envs a member's bits do not depend on
+    how many share its program; the ghost is stepped, never observed."""
+    return values if values is None or n > 1 else tf.concat([values, values], axis=1)
+
+
 def _per_member(values: tf.Tensor, like: tf.Tensor) -> tf.Tensor:
     """[K] -> [K, 1, ...] broadcasting against `like` [K, ...]."""
     return tf.reshape(values, [-1] + [1] * (like.shape.rank - 1))
@@ -79,7 +90,8 @@ class Program:
             self.learning_rate, self.tau, self.max_grad_norm = v([]), v([]), v([])
             self.gamma, self.huber_delta = v([1]), v([1])
             self.exploration = [v([], tf.float64) for _ in range(3)]
-            self.state, self.obs = v([n, env.state_dim], env.state_dtype), v([n, *env.obs_shape], env.obs_dtype)
+            # at least two envs wide: `two_wide`
+            self.state, self.obs = v([max(n, 2), env.state_dim], env.state_dtype), v([n, *env.obs_shape], env.obs_dtype)
             self.returns, self.lengths = v([n]), v([n], tf.int32)
             self.replay = {"obs": v([cap, *env.obs_shape], env.obs_dtype),
                            "next_obs": v([cap, *env.obs_shape], env.obs_dtype),
@@ -117,9 +129,9 @@ class Program:
             m.assign(tf.zeros_like(m))
             v.assign(tf.zeros_like(v))
         env, n = self.env, self.n_envs
-        initial = env.initial_state(uniform(self.keys, RESET, [-1], [n, env.reset_draws], tf.float64))
+        initial = env.initial_state(two_wide(uniform(self.keys, RESET, [-1], [n, env.reset_draws], tf.float64), n))
         self.state.assign(initial)
-        self.obs.assign(env.observe(initial))
+        self.obs.assign(env.observe(initial)[:, :n])
         for variable in (self.returns, self.lengths, self.pos, self.size, self.steps, self.trained_at,
                          self.adam_steps, self.gradient_steps):
             variable.assign(tf.zeros_like(variable))
@@ -168,15 +180,17 @@ class Program:
         random_actions = tf.minimum(tf.cast(draws[..., 1] * env.n_actions, tf.int32), env.n_actions - 1)
         explore = tf.logical_or(steps < shared.learning_starts, draws[..., 0] < self._epsilon(steps)[:, None])
         actions = tf.where(explore, random_actions, self._greedy(self.obs))
-        next_state, rewards, terminated = env.step(self.state, actions, self._step_draws(STEP, [steps], n))
+        next_state, rewards, terminated = env.step(self.state, two_wide(actions, n),
+                                                   two_wide(self._step_draws(STEP, [steps], n), n))
+        rewards, terminated = rewards[:, :n], terminated[:, :n]
         lengths = self.lengths + 1
         returns = self.returns + rewards
         done = terminated | (lengths >= env.max_episode_steps)
-        final_obs = env.observe(next_state)
-        fresh = env.restart(next_state, uniform(self.keys, RESET, [steps], [n, env.reset_draws], tf.float64))
-        self.state.assign(tf.where(done[..., None], fresh, next_state))
+        final_obs = env.observe(next_state)[:, :n]
+        fresh = env.restart(next_state, two_wide(uniform(self.keys, RESET, [steps], [n, env.reset_draws], tf.float64), n))
+        self.state.assign(tf.where(two_wide(done, n)[..., None], fresh, next_state))
         obs = self.obs.read_value()
-        self.obs.assign(env.observe(self.state))
+        self.obs.assign(env.observe(self.state)[:, :n])
         self._store(obs, actions, rewards, final_obs, tf.cast(terminated, tf.float32))
         self.returns.assign(tf.where(done, 0.0, returns))
         self.lengths.assign(tf.where(done, 0, lengths))
@@ -278,12 +292,15 @@ class Program:
     def _evaluate_graph(self, count):
         """Greedy returns [K, n_eval_episodes]: one episode per env, fresh starts per count."""
         env, episodes = self.env, self.configs[0].n_eval_episodes
-        state = env.initial_state(uniform(self.keys, EVAL, [count], [episodes, env.reset_draws], tf.float64))
+        state = env.initial_state(two_wide(uniform(self.keys, EVAL, [count], [episodes, env.reset_draws], tf.float64),
+                                           episodes))
         running = tf.ones([self.members, episodes], tf.bool)
 
         def body(t, state, running, returns):
             draws = self._step_draws(EVAL_STEP, [count, t], episodes)
-            state, rewards, terminated = env.step(state, self._greedy(env.observe(state)), draws)
+            actions = self._greedy(env.observe(state)[:, :episodes])
+            state, rewards, terminated = env.step(state, two_wide(actions, episodes), two_wide(draws, episodes))
+            rewards, terminated = rewards[:, :episodes], terminated[:, :episodes]
             returns += tf.where(running, rewards, 0.0)
             return t + 1, state, running & ~terminated & (t + 1 < env.max_episode_steps), returns
 

@@ -23,9 +23,10 @@ from sweeps.study.heldout import FIGURES_ATTR, SEEDS_ATTR, SESSION_ATTR
 from sweeps.study.loading import parse_spec
 from sweeps.study.ranking import best_trial
 from sweeps.study.spec import Heldout, SpecError
+from tests.helpers import FAKE
 
 pytestmark = pytest.mark.timeout(180)
-FAKE = "tests.sweeps.fake_trainer:train_population"
+
 # Fake returns end at 1000 * learning_rate + luck(seed, max_grad_norm) + seed: on tuning seeds 0, 1
 # max_grad_norm 3.0 leads (luck +33.0 on average), then 4.0 (+21.9), 2.0 (+16.9); on held-out seeds
 # 1000-1003 4.0 leads (+11.7), then 2.0 (+5.9) and 3.0 (-12.2).

@@ -61,7 +61,7 @@ def test_ctrl_c_marks_running_trials_and_a_rerun_resumes(tmp_path):
         "study": "slow", "env_id": "CartPole-v1",
         "trainer": {"total_timesteps": 1000, "eval_freq": 100, "train_freq": 1000},  # ~10 s a run
         "space": {"learning_rate": {"type": "float", "low": 1e-3, "high": 1e-1, "log": True}},
-        "budget": {"n_trials": 2}, "parallel": 2, "pruner": {"name": "none"},
+        "budget": {"n_trials": 2}, "parallel": 2, "pruner": {"name": "none"}, "heldout": False,
     }
     path = tmp_path / "slow.yaml"
     path.write_text(yaml.safe_dump(study))

@@ -17,10 +17,11 @@ import yaml
 from sweeps.results import load
 from sweeps.store.run_folder import load_run
 from sweeps.study.heldout import SESSION_ATTR
+from tests.helpers import FAKE
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent / "dqn-sweep"
-FAKE = "tests.sweeps.fake_trainer:train_population"
+
 # Each run takes the fake trainer about 1.5 s (train_freq ms per eval_freq steps), one task at a time.
 STUDY = {
     "study": "killed", "env_id": "CartPole-v1",

@@ -165,10 +165,11 @@ def test_n_envs_4_evaluations_compare_at_eval_freq_boundaries_and_prune(tmp_path
     assert set(evals["env_steps"]) >= {752, 2252}  # the members' counters, past the boundaries
 
 
-def test_best_then_train_reproduces_the_best_trials_curves(tmp_path):
+def test_best_then_train_reproduces_the_best_trials_curves_and_its_held_out_runs(tmp_path):
     """The number a sweep reports is what its config gets when trained again: `best` -> `train`
     gives the best trial's per-seed evaluation curves exactly, though the sweep trained it packed
-    with another trial and its other seed in one population."""
+    with another trial and its other seed in one population; and each of its held-out runs (its
+    held-out seeds trained together, as one population in one task)."""
     path = study_file(
         tmp_path,
         trainer={"total_timesteps": 3000, "eval_freq": 750, "net_arch": [64, 64]},
@@ -177,20 +178,26 @@ def test_best_then_train_reproduces_the_best_trials_curves(tmp_path):
         seeds=2, pack=2, parallel=1,
         budget={"n_trials": 2},
         sampler={"name": "random", "seed": 0, "options": {}},
+        heldout={"top_k": 1, "seeds": 2, "baseline": None},
     )
     run_dir = tmp_path / "run"
-    cli("run", str(path), "--output", str(run_dir))
+    ran = cli("run", str(path), "--output", str(run_dir))
+    assert "held-out (2 seeds): mean" in ran.stdout  # the run ends with the answer's held-out score
     tables = load(run_dir)
     trials = tables["trials"]
     best = int(trials.loc[trials["value"].idxmax(), "number"])
     assert list(trials.loc[trials["number"] == best, "packed_with"].iloc[0]) == [1 - best]
     cli("best", str(run_dir), "--output", str(tmp_path / "best.yaml"))
+    answer = yaml.safe_load((tmp_path / "best.yaml").read_text())
+    assert answer["trial"] == best and answer["heldout"]["seeds"] == [1000, 1001]
+    heldout = tables["heldout"][tables["heldout"]["config"] == f"trial {best}"]
     curves = {}
-    for seed in (0, 1):
+    for seed in (0, 1, 1000, 1001):
         out = tmp_path / f"train{seed}"
         cli("train", "--config", str(tmp_path / "best.yaml"), "--set", f"seed={seed}", "--output", str(out))
         retrained = [(e["step"], e["mean_return"]) for e in json.loads((out / "result.json").read_text())["evals"]]
-        swept = tables["evals"][(tables["evals"]["trial"] == best) & (tables["evals"]["seed"] == seed)]
+        swept = heldout[heldout["seed"] == seed] if seed >= 1000 else \
+            tables["evals"][(tables["evals"]["trial"] == best) & (tables["evals"]["seed"] == seed)]
         curves[seed] = list(swept.sort_values("step")[["step", "mean_return"]].itertuples(index=False, name=None))
-        assert retrained == curves[seed]
-    assert curves[0] != curves[1] and len(curves[0]) == 4
+        assert retrained == curves[seed], seed
+    assert curves[0] != curves[1] and curves[1000] != curves[1001] and len(curves[1001]) == 4

@@ -33,7 +33,7 @@ STUDY = {
     "trainer": {"total_timesteps": 300, "eval_freq": 100, "train_freq": 1},
     "space": {"learning_rate": {"type": "float", "low": 1e-3, "high": 1e-1, "log": True}},
     "budget": {"n_trials": 1, "max_failed": 0}, "parallel": 1, "pruner": {"name": "none"},
-    "resources": {"env": ["MY_TRIAL_SETTING"]},
+    "resources": {"env": ["MY_TRIAL_SETTING"]}, "heldout": False,
 }
 
 

@@ -56,6 +56,7 @@ def study_file(folder: Path, seed: int) -> Path:
         "objective": {"metric": "final"}, "budget": {"n_trials": 4}, "parallel": 2,
         "sampler": {"name": "random", "seed": seed}, "pruner": {"name": "none"},
         "storage": {"heartbeat": 1, "grace": GRACE, "outage": 60},
+        "heldout": False,  # its runs would train the same configs again (`lives` counts runs by config)
     }))
     return path
 

@@ -19,10 +19,11 @@ from typer.testing import CliRunner
 from sweeps.cli import app
 from sweeps.reporting.report import write_report
 from sweeps.results import load
+from tests.helpers import FAKE
 from tests.reporting.test_notebooks import execute, shown_pngs, text_of
 
 ROOT = Path(__file__).resolve().parents[2]
-FAKE = "tests.sweeps.fake_trainer:train_population"
+
 STUDY = {
     "study": "ties", "env_id": "CartPole-v1",
     "trainer": {"total_timesteps": 600, "eval_freq": 200, "train_freq": 5},
