@@ -7,9 +7,10 @@ network's arithmetic (docs/performance.md); inside one program both vanish (the 
 an in-graph env (`dqn_tf.graph_envs`, `dqn_tf.minatar_graph`) and one device. Observations are
 kept as the env gives them (MinAtar's uint8 images go to the replay and the CNN as uint8).
 
-Members are stacked on a leading axis ([K, ...] variables, batched matmuls); XLA's batched
-matmul gives member k the bits its solo program computes, so member k of a population is its
-solo run on this path too (tested). Randomness is a counter-based hash (`counter_rng`) of (member
+Members are stacked on a leading axis ([K, ...] variables, batched matmuls), and member k of a
+population is its solo run on this path too (tested): XLA's batched matmul gives member k the
+bits of its own plain one, a stacked bias's gradient is summed as a matmul
+(`networks.add_stacked_bias`), and env arrays are never one element wide (`two_wide`). Randomness is a counter-based hash (`counter_rng`) of (member
 seed, purpose, step, index): no RNG state to carry or checkpoint, and a member's draws never
 depend on others.
 The schedule is the Python loop's (SB3's): uniform actions before `learning_starts`, training

@@ -1,9 +1,10 @@
-"""Q-networks as plain lists of weights: one network per population member, each its own variables.
+"""Q-networks as plain lists of weights: one member's, or members' stacked on a leading axis.
 
-Members are not stacked into batched ops: each member's forward and backward pass is the same
-graph as its solo run's, so member k computes bit-for-bit what `train` with its config computes
-(a batched matmul rounds differently from a plain one in the last bit, and RL amplifies that
-until the curves part). That holds for CNNs as for MLPs.
+The Python loop gives each member its own variables and plain ops; the compiled loop stacks
+members ([K, in, out] kernels, batched matmuls). Either way member k computes bit for bit what
+`train` with its config computes: a batched matmul sums each member as its plain one does, and
+a stacked bias's gradient is summed by a matmul too (`add_stacked_bias`). Last-bit differences
+matter: RL amplifies them until the curves part.
 
 `net_arch` (see the `net_arch` module) is an MLP's hidden sizes or a CNN's name; convolutions are VALID,
 channels-last, and the Q head (or V and A heads) follows the last dense layer.
@@ -120,13 +121,35 @@ def q_values(arch: Architecture, weights: list[tf.Tensor], obs: tf.Tensor) -> tf
         hidden = tf.reshape(hidden, tf.concat([tf.shape(hidden)[:-rank], [flat]], axis=0))
     first = len(arch.convs)
     for i in range(first, first + len(arch.hidden)):
-        hidden = tf.nn.relu(tf.matmul(hidden, weights[2 * i]) + weights[2 * i + 1])
+        hidden = tf.nn.relu(dense(hidden, weights[2 * i], weights[2 * i + 1]))
     count = first + len(arch.hidden)
-    head = tf.matmul(hidden, weights[2 * count]) + weights[2 * count + 1]
+    head = dense(hidden, weights[2 * count], weights[2 * count + 1])
     if arch.dueling:
-        advantage = tf.matmul(hidden, weights[2 * count + 2]) + weights[2 * count + 3]
+        advantage = dense(hidden, weights[2 * count + 2], weights[2 * count + 3])
         head = head + advantage - tf.reduce_mean(advantage, axis=-1, keepdims=True)
     return head if head.dtype == tf.float32 else tf.cast(head, tf.float32)
+
+
+def dense(inputs: tf.Tensor, kernel: tf.Tensor, bias: tf.Tensor) -> tf.Tensor:
+    """One dense layer of one member, or of members stacked (kernel [K, in, out])."""
+    product = tf.matmul(inputs, kernel)
+    return add_stacked_bias(product, bias) if bias.shape.rank == 3 else product + bias
+
+
+@tf.custom_gradient
+def add_stacked_bias(values: tf.Tensor, biases: tf.Tensor):
+    """values [K, rows, out] + biases [K, 1, out], whose gradient sums the rows as a matmul.
+
+    Autodiff sums a broadcast bias's gradient with a reduction, and XLA's CPU reductions over
+    the rows axis are not summed in the same order for one member as for several (measured:
+    64 rows of 256 units), so a solo run would part from its population twin. A batched matmul
+    sums each member alike whatever K is; two rows of ones keep it off the matrix-vector path,
+    which XLA rewrites into that same reduction."""
+    def gradient(upstream):
+        ones = tf.ones(tf.stack([tf.shape(upstream)[0], 2, tf.shape(upstream)[1]]), upstream.dtype)
+        return upstream, tf.matmul(ones, upstream)[:, :1]
+
+    return values + biases, gradient
 
 
 def stacked_conv(images: tf.Tensor, kernels: tf.Tensor, biases: tf.Tensor, stride: int) -> tf.Tensor:
@@ -140,7 +163,7 @@ def stacked_conv(images: tf.Tensor, kernels: tf.Tensor, biases: tf.Tensor, strid
     patches = tf.concat([images[:, :, i:i + (out_h - 1) * stride + 1:stride, j:j + (out_w - 1) * stride + 1:stride]
                          for i in range(kh) for j in range(kw)], axis=-1)  # [K, B, H', W', kh * kw * C]
     rows = tf.reshape(patches, [members, -1, kh * kw * channels])
-    out = tf.matmul(rows, tf.reshape(kernels, [members, kh * kw * channels, filters])) + biases
+    out = add_stacked_bias(tf.matmul(rows, tf.reshape(kernels, [members, kh * kw * channels, filters])), biases)
     return tf.reshape(out, tf.concat([tf.shape(images)[:2], [out_h, out_w, filters]], axis=0))
 
 

@@ -95,3 +95,22 @@ def test_one_env_alone_steps_as_it_does_beside_other_members(env_id):
     together = states(configs)
     for k, member in enumerate(configs):
         np.testing.assert_array_equal(states([member])[0], together[k])
+
+
+def test_a_solo_gradient_step_is_the_same_members_step_in_a_population():
+    # Autodiff sums a stacked bias's gradient over the batch with a reduction, which XLA's CPU
+    # code sums in another order for one member than for three (64 rows of 256 units).
+    config = {**TINY, "net_arch": [256, 256], "batch_size": 64, "learning_starts": 100, "train_freq": 64,
+              "gradient_steps": 1, "total_timesteps": 10_000}
+    configs = [parse_config({**config, "seed": seed}) for seed in (7, 8, 9)]
+    env = graph_env("CartPole-v1")
+
+    def weights(members):  # every weight and Adam moment of each member after 3 gradient steps
+        program = program_for(members, env, "/cpu:0")
+        program.advance(300)
+        return [variable.numpy() for variable in (*program.online, *program.adam_m, *program.adam_v)]
+
+    together = weights(configs)
+    for k, member in enumerate(configs):
+        for alone, stacked in zip(weights([member]), together, strict=True):
+            np.testing.assert_array_equal(alone[0], stacked[k])
