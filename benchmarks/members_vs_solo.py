@@ -18,15 +18,16 @@ os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
 os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
 
 CASES = {
-    "CartPole, issue 24's winner (64x64)": dict(env_id="CartPole-v1", total_timesteps=30_000, net_arch=[64, 64],
-                                                batch_size=128, train_freq=256, gradient_steps=64, eval_freq=5000,
-                                                n_eval_episodes=5),
-    "CartPole, rl-zoo's defaults (256x256)": dict(env_id="CartPole-v1", total_timesteps=30_000, eval_freq=5000),
-    "Acrobot, one evaluation episode": dict(env_id="Acrobot-v1", total_timesteps=20_000, eval_freq=5000,
-                                            n_eval_episodes=1),
-    "MountainCar, n_envs 4": dict(env_id="MountainCar-v0", total_timesteps=20_000, n_envs=4, eval_freq=5000),
-    "MinAtar Breakout": dict(env_id="MinAtar/Breakout-v1", total_timesteps=20_000, eval_freq=5000,
-                             learning_starts=1000, buffer_size=20_000),
+    "CartPole, issue 24's winner (64x64)": {
+        "env_id": "CartPole-v1", "total_timesteps": 30_000, "net_arch": [64, 64], "batch_size": 128,
+        "train_freq": 256, "gradient_steps": 64, "eval_freq": 5000, "n_eval_episodes": 5},
+    "CartPole, rl-zoo's defaults (256x256)": {"env_id": "CartPole-v1", "total_timesteps": 30_000, "eval_freq": 5000},
+    "Acrobot, one evaluation episode": {
+        "env_id": "Acrobot-v1", "total_timesteps": 20_000, "eval_freq": 5000, "n_eval_episodes": 1},
+    "MountainCar, n_envs 4": {"env_id": "MountainCar-v0", "total_timesteps": 20_000, "n_envs": 4, "eval_freq": 5000},
+    "MinAtar Breakout": {
+        "env_id": "MinAtar/Breakout-v1", "total_timesteps": 20_000, "eval_freq": 5000, "learning_starts": 1000,
+        "buffer_size": 20_000},
 }
 SEEDS = (11, 12, 13)
 
