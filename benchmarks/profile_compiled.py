@@ -159,7 +159,7 @@ def profile(config: dict, iterations: int) -> None:
     import numpy as np
     import tensorflow as tf
 
-    from dqn_tf.compiled_program import program_for
+    from dqn_tf.compiled_program import program_for, two_wide
     from dqn_tf.config import TrainConfig
     from dqn_tf.counter_rng import ACT, RESET, STEP, uniform
     from dqn_tf.graph_envs import graph_env
@@ -190,10 +190,10 @@ def profile(config: dict, iterations: int) -> None:
         "loop iteration alone": lambda i: None,
         "random draws (act)": lambda i: uniform(program.keys, ACT, at(i), [n, 2]),
         "greedy forward pass": lambda i: program._greedy(varying(i)),
-        "env step + observe": lambda i: env.observe(env.step(program.state, tf.fill([1, n], i % env.n_actions),
-                                                             program._step_draws(STEP, at(i), n))[0]),
+        "env step + observe": lambda i: env.observe(env.step(program.state, two_wide(tf.fill([1, n], i % env.n_actions), n),
+                                                             two_wide(program._step_draws(STEP, at(i), n), n))[0]),
         "reset draws + restart": lambda i: env.restart(
-            program.state, uniform(program.keys, RESET, at(i), [n, env.reset_draws], tf.float64)),
+            program.state, two_wide(uniform(program.keys, RESET, at(i), [n, env.reset_draws], tf.float64), n)),
         "replay write": lambda i: program._store(varying(i), tf.fill([1, n], i % 2), tf.ones([1, n]), obs,
                                                  tf.zeros([1, n])),
         "whole env step (_env_step)": lambda i: program._env_step(),

@@ -347,6 +347,8 @@ class Program:
         for name, variable in self.variables().items():
             if name.startswith("replay/") and variable.shape.rank > 1:
                 variable[:, :size].assign(arrays[name])
+            elif name == "env/state" and arrays[name].shape[1] < variable.shape[1]:  # saved before `two_wide`
+                variable.assign(np.concatenate([arrays[name]] * 2, axis=1))
             else:
                 variable.assign(arrays[name])
 

@@ -101,8 +101,8 @@ def initial_weights(arch: Architecture, seed: int) -> list[np.ndarray]:
 
 def q_values(arch: Architecture, weights: list[tf.Tensor], obs: tf.Tensor) -> tf.Tensor:
     """float32 Q-values [..., B, n_actions] for observations [..., B, *obs_shape]: one member's
-    weights, or (MLP only) members' weights stacked on a leading axis (kernels [K, in, out],
-    biases [K, 1, out]); XLA's batched matmul gives each member the bits of its own plain one."""
+    weights, or members' weights stacked on a leading axis (kernels [K, in, out] or
+    [K, kh, kw, C, F], biases [K, 1, out]); each member gets the bits of its own plain net."""
     dtype = tf.as_dtype(arch.compute_dtype)
     if dtype != tf.float32:
         weights = [tf.cast(w, dtype) for w in weights]

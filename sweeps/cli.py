@@ -11,6 +11,7 @@ import typer
 import yaml
 
 from dqn_tf.config import ConfigError
+from sweeps.study.files import read_mapping, trainer_fields
 
 app = typer.Typer(
     help="Hyperparameter sweeps of TensorFlow DQN agents: Optuna picks, Dask runs, pandas reads.",
@@ -49,14 +50,9 @@ def parse_assignments(assignments: list[str]) -> dict[str, Any]:
 def read_config_file(path: Path) -> dict[str, Any]:
     """A YAML or JSON mapping of trainer fields (what `dqn-sweep best` writes)."""
     try:
-        data = yaml.safe_load(path.read_text())
-    except OSError as error:
-        raise fail(f"--config {path}: {error.strerror}") from None
-    except yaml.YAMLError as error:
-        raise fail(f"--config {path}: not valid YAML ({error})") from None
-    if not isinstance(data, dict):
-        raise fail(f"--config {path}: expected a mapping of trainer fields, got {type(data).__name__}")
-    return data.get("config", data) if isinstance(data.get("config"), dict) else data
+        return trainer_fields(read_mapping(path, f"--config {path}", "trainer fields"))
+    except ValueError as error:
+        raise fail(str(error)) from None
 
 
 @app.command()

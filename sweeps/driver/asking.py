@@ -3,8 +3,10 @@
 The driver asks what a free slot starts now (a blind sampler's next trial ahead, `sweeps.driver.loop`);
 this unit decides whether the budget allows another trial (timeout, max_failed, and n_trials
 over the whole study: its finished trials, whichever driver ran them, plus the trials running,
-this session's and other drivers', stay below it; a lost trial re-queued is owed, and asked
-whatever the count: it was counted as running when the budget was), asks, leases the trial to this session
+this session's and other drivers', stay below it; a lost trial re-queued is owed and asked
+whatever the count, since it may have been counted as running when the budget was met; two
+drivers at the budget may then both ask, one getting the copy and the other a new trial: one
+over, as when two drivers ask the last trial at the same moment), asks, leases the trial to this session
 (`sweeps.store.leases`), samples the params, and times the ask (`sweeps.driver.pace`), warning
 when asks slow the sweep.
 """
@@ -74,15 +76,18 @@ class Asker:
 
     def count(self) -> None:
         """Count the study's finished trials (whichever driver ran them) into the tally, and the
-        other drivers' RUNNING trials (all RUNNING trials but this session's) and the lost
-        trials re-queued (`sweeps.driver.recovery`), which no budget leaves waiting."""
+        other drivers' RUNNING trials (all RUNNING trials but this session's), and whether the
+        next trial an ask gets is a lost trial re-queued (`sweeps.driver.recovery`): `n_trials`
+        leaves none waiting (timeout and max_failed do)."""
         self.counted = time.monotonic()
         counts = state_counts(self.study)
         self.tally.finished_before = counts[TrialState.COMPLETE] + counts[TrialState.PRUNED] \
             - self.tally.completed - self.tally.pruned
         self.others_running = max(0, counts[TrialState.RUNNING] - len(self.asked))
-        self.owed = counts[TrialState.WAITING] and sum(
-            "requeued_from" in t.user_attrs for t in self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
+        # `ask` takes the oldest waiting trial: only a copy at the head is owed (a mate or a
+        # user's enqueued trial ahead of it keeps to the budget, and so does the copy then).
+        waiting = self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,)) if counts[TrialState.WAITING] else []
+        self.owed = bool(waiting) and "requeued_from" in waiting[0].user_attrs
 
     def waits_for_others(self) -> bool:
         """With nothing of its own in flight: whether the budget may still need this session,

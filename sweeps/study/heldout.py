@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import yaml
+from sweeps.study.files import read_mapping, trainer_fields
 
 if TYPE_CHECKING:
     from sweeps.study.spec import StudySpec
@@ -55,17 +55,7 @@ def baseline_config(spec: StudySpec, baseline: str) -> dict[str, Any]:
     if baseline == DEFAULTS:
         return base
     path = Path(baseline)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except OSError as error:
-        raise ValueError(f"baseline file {path}: {error.strerror}") from None
-    except yaml.YAMLError as error:
-        raise ValueError(f"baseline file {path}: not valid YAML ({error})") from None
-    if isinstance(data, dict) and isinstance(data.get("config"), dict):
-        data = data["config"]
-    if not isinstance(data, dict):
-        raise ValueError(  # noqa: TRY004 - the file's content is wrong, as in the other errors here
-            f"baseline file {path}: expected a mapping of trainer fields, got {type(data).__name__}")
+    data = trainer_fields(read_mapping(path, f"baseline file {path}", "trainer fields"))
     from dqn_tf.config import ConfigError, parse_config
 
     config = {**base, **data}

@@ -16,7 +16,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ValidationError
 
 from dqn_tf.config import ConfigError, TrainConfig, field_names, parse_config
@@ -29,6 +28,7 @@ from sweeps.study.components import (
     make_pruner,
     make_sampler,
 )
+from sweeps.study.files import read_mapping
 from sweeps.study.heldout import DEFAULTS, baseline_config
 from sweeps.study.space import with_params
 from sweeps.study.spec import CategoricalParam, FloatParam, IntParam, SpecError, StudySpec
@@ -41,13 +41,9 @@ def load_spec(path: str | Path, overrides: dict[str, Any] | None = None,
     (`heldout.baseline`) is named relative to the study file and must make a valid config."""
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text())
-    except OSError as error:
-        raise SpecError(f"{path}: cannot read study file ({error.strerror})") from None
-    except yaml.YAMLError as error:
-        raise SpecError(f"{path}: not valid YAML ({error})") from None
-    if not isinstance(data, dict):
-        raise SpecError(f"{path}: expected a mapping of study fields, got {type(data).__name__}")
+        data = read_mapping(path, str(path), "study fields")
+    except ValueError as error:
+        raise SpecError(str(error)) from None
     for dotted, value in (overrides or {}).items():
         set_dotted(data, dotted, value)
     if env_packages:

@@ -25,7 +25,7 @@ def test_storage_password_never_leaks(tmp_path, monkeypatch):
         "study": "secret", "env_id": "CartPole-v1",
         "trainer": {"total_timesteps": 300, "eval_freq": 100, "train_freq": 1},
         "space": {"learning_rate": {"type": "float", "low": 1e-3, "high": 1e-1, "log": True}},
-        "budget": {"n_trials": 2}, "parallel": 2, "pruner": {"name": "none"},
+        "budget": {"n_trials": 2}, "parallel": 2, "pruner": {"name": "none"}, "heldout": False,
     }
     path = tmp_path / "secret.yaml"
     path.write_text(yaml.safe_dump(study))

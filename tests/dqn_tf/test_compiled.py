@@ -97,11 +97,12 @@ def test_one_env_alone_steps_as_it_does_beside_other_members(env_id):
         np.testing.assert_array_equal(states([member])[0], together[k])
 
 
-def test_a_solo_gradient_step_is_the_same_members_step_in_a_population():
+@pytest.mark.parametrize("max_grad_norm", [10.0, 1e-3])  # clipping off, and on at every step
+def test_a_solo_gradient_step_is_the_same_members_step_in_a_population(max_grad_norm):
     # Autodiff sums a stacked bias's gradient over the batch with a reduction, which XLA's CPU
     # code sums in another order for one member than for three (64 rows of 256 units).
     config = {**TINY, "net_arch": [256, 256], "batch_size": 64, "learning_starts": 100, "train_freq": 64,
-              "gradient_steps": 1, "total_timesteps": 10_000}
+              "gradient_steps": 1, "total_timesteps": 10_000, "max_grad_norm": max_grad_norm}
     configs = [parse_config({**config, "seed": seed}) for seed in (7, 8, 9)]
     env = graph_env("CartPole-v1")
 

@@ -192,7 +192,7 @@ def test_best_then_train_reproduces_the_best_trials_curves_and_its_held_out_runs
     assert answer["trial"] == best and answer["heldout"]["seeds"] == [1000, 1001]
     heldout = tables["heldout"][tables["heldout"]["config"] == f"trial {best}"]
     curves = {}
-    for seed in (0, 1, 1000, 1001):
+    for seed in (1, 1001):  # member 1 of its tuning population and of its held-out one
         out = tmp_path / f"train{seed}"
         cli("train", "--config", str(tmp_path / "best.yaml"), "--set", f"seed={seed}", "--output", str(out))
         retrained = [(e["step"], e["mean_return"]) for e in json.loads((out / "result.json").read_text())["evals"]]
@@ -200,4 +200,4 @@ def test_best_then_train_reproduces_the_best_trials_curves_and_its_held_out_runs
             tables["evals"][(tables["evals"]["trial"] == best) & (tables["evals"]["seed"] == seed)]
         curves[seed] = list(swept.sort_values("step")[["step", "mean_return"]].itertuples(index=False, name=None))
         assert retrained == curves[seed], seed
-    assert curves[0] != curves[1] and curves[1000] != curves[1001] and len(curves[1001]) == 4
+    assert curves[1] != curves[1001] and len(curves[1]) == len(curves[1001]) == 4

@@ -13,7 +13,7 @@ import pytest
 from sweeps.results import load, trials_frame
 from sweeps.store.run_folder import load_run
 from sweeps.store.storage import StorageError
-from tests.helpers import DQN_SWEEP, ROOT, dqn_sweep
+from tests.helpers import DQN_SWEEP, ROOT, dqn_sweep, study_file
 
 
 def wait_for_a_complete_and_a_checkpointed_trial(run_dir: Path, proc: subprocess.Popen, timeout: float) -> pd.DataFrame:
@@ -37,7 +37,11 @@ def wait_for_a_complete_and_a_checkpointed_trial(run_dir: Path, proc: subprocess
 @pytest.mark.timeout(240)
 def test_killed_driver_resumes_with_earlier_results_intact(tmp_path):
     run_dir = tmp_path / "run"
-    args = ["run", "studies/smoke.yaml", "--output", str(run_dir), "--n-trials", "3"]
+    # The Python loop, 4000 steps: a trial runs for seconds after its first checkpoint, time for
+    # the wait below to see one finished and another checkpointed (the compiled loop trains the
+    # smoke study's 2000 steps in well under a second once compiled).
+    study = study_file(tmp_path, trainer={"loop": "python", "total_timesteps": 4000})
+    args = ["run", str(study), "--output", str(run_dir), "--n-trials", "3"]
     proc = subprocess.Popen([DQN_SWEEP, *args], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     before = wait_for_a_complete_and_a_checkpointed_trial(run_dir, proc, timeout=150)
     os.kill(proc.pid, signal.SIGKILL)
