@@ -2,7 +2,8 @@
 a finished run folder (`dqn-sweep heldout`), the top-k trials by tuning objective train again on
 held-out seeds, beside the baseline on the same seeds.
 
-Each config's missing seeds train as one population in one Dask task (`train_task`: the same
+Each config's missing seeds train as one population in one Dask task, or a few when one config
+would keep a worker busy while others idle (`shared_out`) (`train_task`: the same
 warm processes, time limits, failure handling and checkpoints as trials; a task whose worker
 died runs again, up to `budget.max_retries` times). A run that trained to the end goes to the
 `heldout/` table at once (the writer's log: a killed driver loses none), so a rerun trains only
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import itertools
 import math
 import time
 import uuid
@@ -133,7 +135,24 @@ def plan(spec: StudySpec, study: optuna.Study, settings: Heldout, table: pd.Data
         attrs = frozen[run.trial].user_attrs
         return (attrs.get("train_seconds") or 0.0) / max(1, len(attrs.get("seeds") or ())) * len(run.seeds)
 
-    return sorted(runs, key=seconds, reverse=True)  # longest first: the phase ends sooner
+    return sorted(shared_out(runs, seconds, spec.parallel), key=seconds, reverse=True)  # longest first
+
+
+def shared_out(runs: list[Run], seconds: Callable[[Run], float], slots: int) -> list[Run]:
+    """Each run split into seed groups of at most an even share of the phase's seconds over
+    `slots`: one costly config (a 256x256 net among 64x64 ones) would otherwise keep one worker
+    busy while the others idle. A group is a population of its own (members are their solo runs)."""
+    known = [seconds(run) for run in runs if math.isfinite(seconds(run))]
+    share = sum(known) / slots if slots > 1 else 0.0
+    if not share:
+        return runs
+    split = []
+    for run in runs:
+        groups = min(len(run.seeds), max(1, math.ceil(seconds(run) / share))) if math.isfinite(seconds(run)) else 1
+        size, extra = divmod(len(run.seeds), groups)
+        starts = [i * size + min(i, extra) for i in range(groups + 1)]
+        split += [dataclasses.replace(run, seeds=run.seeds[a:b]) for a, b in itertools.pairwise(starts)]
+    return split
 
 
 def run_heldout(spec: StudySpec, study: optuna.Study, client: Client, run_dir: Path, *, settings: Heldout,

@@ -17,6 +17,7 @@ from distributed import Client, LocalCluster
 from typer.testing import CliRunner
 
 from sweeps.cli import app
+from sweeps.driver.heldout import Run, shared_out
 from sweeps.driver.session import open_study, run_heldout, run_sweep
 from sweeps.results import load, trials_frame
 from sweeps.study.heldout import FIGURES_ATTR, SEEDS_ATTR, SESSION_ATTR
@@ -141,7 +142,7 @@ def test_held_out_seeds_stay_apart_across_sessions_and_reruns_and_a_failing_run_
 
 
 def test_ctrl_c_keeps_what_finished_and_the_checkpoints_a_rerun_resumes(address, tmp_path):
-    # one tuning trial, then its held-out task: three evaluations of 0.6 s on each of two seeds
+    # one tuning trial, then its held-out tasks (a seed on each slot): three evaluations of 0.6 s each
     spec = make_spec(trainer={"total_timesteps": 600, "eval_freq": 200, "train_freq": 600}, seeds=1,
                      budget={"n_trials": 1}, heldout={"top_k": 1, "seeds": 2, "baseline": None})
     study, _ = run_sweep(spec.model_copy(update={"heldout": None}), tmp_path, scheduler=address, entry=FAKE,
@@ -160,10 +161,24 @@ def test_ctrl_c_keeps_what_finished_and_the_checkpoints_a_rerun_resumes(address,
         run_heldout(spec, study, tmp_path, scheduler=address, entry=FAKE, echo=said.append)
     watcher.join()
     assert any("held-out phase interrupted" in line for line in said)
-    assert load(tmp_path)["heldout"].empty and list(tmp_path.glob("checkpoints/heldout/trial-0/seeds-1000-1001"))
+    assert load(tmp_path)["heldout"].empty and list(tmp_path.glob("checkpoints/heldout/trial-0/seeds-100*"))
 
     run_heldout(spec, study, tmp_path, scheduler=address, entry=FAKE, echo=said.append)
     table = load(tmp_path)["heldout"]
     assert table.groupby("seed").size().to_dict() == {1000: 3, 1001: 3}
     assert study.user_attrs[FIGURES_ATTR + "trial 0"]["seeds"] == 2
     assert not list(tmp_path.glob("checkpoints/heldout"))  # gone once its runs ended
+
+
+def test_a_costly_config_is_shared_out_over_the_slots_and_the_baseline_is_not():
+    # 5 seeds at 14.4 s and 5 at 2.2 s on 2 slots: an even share is 41.5 s, so the costly
+    # config trains as 3 + 2 seeds beside the cheap one (43.2 s at most on a slot, not 72 s).
+    seeds = (1000, 1001, 1002, 1003, 1004)
+    runs = [Run("trial 1", 1, {}, seeds), Run("trial 3", 3, {}, seeds)]
+    per_seed = {1: 14.4, 3: 2.2}
+    seconds = lambda run: per_seed[run.trial] * len(run.seeds)
+    assert [(r.config, r.seeds) for r in shared_out(runs, seconds, 2)] == [
+        ("trial 1", (1000, 1001, 1002)), ("trial 1", (1003, 1004)), ("trial 3", seeds)]
+    assert shared_out(runs, seconds, 1) == runs
+    baseline = [Run("baseline", None, {}, seeds)]  # its cost is unknown: one task
+    assert shared_out(baseline + runs, lambda r: float("inf") if r.trial is None else seconds(r), 2)[0] == baseline[0]
