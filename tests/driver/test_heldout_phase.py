@@ -161,7 +161,7 @@ def test_ctrl_c_keeps_what_finished_and_the_checkpoints_a_rerun_resumes(address,
         run_heldout(spec, study, tmp_path, scheduler=address, entry=FAKE, echo=said.append)
     watcher.join()
     assert any("held-out phase interrupted" in line for line in said)
-    assert load(tmp_path)["heldout"].empty and list(tmp_path.glob("checkpoints/heldout/trial-0/seeds-100*"))
+    assert load(tmp_path)["heldout"].empty and len(list(tmp_path.glob("checkpoints/heldout/trial-0/seed-100*"))) == 2
 
     run_heldout(spec, study, tmp_path, scheduler=address, entry=FAKE, echo=said.append)
     table = load(tmp_path)["heldout"]
