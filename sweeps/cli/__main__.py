@@ -1,0 +1,5 @@
+"""`python -m sweeps.cli`: the same as `dqn-sweep`."""
+
+from sweeps.cli import main
+
+main()
