@@ -75,10 +75,12 @@ def own_cgroup() -> str:
 
 
 def scheduler_records(client) -> dict[str, dict[str, Any]]:
-    """Every worker's scheduler record by address (its host, task slots `nthreads`, `resources`).
-    distributed 2025.5 to 2026.6 return only the first 5 unless asked for all (`n_workers=-1`;
-    older versions ignore the argument)."""
-    return client.scheduler_info(n_workers=-1)["workers"]
+    """Every worker's scheduler record by address (its host, task slots `nthreads`, `resources`),
+    asked of the scheduler itself. Not `client.scheduler_info(n_workers=-1)`: it returns the
+    client's cached copy, which the client's periodic refresh replaces with one that lists no
+    workers (it asks for none), so a task reading it right after such a refresh found its own
+    worker missing, and with it the worker's GPUs."""
+    return client.sync(client.scheduler.identity, n_workers=-1)["workers"]
 
 
 def all_workers(client) -> list[dict[str, Any]]:
