@@ -142,13 +142,13 @@ def shared_out(runs: list[Run], seconds: Callable[[Run], float], slots: int) -> 
     """Each run split into seed groups of at most an even share of the phase's seconds over
     `slots`: one costly config (a 256x256 net among 64x64 ones) would otherwise keep one worker
     busy while the others idle. A group is a population of its own (members are their solo runs)."""
-    known = [seconds(run) for run in runs if math.isfinite(seconds(run))]
-    share = sum(known) / slots if slots > 1 else 0.0
+    costs = [seconds(run) for run in runs]
+    share = sum(cost for cost in costs if math.isfinite(cost)) / slots if slots > 1 else 0.0
     if not share:
         return runs
     split = []
-    for run in runs:
-        groups = min(len(run.seeds), max(1, math.ceil(seconds(run) / share))) if math.isfinite(seconds(run)) else 1
+    for run, cost in zip(runs, costs):
+        groups = min(len(run.seeds), max(1, math.ceil(cost / share))) if math.isfinite(cost) else 1
         size, extra = divmod(len(run.seeds), groups)
         starts = [i * size + min(i, extra) for i in range(groups + 1)]
         split += [dataclasses.replace(run, seeds=run.seeds[a:b]) for a, b in itertools.pairwise(starts)]
@@ -215,8 +215,17 @@ class Phase:
         self.echo, self.entry = echo, entry
         self.topic = f"dqn-sweep-heldout-{uuid.uuid4().hex[:8]}"
         self.cost = Cost()
-        self.failures: dict[str, str] = {}  # config -> why (some of) its runs failed this session
+        self.failed_seeds: dict[str, dict[int, str]] = {}  # config -> its runs that failed this session, why
         self.futures: dict[Any, Run] = {}
+
+    @property
+    def failures(self) -> dict[str, str]:
+        """config -> why (some of) its runs failed this session, over all its tasks (`shared_out`)."""
+        told = {}
+        for config, seeds in self.failed_seeds.items():
+            seed, reason = next(iter(seeds.items()))
+            told[config] = f"seed {seed}: {reason}" + (f" (and {len(seeds) - 1} more seeds)" if len(seeds) > 1 else "")
+        return told
 
     def go(self, runs: list[Run]) -> None:
         pending, done = deque(runs), as_completed()
@@ -278,9 +287,7 @@ class Phase:
         self.cost.env_steps += int(sum(r.get("env_steps") or 0 for r in results))
         self.cost.train_seconds += max((r.get("wall_seconds") or 0.0 for r in results), default=0.0)
         if failed:
-            first = next(iter(failed.items()))
-            self.failures[run.config] = f"seed {first[0]}: {first[1]}" + (
-                f" (and {len(failed) - 1} more seeds)" if len(failed) > 1 else "")
+            self.failed_seeds.setdefault(run.config, {}).update(failed)
             self.echo(f"held-out {run.config}: {len(failed)} of {len(run.seeds)} runs FAILED: "
                       f"{dispatch.first_line(self.failures[run.config])}")
         if trained:
