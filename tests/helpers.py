@@ -5,11 +5,14 @@ waiting for something with a deadline (the deadline passing fails the test)."""
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -112,3 +115,16 @@ def local_client(n_workers: int = 2, **options: Any) -> Iterator[Client]:
 
     with local_cluster(n_workers, **options) as cluster, Client(cluster) as client:
         yield client
+
+
+def get_json(url: str, proc: subprocess.Popen, timeout: float = 60) -> dict:
+    """GET `url` as JSON, waiting for the server (`proc`, an optuna-dashboard) to come up."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=10) as response:
+                return json.loads(response.read())
+        except (urllib.error.URLError, ConnectionError):
+            assert proc.poll() is None, f"optuna-dashboard exited: {proc.stdout.read()}"
+            assert time.monotonic() < deadline, f"no answer from {url} within {timeout} s"
+            time.sleep(0.3)

@@ -170,25 +170,27 @@ def redis_binary() -> str:
     return binary
 
 
-@pytest.fixture(scope="session")
-def redis_server() -> Iterator[Redis]:
+@contextlib.contextmanager
+def running_redis() -> Iterator[Redis]:
     server = Redis(redis_binary())
     try:
         server.start()
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[Redis]:
+    with running_redis() as server:
+        yield server
 
 
 @pytest.fixture
 def own_redis() -> Iterator[Redis]:
     """A redis-server of the test's own, to kill and restart."""
-    server = Redis(redis_binary())
-    try:
-        server.start()
+    with running_redis() as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(params=BACKENDS)

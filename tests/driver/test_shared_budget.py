@@ -16,7 +16,8 @@ from optuna.trial import TrialState
 from sweeps.driver.loop import Driver
 from sweeps.driver.recovery import DRIVER_LOST
 from sweeps.driver.session import open_study
-from tests.driver.test_storage_backends import FAKE, make_spec
+from tests.driver.test_storage_backends import make_spec
+from tests.helpers import FAKE
 
 pytestmark = pytest.mark.timeout(180)
 

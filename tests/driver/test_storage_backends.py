@@ -9,10 +9,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import optuna
@@ -25,24 +21,10 @@ from sweeps.driver.session import open_study
 from sweeps.results import load
 from sweeps.store.storage import storage_cli_args
 from sweeps.study.loading import parse_spec
+from tests.helpers import BIN, FAKE, get_json
 from tests.servers import free_port
 
 pytestmark = pytest.mark.timeout(180)
-FAKE = "tests.fakes.fake_trainer:train_population"
-BIN = Path(sys.executable).parent
-
-
-def get_json(url: str, proc: subprocess.Popen, timeout: float = 60) -> dict:
-    """GET `url` as JSON, waiting for the server to come up."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=10) as response:
-                return json.loads(response.read())
-        except (urllib.error.URLError, ConnectionError):
-            assert proc.poll() is None, f"optuna-dashboard exited: {proc.stdout.read()}"
-            assert time.monotonic() < deadline, f"no answer from {url} within {timeout} s"
-            time.sleep(0.3)
 
 
 def make_spec(**changes) -> object:

@@ -96,6 +96,16 @@ def running_of(study: optuna.Study, session: str) -> list[optuna.trial.FrozenTri
     return [t for t in study.get_trials(states=(TrialState.RUNNING,)) if t.system_attrs.get(DRIVER) == session]
 
 
+def both_running(url: str, tmp_path: Path, drivers: tuple[subprocess.Popen, ...]) -> tuple[optuna.Study, list[str]]:
+    """The shared study and the sessions of drivers a and b, once each runs a trial."""
+    shared = reader(url, tmp_path)
+    sessions = wait_for(lambda: [session_of(tmp_path / d) for d in "ab"] if all(
+        list((tmp_path / d).glob(".rows-*.lock")) for d in "ab") else None, "both sessions", drivers)
+    wait_for(lambda: running_of(shared, sessions[0]) and running_of(shared, sessions[1]),
+             "both drivers running trials", drivers)
+    return shared, sessions
+
+
 def takeover_lags(url: str, numbers: list[int]) -> list[float]:
     """Seconds from each trial's last heartbeat to its FAIL (both by this machine's clock: the
     database runs here)."""
@@ -136,11 +146,7 @@ def test_a_killed_drivers_trials_go_to_the_other_after_the_grace_period(cluster,
     a = start_driver(study, tmp_path / "a", url, address)
     b = start_driver(study, tmp_path / "b", url, address)
     try:
-        shared = reader(url, tmp_path)
-        sessions = wait_for(lambda: [session_of(tmp_path / d) for d in "ab"] if all(
-            list((tmp_path / d).glob(".rows-*.lock")) for d in "ab") else None, "both sessions", (a, b))
-        wait_for(lambda: running_of(shared, sessions[0]) and running_of(shared, sessions[1]),
-                 "both drivers running trials", (a, b))
+        shared, sessions = both_running(url, tmp_path, (a, b))
         a.send_signal(signal.SIGKILL)
         a.wait()
         lost = [t.number for t in running_of(shared, sessions[0])]
@@ -171,11 +177,7 @@ def test_a_stopped_driver_loses_its_trials_after_the_grace_period_and_wakes_up_t
     a = start_driver(study, tmp_path / "a", url, address)
     b = start_driver(study, tmp_path / "b", url, address)
     try:
-        shared = reader(url, tmp_path)
-        sessions = wait_for(lambda: [session_of(tmp_path / d) for d in "ab"] if all(
-            list((tmp_path / d).glob(".rows-*.lock")) for d in "ab") else None, "both sessions", (a, b))
-        wait_for(lambda: running_of(shared, sessions[0]) and running_of(shared, sessions[1]),
-                 "both drivers running trials", (a, b))
+        shared, sessions = both_running(url, tmp_path, (a, b))
         a.send_signal(signal.SIGSTOP)
         stopped = [t.number for t in running_of(shared, sessions[0])]
         wait_for(lambda: all(shared.get_trials()[n].state == TrialState.FAIL for n in stopped),

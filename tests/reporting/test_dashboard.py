@@ -3,40 +3,17 @@
 
 from __future__ import annotations
 
-import json
-import socket
 import subprocess
-import time
-import urllib.error
-import urllib.request
 
 import optuna
 import pytest
 
 from sweeps.store.run_folder import load_run
-from tests.helpers import BIN
+from tests.helpers import BIN, get_json
+from tests.servers import free_port
 
 DASHBOARD = BIN / "optuna-dashboard"  # of the `dev` extra, which the tests need
 pytestmark = pytest.mark.timeout(240)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def get_json(url: str, proc: subprocess.Popen, timeout: float = 60) -> dict:
-    """GET `url` as JSON, waiting for the server to come up."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=10) as response:
-                return json.loads(response.read())
-        except (urllib.error.URLError, ConnectionError):
-            assert proc.poll() is None, f"optuna-dashboard exited: {proc.stdout.read()}"
-            assert time.monotonic() < deadline, f"no answer from {url} within {timeout} s"
-            time.sleep(0.3)
 
 
 def test_optuna_dashboard_lists_our_study_and_its_trials(run_dir):
